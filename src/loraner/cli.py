@@ -1,0 +1,175 @@
+"""``loraner`` command line: thin wrappers that parse options and call library functions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from loraner.errors import LoranerError
+
+app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
+data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Library errors become one readable line and exit code 1, not a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LoranerError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _setup(verbose: bool = False) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("loraner").setLevel(logging.INFO)
+    if not verbose:
+        # transformers v5 prints a load report for every new classification head; it is expected here.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+
+
+@app.command()
+@friendly_errors
+def train(
+    config: Path = typer.Argument(..., help="YAML preset, e.g. configs/quickstart.yaml"),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set training.epochs=3"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output directory (default runs/NAME)"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Fine-tune per CONFIG; write metrics.json, report.md, confusion_matrix.png, adapter/ and merged/."""
+    _setup(verbose)
+    from loraner.pipeline import run_training
+    from loraner.settings import load_config
+
+    cfg = load_config(config, set_)
+    out = output or Path("runs") / cfg.name
+    metrics = run_training(cfg, out, resume=resume)
+    _print_summary(metrics, out)
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    model: Path = typer.Option(..., "--model", help="Merged model dir, adapter dir, or a run dir"),
+    config: Path = typer.Option(..., "--config", help="Preset naming the data"),
+    split: str = typer.Option("test", "--split"),
+    set_: list[str] = typer.Option([], "--set"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="JSON file (default MODEL/eval-SPLIT.json)"),
+) -> None:
+    """Evaluate a trained model on a split: entity P/R/F1 per type, token accuracy, loss."""
+    _setup()
+    from loraner.pipeline import run_evaluation
+    from loraner.settings import load_config
+
+    cfg = load_config(config, set_)
+    metrics = run_evaluation(model, cfg, split)
+    target = output or model / f"eval-{split}.json"
+    target.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    from loraner.eval.report import format_metrics_table
+
+    typer.echo(format_metrics_table(metrics))
+    typer.echo(f"written: {target}")
+
+
+@app.command()
+@friendly_errors
+def merge(
+    adapter: Path = typer.Option(..., "--adapter", help="LoRA adapter directory"),
+    output: Path = typer.Option(..., "--output", "-o"),
+    base: str | None = typer.Option(None, "--base", help="Base model (default: the one it was trained on)"),
+) -> None:
+    """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors)."""
+    _setup()
+    from loraner.export.merge import merge_adapter
+
+    merge_adapter(adapter, output, base)
+    typer.echo(f"merged model written to {output}")
+
+
+@data_app.command("synth")
+@friendly_errors
+def data_synth(
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for train/validation/test .jsonl"),
+    train_count: int = typer.Option(600, "--train"),
+    validation_count: int = typer.Option(100, "--validation"),
+    test_count: int = typer.Option(150, "--test"),
+    seed: int = typer.Option(13, "--seed"),
+) -> None:
+    """Generate seeded clinical-style notes with PHI character spans (the project's own data)."""
+    from loraner.data.synth import write_synth
+
+    counts = {"train": train_count, "validation": validation_count, "test": test_count}
+    write_synth(output, counts, seed)
+    typer.echo(f"wrote {sum(counts.values())} notes to {output}")
+
+
+@data_app.command("inspect")
+@friendly_errors
+def data_inspect(path: Path = typer.Argument(..., help="A data file or directory")) -> None:
+    """Counts per split and per entity type."""
+    from loraner.data.inspect import inspect_splits, load_path
+
+    typer.echo(json.dumps(inspect_splits(load_path(path)), indent=2, ensure_ascii=False))
+
+
+@app.command()
+@friendly_errors
+def demo(
+    output: Path = typer.Option(Path(".demo"), "--output", "-o"),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the model with the demo page at the end"),
+    port: int = typer.Option(8000, "--port"),
+    min_f1: float = typer.Option(0.95, "--min-f1", help="Fail if the quickstart test F1 is below this"),
+) -> None:
+    """The quickstart end to end, offline: synth data -> LoRA on MiniLM -> report -> merged -> serve."""
+    _setup()
+    from loraner.pipeline import run_demo
+
+    run_demo(output, min_f1=min_f1, serve=serve, port=port)
+
+
+def _print_summary(metrics: dict[str, Any], out: Path) -> None:
+    from loraner.eval.report import format_metrics_table
+
+    typer.echo(format_metrics_table(metrics))
+    typer.echo(f"outputs in {out}: metrics.json report.md confusion_matrix.png adapter/ merged/")
+
+
+def _register_optional_commands() -> None:
+    """Commands whose modules may be absent in slim installs (e.g. the serving image)."""
+    import importlib
+    import importlib.util
+
+    for module_name in ("loraner.commands.inference", "loraner.commands.deid"):
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(app)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    app(prog_name="loraner")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

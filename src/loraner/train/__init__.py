@@ -1,0 +1,1 @@
+"""Training: LoRA wrapping (PEFT), the Trainer integration, batched prediction."""

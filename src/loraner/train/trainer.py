@@ -1,0 +1,248 @@
+"""LoRA (or full) fine-tuning with the Hugging Face Trainer, driven by an :class:`ExperimentConfig`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loraner import __version__
+from loraner.data import load_splits
+from loraner.errors import ConfigError
+from loraner.settings import ExperimentConfig
+from loraner.train.model import ParamCounts, count_parameters, load_base_model, load_tokenizer, wrap_with_lora
+from loraner.train.predict import Encoded, Evaluation, encode_for_model, evaluate_examples, merged_tags
+from loraner.types import Example, Splits, entity_types, iob2_labels
+
+log = logging.getLogger(__name__)
+
+META_FILE = "loraner.json"
+
+
+@dataclass
+class TrainResult:
+    config: ExperimentConfig
+    labels: list[str]
+    params: ParamCounts
+    before: dict[str, Any] | None
+    test: Evaluation | None
+    validation: dict[str, Any] | None
+    epochs: list[dict[str, Any]]
+    timing: dict[str, float]
+    test_examples: list[Example] = field(default_factory=list)
+    model: Any = None
+    tokenizer: Any = None
+
+
+class WindowDataset:
+    """A list of window features; ``Trainer`` length-groups it from ``input_ids``."""
+
+    def __init__(self, features: Sequence[dict[str, list[int]]]) -> None:
+        self.features = list(features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.features[i]
+
+
+def labels_for(splits: Splits) -> list[str]:
+    types = entity_types(splits)
+    if not types:
+        raise ConfigError("the data has no entities in any split: nothing to learn")
+    return iob2_labels(types)
+
+
+def metrics_from_windows(encoded: Encoded, labels: list[str]):
+    """``compute_metrics`` for the Trainer: merge window predictions per unit, then score entities."""
+    from loraner.eval.metrics import entity_scores
+
+    id2label = dict(enumerate(labels))
+
+    def compute(eval_pred: Any) -> dict[str, float]:
+        preds = eval_pred.predictions
+        window_preds = [np.asarray(preds[i]) for i in range(len(encoded.windows))]
+        gold, pred = merged_tags(encoded, window_preds, id2label)
+        scores = entity_scores(gold, pred)
+        return {k: scores[k] for k in ("precision", "recall", "f1", "accuracy")}
+
+    return compute
+
+
+def _argmax_logits(logits: Any, _labels: Any) -> Any:
+    # Keep only label ids: full logits for every eval window would be held in memory otherwise.
+    return logits.argmax(dim=-1)
+
+
+def mixed_precision_flags(mode: str) -> dict[str, bool]:
+    import torch
+
+    if mode == "no" or (mode == "auto" and not torch.cuda.is_available()):
+        return {}
+    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+        return {"bf16": True}
+    return {"fp16": True}
+
+
+def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) -> Any:
+    from transformers import TrainingArguments
+
+    t = cfg.training
+    steps_per_epoch = math.ceil(n_train / (t.batch_size * t.gradient_accumulation))
+    total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
+    return TrainingArguments(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation,
+        learning_rate=t.learning_rate,
+        warmup_steps=math.ceil(t.warmup_ratio * total_steps),
+        weight_decay=t.weight_decay,
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        greater_is_better=True,
+        save_total_limit=t.save_total_limit,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        seed=t.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        **mixed_precision_flags(t.mixed_precision),
+    )
+
+
+def epoch_table(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per epoch: mean logged train loss in that epoch, and the epoch's validation metrics."""
+    rows: dict[int, dict[str, Any]] = {}
+    losses: dict[int, list[float]] = {}
+    for entry in log_history:
+        epoch = math.ceil(entry.get("epoch", 0) - 1e-9) or 1
+        if "loss" in entry:
+            losses.setdefault(epoch, []).append(entry["loss"])
+        if "eval_f1" in entry:
+            rows[epoch] = {
+                "epoch": epoch,
+                "eval_loss": entry.get("eval_loss"),
+                "precision": entry.get("eval_precision"),
+                "recall": entry.get("eval_recall"),
+                "f1": entry.get("eval_f1"),
+                "accuracy": entry.get("eval_accuracy"),
+            }
+    for epoch, row in rows.items():
+        values = losses.get(epoch)
+        row["train_loss"] = float(np.mean(values)) if values else None
+    return [rows[e] for e in sorted(rows)]
+
+
+def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> TrainResult:
+    """Fine-tune per ``cfg``; save the adapter (or full model) under ``output_dir``. Returns the results."""
+    import torch
+    from transformers import DataCollatorForTokenClassification, Trainer, set_seed
+
+    if cfg.training.threads:
+        torch.set_num_threads(cfg.training.threads)
+    set_seed(cfg.training.seed)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    splits = load_splits(cfg.data)
+    if "train" not in splits or not splits["train"]:
+        raise ConfigError("the data has no 'train' split (check data.splits)")
+    labels = labels_for(splits)
+    label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = load_tokenizer(cfg.model.name_or_path)
+    m = cfg.model
+    train_enc = encode_for_model(splits["train"], tokenizer, label2id, m.max_length, m.stride, m.label_all_subwords)
+    eval_split = "validation" if splits.get("validation") else "train"
+    eval_enc = encode_for_model(splits[eval_split], tokenizer, label2id, m.max_length, m.stride)
+    log.info("train: %d examples -> %d windows", len(splits["train"]), len(train_enc.windows))
+
+    model = load_base_model(m.name_or_path, labels)
+    if cfg.lora.enabled:
+        model = wrap_with_lora(model, cfg.lora)
+    params = count_parameters(model)
+
+    test_examples = splits.get("test") or []
+    before = None
+    if cfg.report.evaluate_before and test_examples:
+        before = _evaluate(model, tokenizer, test_examples, labels, cfg).metrics
+
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(cfg, output_dir, len(train_enc.features)),
+        train_dataset=WindowDataset(train_enc.features),
+        eval_dataset=WindowDataset(eval_enc.features),
+        data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
+        compute_metrics=metrics_from_windows(eval_enc, labels),
+        preprocess_logits_for_metrics=_argmax_logits,
+    )
+    started = time.perf_counter()
+    resume_from = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
+    if resume and not resume_from:
+        log.warning("--resume: no checkpoint under %s, starting from scratch", output_dir / "checkpoints")
+    train_output = trainer.train(resume_from_checkpoint=True if resume_from else None)
+    train_seconds = time.perf_counter() - started
+
+    model = trainer.model
+    validation = trainer.evaluate()
+    test = _evaluate(model, tokenizer, test_examples, labels, cfg) if test_examples else None
+    save_model(model, tokenizer, labels, cfg, output_dir)
+    return TrainResult(
+        config=cfg,
+        labels=labels,
+        params=params,
+        before=before,
+        test=test,
+        validation={k.removeprefix("eval_"): v for k, v in validation.items()},
+        epochs=epoch_table(trainer.state.log_history),
+        timing={
+            "train_seconds": round(train_seconds, 1),
+            "train_samples_per_second": train_output.metrics.get("train_samples_per_second", 0.0),
+            "train_windows": len(train_enc.features),
+        },
+        test_examples=list(test_examples),
+        model=model,
+        tokenizer=tokenizer,
+    )
+
+
+def _evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], labels: list[str], cfg: ExperimentConfig):
+    return evaluate_examples(
+        model, tokenizer, examples, labels, cfg.model.max_length, cfg.model.stride, cfg.training.eval_batch_size
+    )
+
+
+def model_meta(labels: list[str], cfg: ExperimentConfig) -> dict[str, Any]:
+    return {
+        "loraner_version": __version__,
+        "base_model": cfg.model.name_or_path,
+        "labels": labels,
+        "max_length": cfg.model.max_length,
+        "stride": cfg.model.stride,
+        "label_all_subwords": cfg.model.label_all_subwords,
+        "lora": cfg.lora.enabled,
+        "config": cfg.model_dump(mode="json"),
+    }
+
+
+def save_model(model: Any, tokenizer: Any, labels: list[str], cfg: ExperimentConfig, output_dir: Path) -> Path:
+    """LoRA: the adapter (with the trained classifier) to ``adapter/``. Full tuning: the model to ``merged/``."""
+    target = output_dir / ("adapter" if cfg.lora.enabled else "merged")
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    (target / META_FILE).write_text(json.dumps(model_meta(labels, cfg), indent=2), encoding="utf-8")
+    return target

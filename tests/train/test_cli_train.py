@@ -1,0 +1,131 @@
+"""`loraner train / evaluate / merge` end to end on a tiny random RoBERTa with the real tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+from typer.testing import CliRunner
+
+from loraner.cli import app
+from loraner.export.merge import load_adapter_model, merge_adapter
+
+FIXTURE_DATA = Path(__file__).parents[1] / "fixtures" / "train"
+runner = CliRunner()
+
+
+def write_config(tmp_path: Path, model_dir: Path, **lora: object) -> Path:
+    config = {
+        "name": "tiny",
+        "data": {
+            "format": "conll",
+            "path": str(FIXTURE_DATA),
+            "splits": {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"},
+        },
+        "model": {"name_or_path": str(model_dir), "max_length": 32, "stride": 8},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"], **lora},
+        "training": {"epochs": 2, "batch_size": 8, "learning_rate": 0.01, "warmup_ratio": 0.0, "logging_steps": 2},
+        "report": {"samples": 2},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, tiny_roberta_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("lora-run")
+    config = write_config(tmp, tiny_roberta_dir, bias="lora_only")
+    invoke("train", str(config), "--output", str(tmp / "out"))
+    return tmp / "out"
+
+
+def test_when_training_then_all_artifacts_are_written(lora_run):
+    for name in ("metrics.json", "report.md", "confusion_matrix.png", "confusion_matrix.csv", "curves.png"):
+        assert (lora_run / name).is_file(), name
+    assert (lora_run / "adapter" / "adapter_config.json").is_file()
+    assert (lora_run / "merged" / "model.safetensors").is_file()
+    metrics = json.loads((lora_run / "metrics.json").read_text())
+    for key in ("precision", "recall", "f1", "accuracy", "per_type"):
+        assert key in metrics["test"] and key in metrics["before"]
+    assert set(metrics["test"]["per_type"]) <= {"PER", "LOC", "ORG"}
+    assert [row["epoch"] for row in metrics["epochs"]] == [1, 2]
+    assert 0 < metrics["params"]["trainable"] < metrics["params"]["total"]
+    report = (lora_run / "report.md").read_text()
+    assert "confusion_matrix.png" in report and "grouped by type" in report.lower()
+
+
+def test_when_merged_then_plain_transformers_loads_it_and_logits_match_adapter(lora_run):
+    merged_dir = lora_run / "merged"
+    merged = AutoModelForTokenClassification.from_pretrained(str(merged_dir)).eval()
+    assert merged.config.id2label[1].startswith("B-")
+    unmerged = load_adapter_model(lora_run / "adapter")
+    tokenizer = AutoTokenizer.from_pretrained(str(merged_dir))
+    batch = tokenizer(["José Müller flew to Oslo .", "NRK hired Li Wei"], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        a = merged(**batch).logits
+        b = unmerged(**batch).logits
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    ner = pipeline("token-classification", model=str(merged_dir), aggregation_strategy="first")
+    assert isinstance(ner("Ada Lovelace lives in Oslo ."), list)
+
+
+def test_when_merge_cli_then_output_equals_training_merge(lora_run, tmp_path):
+    invoke("merge", "--adapter", str(lora_run / "adapter"), "--output", str(tmp_path / "m"))
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "m" / "loraner.json").read_text())["labels"][0] == "O"
+
+
+def test_when_evaluating_merged_model_then_scores_equal_training_report(lora_run, tmp_path, tiny_roberta_dir):
+    config = write_config(tmp_path, tiny_roberta_dir)
+    out = tmp_path / "eval.json"
+    invoke("evaluate", "--model", str(lora_run), "--config", str(config), "--output", str(out))
+    evaluated = json.loads(out.read_text())["test"]
+    trained = json.loads((lora_run / "metrics.json").read_text())["test"]
+    for key in ("precision", "recall", "f1", "accuracy"):
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-6), key
+
+
+def test_when_resuming_then_training_continues_from_checkpoint(lora_run, tmp_path, tiny_roberta_dir):
+    config = write_config(tmp_path, tiny_roberta_dir, bias="lora_only")
+    out = tmp_path / "out"
+    invoke("train", str(config), "--output", str(out), "--set", "training.epochs=1")
+    invoke("train", str(config), "--output", str(out), "--set", "training.epochs=2", "--resume")
+    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert [row["epoch"] for row in epochs] == [1, 2]
+
+
+def test_when_lora_disabled_then_full_model_is_saved(tmp_path, tiny_roberta_dir):
+    config = write_config(tmp_path, tiny_roberta_dir)
+    out = tmp_path / "full"
+    invoke("train", str(config), "--output", str(out), "--set", "lora.enabled=false", "--set", "training.epochs=1")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["params"]["trainable"] == metrics["params"]["total"]
+    assert not (out / "adapter").exists() and (out / "merged" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lora.rank=4", "lora.rank"),  # typo: unknown key
+        ("training.epochs=-1", "training.epochs"),
+        ("model.name_or_path=/nonexistent/model", "/nonexistent/model"),
+        ("lora.target_modules=[nonexistent_layer]", "target modules"),
+    ],
+)
+def test_when_config_is_bad_then_clear_error_and_exit_1(tmp_path, tiny_roberta_dir, override, message):
+    config = write_config(tmp_path, tiny_roberta_dir)
+    result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "x"), "--set", override])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
