@@ -38,7 +38,9 @@ def friendly_errors(func: F) -> F:
 
 def _setup(verbose: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("loraner").setLevel(logging.INFO)
     if not verbose:
         # transformers v5 prints a load report for every new classification head; it is expected here.
@@ -74,7 +76,9 @@ def evaluate(
     config: Path = typer.Option(..., "--config", help="Preset naming the data"),
     split: str = typer.Option("test", "--split"),
     set_: list[str] = typer.Option([], "--set"),
-    output: Path | None = typer.Option(None, "--output", "-o", help="JSON file (default MODEL/eval-SPLIT.json)"),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="JSON file (default MODEL/eval-SPLIT.json)"
+    ),
 ) -> None:
     """Evaluate a trained model on a split: entity P/R/F1 per type, token accuracy, loss."""
     _setup()
@@ -136,7 +140,9 @@ def data_inspect(path: Path = typer.Argument(..., help="A data file or directory
 @friendly_errors
 def demo(
     output: Path = typer.Option(Path(".demo"), "--output", "-o"),
-    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the model with the demo page at the end"),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="Serve the model with the demo page at the end"
+    ),
     port: int = typer.Option(8000, "--port"),
     min_f1: float = typer.Option(0.95, "--min-f1", help="Fail if the quickstart test F1 is below this"),
 ) -> None:

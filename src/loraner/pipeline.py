@@ -48,21 +48,21 @@ def write_artifacts(
     out: Path, metrics: dict[str, Any], test: Any, examples: Sequence[Example], n_samples: int
 ) -> None:
     """metrics.json, confusion matrix (PNG+CSV), curves, and report.md with sample predictions."""
-    from loraner.eval.confusion import confusion_matrix
+    from loraner.eval.confusion import type_confusion
     from loraner.eval.plots import plot_curves
     from loraner.eval.report import write_report
 
     images: dict[str, str] = {}
     samples: list[str] = []
     if test is not None:
-        confusion = confusion_matrix(test.gold, test.pred)
+        confusion = type_confusion(test.gold, test.pred)
         confusion.to_csv(out / "confusion_matrix.csv")
         confusion.plot(out / "confusion_matrix.png")
-        images["Confusion matrix"] = "confusion_matrix.png"
+        images["confusion_matrix"] = "confusion_matrix.png"
         samples = sample_blocks(examples, test, n_samples)
     if metrics.get("epochs"):
         plot_curves(metrics["epochs"], out / "curves.png")
-        images["Training curves"] = "curves.png"
+        images["curves"] = "curves.png"
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     write_report(out / "report.md", metrics, samples, images)
 
@@ -85,10 +85,10 @@ def sample_blocks(examples: Sequence[Example], evaluation: Any, n: int) -> list[
 
 def unit_entities(ex: Example, doc: Any, tags: Sequence[str]) -> list[tuple[str, str]]:
     """(type, text) of the strict-IOB2 entities in per-unit ``tags``."""
-    from loraner.eval.confusion import extract_entities
+    from loraner.eval.confusion import extract_chunks
 
     found = []
-    for etype, start, end in extract_entities(list(tags)):
+    for etype, start, end in extract_chunks(list(tags)):
         if isinstance(ex, WordExample):
             text = " ".join(ex.tokens[start:end])
         else:
@@ -125,7 +125,13 @@ def run_evaluation(model_dir: Path, cfg: ExperimentConfig, split: str = "test") 
     if split not in splits:
         raise ConfigError(f"split {split!r} not in the data (have: {', '.join(splits)})")
     evaluation = evaluate_examples(
-        model, tokenizer, splits[split], labels, cfg.model.max_length, cfg.model.stride, cfg.training.eval_batch_size
+        model,
+        tokenizer,
+        splits[split],
+        labels,
+        cfg.model.max_length,
+        cfg.model.stride,
+        cfg.training.eval_batch_size,
     )
     return {"name": cfg.name, "split": split, "model": str(model_dir), split: _public(evaluation.metrics)}
 
@@ -142,8 +148,10 @@ def run_demo(output: Path, min_f1: float = 0.95, serve: bool = True, port: int =
     run_dir = output / "quickstart"
     metrics = run_training(cfg, run_dir)
     f1 = metrics["test"]["f1"]
-    print(f"quickstart test F1 = {f1:.4f} (precision {metrics['test']['precision']:.4f}, "
-          f"recall {metrics['test']['recall']:.4f}); report: {run_dir / 'report.md'}")
+    print(
+        f"quickstart test F1 = {f1:.4f} (precision {metrics['test']['precision']:.4f}, "
+        f"recall {metrics['test']['recall']:.4f}); report: {run_dir / 'report.md'}"
+    )
     if f1 < min_f1:
         raise ModelError(f"quickstart test F1 {f1:.4f} is below the required {min_f1}")
     if serve:

@@ -51,7 +51,9 @@ class ModelConfig(Strict):
     @model_validator(mode="after")
     def _stride_fits(self) -> ModelConfig:
         if self.stride >= self.max_length // 2:
-            raise ValueError(f"model.stride ({self.stride}) must be below max_length/2 ({self.max_length // 2})")
+            raise ValueError(
+                f"model.stride ({self.stride}) must be below max_length/2 ({self.max_length // 2})"
+            )
         return self
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
@@ -58,7 +60,7 @@ def test_when_windowing_then_owned_ranges_tile_the_doc_once(n_tokens, body, stri
 
 def test_when_windows_overlap_then_consecutive_windows_share_stride_tokens():
     bounds = window_bounds(100, 10, 3)
-    for (s1, e1, *_), (s2, _e2, *_rest) in zip(bounds, bounds[1:], strict=False):
+    for (_, e1, *_), (s2, *_) in itertools.pairwise(bounds):
         assert e1 - s2 >= 3
 
 
@@ -102,7 +104,9 @@ def test_when_char_spans_then_first_overlapping_token_is_b_and_rest_i(tokenizer_
         inside = [i for i, (s, e) in enumerate(doc.unit_offsets) if e > s and s < span.end and e > span.start]
         assert tags[inside[0]] == f"B-{label}"
         assert all(tags[i] == f"I-{label}" for i in inside[1:])
-    outside = [t for t, (s, e) in zip(tags, doc.unit_offsets, strict=True) if e <= 8 or 21 <= s < 30 or s >= 32]
+    outside = [
+        t for t, (s, e) in zip(tags, doc.unit_offsets, strict=True) if e <= 8 or 21 <= s < 30 or s >= 32
+    ]
     assert set(outside) == {"O"}
 
 
@@ -121,8 +125,11 @@ def test_when_doc_exceeds_max_length_then_windows_cover_every_entity(roberta):
     assert len(windows) > 10
     features = [window_features(doc, w, specials) for w in windows]
     assert all(len(f["input_ids"]) <= 64 for f in features)
-    assert features[0]["input_ids"][0] == roberta.cls_token_id and features[0]["input_ids"][-1] == roberta.sep_token_id
-    # A perfect model: predict each window's gold labels; merged back, the entity after token 600 is there once.
+    assert (
+        features[0]["input_ids"][0] == roberta.cls_token_id
+        and features[0]["input_ids"][-1] == roberta.sep_token_id
+    )
+    # A perfect model predicts each window's gold; merged back, the entity after token 600 is there once.
     preds = [np.array([max(lab, 0) for lab in f["labels"]]) for f in features]
     merged = merge_unit_predictions([doc], windows, preds, len(specials.prefix))
     assert unit_tags(merged[0], dict(enumerate(LABELS))) == tags

@@ -12,7 +12,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, pipelin
 from typer.testing import CliRunner
 
 from loraner.cli import app
-from loraner.export.merge import load_adapter_model, merge_adapter
+from loraner.export.merge import load_adapter_model
 
 FIXTURE_DATA = Path(__file__).parents[1] / "fixtures" / "train"
 runner = CliRunner()
@@ -28,7 +28,13 @@ def write_config(tmp_path: Path, model_dir: Path, **lora: object) -> Path:
         },
         "model": {"name_or_path": str(model_dir), "max_length": 32, "stride": 8},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"], **lora},
-        "training": {"epochs": 2, "batch_size": 8, "learning_rate": 0.01, "warmup_ratio": 0.0, "logging_steps": 2},
+        "training": {
+            "epochs": 2,
+            "batch_size": 8,
+            "learning_rate": 0.01,
+            "warmup_ratio": 0.0,
+            "logging_steps": 2,
+        },
         "report": {"samples": 2},
     }
     path = tmp_path / "tiny.yaml"
@@ -108,7 +114,16 @@ def test_when_resuming_then_training_continues_from_checkpoint(lora_run, tmp_pat
 def test_when_lora_disabled_then_full_model_is_saved(tmp_path, tiny_roberta_dir):
     config = write_config(tmp_path, tiny_roberta_dir)
     out = tmp_path / "full"
-    invoke("train", str(config), "--output", str(out), "--set", "lora.enabled=false", "--set", "training.epochs=1")
+    invoke(
+        "train",
+        str(config),
+        "--output",
+        str(out),
+        "--set",
+        "lora.enabled=false",
+        "--set",
+        "training.epochs=1",
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["params"]["trainable"] == metrics["params"]["total"]
     assert not (out / "adapter").exists() and (out / "merged" / "config.json").is_file()

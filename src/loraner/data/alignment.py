@@ -78,8 +78,7 @@ def window_bounds(n_tokens: int, body: int, stride: int) -> list[tuple[int, int,
         return [(0, n_tokens, 0, n_tokens)]
     stride = min(stride, body // 2)
     step = body - stride
-    starts = list(range(0, n_tokens - body, step)) + [n_tokens - body]
-    starts = sorted(set(starts))
+    starts = sorted({*range(0, n_tokens - body, step), n_tokens - body})
     bounds = []
     for i, start in enumerate(starts):
         end = start + body
@@ -89,7 +88,9 @@ def window_bounds(n_tokens: int, body: int, stride: int) -> list[tuple[int, int,
     return bounds
 
 
-def windows_for(docs: Sequence[EncodedDoc], max_length: int, stride: int, specials: SpecialTokens) -> list[Window]:
+def windows_for(
+    docs: Sequence[EncodedDoc], max_length: int, stride: int, specials: SpecialTokens
+) -> list[Window]:
     body = max_length - specials.count
     return [
         Window(d, *b) for d, doc in enumerate(docs) for b in window_bounds(len(doc.input_ids), body, stride)
@@ -189,7 +190,9 @@ def _label_id(tag: str, label2id: dict[str, int], source: str) -> int:
         return label2id[tag]
     except KeyError:
         known = ", ".join(sorted(label2id))
-        raise DataError(f"label {tag!r} is not in the model's labels ({known})", source=source or None) from None
+        raise DataError(
+            f"label {tag!r} is not in the model's labels ({known})", source=source or None
+        ) from None
 
 
 # --- merging predictions back ----------------------------------------------------------------------
@@ -209,7 +212,8 @@ def merge_unit_predictions(
     """
     merged: list[np.ndarray] = []
     for doc in docs:
-        shape = (len(doc.unit_gold),) + tuple(np.shape(window_predictions[0])[1:]) if window_predictions else (0,)
+        row_shape = tuple(np.shape(window_predictions[0])[1:]) if window_predictions else ()
+        shape = (len(doc.unit_gold), *row_shape)
         merged.append(np.full(shape, -1, dtype=np.float32 if len(shape) > 1 else np.int64))
     for window, pred in zip(windows, window_predictions, strict=True):
         doc = docs[window.doc]

@@ -83,8 +83,10 @@ def wrap_with_lora(model: Any, settings: LoraSettings) -> Any:
         return get_peft_model(model, lora_config(settings))
     except ValueError as exc:
         names = sorted({n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n})[:40]
-        raise ModelError(f"LoRA target modules {settings.target_modules} do not fit this model ({exc}); "
-                         f"module names include: {', '.join(names)}") from exc
+        raise ModelError(
+            f"LoRA target modules {settings.target_modules} do not fit this model ({exc}); "
+            f"module names include: {', '.join(names)}"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from loraner.data.alignment import (
     window_features,
     windows_for,
 )
-
 from loraner.types import Example
 
 
@@ -87,7 +86,9 @@ def predict_windows(
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
             valid = labels != IGNORE
             if valid.any():
-                loss = torch.nn.functional.cross_entropy(logits[valid].float(), labels[valid], reduction="sum")
+                loss = torch.nn.functional.cross_entropy(
+                    logits[valid].float(), labels[valid], reduction="sum"
+                )
                 loss_sum += float(loss)
                 loss_count += int(valid.sum())
             preds = logits.argmax(-1).cpu().numpy()

@@ -82,6 +82,12 @@ def _argmax_logits(logits: Any, _labels: Any) -> Any:
     return logits.argmax(dim=-1)
 
 
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def mixed_precision_flags(mode: str) -> dict[str, bool]:
     import torch
 
@@ -121,6 +127,7 @@ def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) ->
         seed=t.seed,
         report_to="none",
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch_cuda_available(),
         **mixed_precision_flags(t.mixed_precision),
     )
 
@@ -165,7 +172,9 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = load_tokenizer(cfg.model.name_or_path)
     m = cfg.model
-    train_enc = encode_for_model(splits["train"], tokenizer, label2id, m.max_length, m.stride, m.label_all_subwords)
+    train_enc = encode_for_model(
+        splits["train"], tokenizer, label2id, m.max_length, m.stride, m.label_all_subwords
+    )
     eval_split = "validation" if splits.get("validation") else "train"
     eval_enc = encode_for_model(splits[eval_split], tokenizer, label2id, m.max_length, m.stride)
     log.info("train: %d examples -> %d windows", len(splits["train"]), len(train_enc.windows))
@@ -219,9 +228,17 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     )
 
 
-def _evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], labels: list[str], cfg: ExperimentConfig):
+def _evaluate(
+    model: Any, tokenizer: Any, examples: Sequence[Example], labels: list[str], cfg: ExperimentConfig
+):
     return evaluate_examples(
-        model, tokenizer, examples, labels, cfg.model.max_length, cfg.model.stride, cfg.training.eval_batch_size
+        model,
+        tokenizer,
+        examples,
+        labels,
+        cfg.model.max_length,
+        cfg.model.stride,
+        cfg.training.eval_batch_size,
     )
 
 
@@ -238,8 +255,10 @@ def model_meta(labels: list[str], cfg: ExperimentConfig) -> dict[str, Any]:
     }
 
 
-def save_model(model: Any, tokenizer: Any, labels: list[str], cfg: ExperimentConfig, output_dir: Path) -> Path:
-    """LoRA: the adapter (with the trained classifier) to ``adapter/``. Full tuning: the model to ``merged/``."""
+def save_model(
+    model: Any, tokenizer: Any, labels: list[str], cfg: ExperimentConfig, output_dir: Path
+) -> Path:
+    """LoRA: adapter (with the trained classifier) to ``adapter/``; full tuning: model to ``merged/``."""
     target = output_dir / ("adapter" if cfg.lora.enabled else "merged")
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(target))

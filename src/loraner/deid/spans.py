@@ -1,0 +1,65 @@
+"""Span helpers shared by the de-identification modules.
+
+Gold annotations arrive as :class:`~loraner.types.Span` (``label``, no score) and predictions as
+:class:`~loraner.types.Entity` (``type``, ``score``); everything here accepts both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from loraner.errors import DataError
+from loraner.types import Entity, Span
+
+SpanLike = Span | Entity
+
+
+def span_type(span: SpanLike) -> str:
+    return span.label if isinstance(span, Span) else span.type
+
+
+def span_score(span: SpanLike) -> float:
+    # Gold spans carry no score; treat them as certain.
+    return 1.0 if isinstance(span, Span) else float(span.score)
+
+
+def overlaps(a: SpanLike, b: SpanLike) -> bool:
+    """Half-open intervals: spans that only touch (``a.end == b.start``) do not overlap."""
+    return a.start < b.end and b.start < a.end
+
+
+def check_spans(text: str, spans: Sequence[SpanLike], *, source: str = "spans") -> None:
+    """Raise :class:`DataError` for offsets outside ``text`` or entity text that does not match.
+
+    Messages name the index, type and offsets only: the document text is sensitive and never echoed.
+    """
+    for i, span in enumerate(spans):
+        if not 0 <= span.start <= span.end <= len(text):
+            raise DataError(
+                f"span {i} ({span_type(span)} {span.start}-{span.end}) lies outside the text "
+                f"(length {len(text)})",
+                source=source,
+            )
+        if isinstance(span, Entity) and text[span.start : span.end] != span.text:
+            raise DataError(
+                f"entity {i} ({span.type} {span.start}-{span.end}): its text does not match the document "
+                "at those offsets",
+                source=source,
+            )
+
+
+def resolve_overlaps(spans: Iterable[SpanLike]) -> list[SpanLike]:
+    """Greedy non-overlapping subset, sorted by start.
+
+    Priority: longer span first; on a tie the higher score, then the earlier start. Empty spans are dropped
+    (they cannot hold PHI and would make offsets ambiguous).
+    """
+    ranked = sorted(
+        (s for s in spans if s.end > s.start),
+        key=lambda s: (-(s.end - s.start), -span_score(s), s.start),
+    )
+    kept: list[SpanLike] = []
+    for cand in ranked:
+        if not any(overlaps(cand, k) for k in kept):
+            kept.append(cand)
+    return sorted(kept, key=lambda s: (s.start, s.end))

@@ -1,0 +1,1 @@
+"""Evaluation: strict entity metrics, type confusion, training curves and the markdown report."""
