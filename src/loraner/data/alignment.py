@@ -117,7 +117,7 @@ def encode_word_example(
     """First subword of each word carries the word's tag; the rest are ignored (or ``I-`` if labelled)."""
     if not ex.tokens:
         return EncodedDoc([], [], [], [], [])
-    enc = tokenizer(ex.tokens, is_split_into_words=True, add_special_tokens=False)
+    enc = tokenizer(ex.tokens, is_split_into_words=True, add_special_tokens=False, verbose=False)
     word_ids = enc.word_ids()
     labels, scoring, units = [], [], []
     previous = None
@@ -138,7 +138,7 @@ def encode_word_example(
 
 def encode_span_example(ex: SpanExample, tokenizer: Any, label2id: dict[str, int]) -> EncodedDoc:
     """Every subword is a unit: the first one overlapping a span gets ``B-``, the following ones ``I-``."""
-    enc = tokenizer(ex.text, add_special_tokens=False, return_offsets_mapping=True)
+    enc = tokenizer(ex.text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     tags = char_spans_to_token_tags(offsets, ex.spans)
     labels = [_label_id(t, label2id, ex.id) for t in tags]

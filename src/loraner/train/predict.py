@@ -78,8 +78,11 @@ def predict_windows(
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(features)
     loss_sum, loss_count = 0.0, 0
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(order), batch_size)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(starts, desc="predict", unit="batch", leave=False, disable=len(starts) < 10):
             idx = order[start : start + batch_size]
             batch = pad_batch([features[i] for i in idx], pad_id)
             labels = batch.pop("labels").to(device)

@@ -126,6 +126,8 @@ def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) ->
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         seed=t.seed,
         report_to="none",
+        # Explicit: transformers hides bars whenever its own log level is quiet, as the CLI sets it.
+        disable_tqdm=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch_cuda_available(),
         **mixed_precision_flags(t.mixed_precision),

@@ -1,0 +1,218 @@
+"""``loraner predict``, ``loraner serve`` and ``loraner export onnx``: option parsing over library calls.
+
+Everything heavy is imported inside the commands, so registering them costs nothing and the slim
+serving image (no torch) can run ``loraner serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import typer
+
+from loraner.errors import ConfigError, DataError, LoranerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+CHUNK_LINES = 256  # JSONL lines per predict_batch call: enough for length-sorted batching to pay off
+
+
+def _friendly(func: F) -> F:
+    """Library errors become one readable line and exit code 1 (as ``cli.friendly_errors``; not
+    imported from there because ``loraner.cli`` imports this module while it is being set up)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LoranerError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(_friendly(predict))
+    app.command("serve")(_friendly(serve))
+    export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
+    export_app.command("onnx")(_friendly(export_onnx))
+    app.add_typer(export_app, name="export")
+
+
+def predict(
+    text: str | None = typer.Argument(None, help="Text to analyse (or use --input)"),
+    model: Path = typer.Option(..., "--model", "-m", help="Merged or exported model directory"),
+    input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
+    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
+    backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx"),
+    device: str = typer.Option("cpu", "--device"),
+    threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)"),
+    batch_size: int = typer.Option(16, "--batch-size", help="Windows per forward pass"),
+    max_length: int | None = typer.Option(None, "--max-length", help="Window size in tokens"),
+    stride: int | None = typer.Option(None, "--stride", help="Tokens shared by consecutive windows"),
+    aggregation: str = typer.Option("first", "--aggregation", help="Word label from: first | average | max"),
+    o_threshold: float | None = typer.Option(
+        None, "--o-threshold", help="Entity wherever P(O) is below this"
+    ),
+) -> None:
+    """Entities in TEXT, or in every line of a JSONL file (output lines gain "entities")."""
+    if (text is None) == (input_ is None):
+        raise ConfigError("give either TEXT or --input FILE.jsonl")
+    if input_ is not None and output is not None and output.resolve() == input_.resolve():
+        raise ConfigError("--output must differ from --input (it would be overwritten while read)")
+    from loraner.inference import NERPredictor
+
+    count = count_jsonl(input_) if input_ is not None else 0  # a bad line fails before the model loads
+    predictor = NERPredictor.from_pretrained(
+        model,
+        backend,
+        device,
+        threads=threads,
+        max_length=max_length,
+        stride=stride,
+        batch_size=batch_size,
+        aggregation=aggregation,
+        o_threshold=o_threshold,
+    )
+    if text is not None:
+        entities = [e.to_dict() for e in predictor.predict(text)]
+        typer.echo(json.dumps({"text": text, "entities": entities}, ensure_ascii=False, indent=2))
+        return
+    assert input_ is not None
+    if output is None:
+        predict_jsonl(predictor, input_, sys.stdout, count)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as sink:
+        predict_jsonl(predictor, input_, sink, count)
+    typer.echo(f"wrote {count} lines to {output}", err=True)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` for each non-blank line; a record must be an object with a "text" string."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"not valid JSON ({exc.msg})", source=str(path), line=number) from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise DataError('expected an object with a "text" string', source=str(path), line=number)
+            yield number, record
+
+
+def count_jsonl(path: Path) -> int:
+    """Validate the whole file before any inference (fail fast, naming the line) and count records."""
+    return sum(1 for _ in read_jsonl(path))
+
+
+def predict_jsonl(predictor: Any, path: Path, sink: IO[str], total: int) -> None:
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="text", desc="predict", file=sys.stderr, disable=None) as bar:
+        chunk: list[dict[str, Any]] = []
+        for _, record in read_jsonl(path):
+            chunk.append(record)
+            if len(chunk) >= CHUNK_LINES:
+                _write_chunk(predictor, chunk, sink)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            _write_chunk(predictor, chunk, sink)
+            bar.update(len(chunk))
+
+
+def _write_chunk(predictor: Any, records: list[dict[str, Any]], sink: IO[str]) -> None:
+    results = predictor.predict_batch([r["text"] for r in records])
+    for record, entities in zip(records, results, strict=True):
+        out = {**record, "entities": [e.to_dict() for e in entities]}
+        sink.write(json.dumps(out, ensure_ascii=False) + "\n")
+
+
+def serve(
+    model: str | None = typer.Option(None, "--model", "-m", help="Model directory (or LORANER_MODEL)"),
+    host: str | None = typer.Option(None, "--host", help="Bind address (LORANER_HOST, default 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", help="Port (LORANER_PORT, default 8000)"),
+    backend: str | None = typer.Option(None, "--backend", help="auto | torch | onnx (LORANER_BACKEND)"),
+    threads: int | None = typer.Option(None, "--threads", help="Runtime threads (LORANER_THREADS)"),
+    concurrency: int | None = typer.Option(None, "--concurrency", help="Parallel inference calls"),
+    microbatch_ms: float | None = typer.Option(None, "--microbatch-ms", help="Micro-batch window; 0 = off"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Windows per forward pass"),
+    stride: int | None = typer.Option(None, "--stride"),
+    aggregation: str | None = typer.Option(None, "--aggregation", help="first | average | max"),
+    log_level: str | None = typer.Option(None, "--log-level"),
+) -> None:
+    """Serve the model over HTTP: /predict, /predict/batch, /demo, /docs, /metrics, /health, /ready.
+    Every setting also reads LORANER_<NAME> from the environment; flags win."""
+    from loraner.serve.app import run_server
+    from loraner.serve.settings import ServeSettings
+
+    settings = ServeSettings.from_env(
+        model=model,
+        host=host,
+        port=port,
+        backend=backend,
+        threads=threads,
+        concurrency=concurrency,
+        microbatch_ms=microbatch_ms,
+        batch_size=batch_size,
+        stride=stride,
+        aggregation=aggregation,
+        log_level=log_level,
+    )
+    if not settings.model:
+        raise ConfigError("no model: pass --model DIR or set LORANER_MODEL")
+    if not Path(settings.model).is_dir():
+        raise ConfigError(f"{settings.model}: model directory not found")
+    run_server(settings=settings)
+
+
+def export_onnx(
+    model: Path = typer.Option(..., "--model", "-m", help="Merged model directory (or any HF checkpoint)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for model.onnx and its companions"),
+    quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic weight quantization"),
+    opset: int = typer.Option(17, "--opset"),
+    sample: Path | None = typer.Option(None, "--sample", help='Held-out JSONL ({"text"}) for the checks'),
+    atol: float = typer.Option(1e-3, "--atol", help="Max |logit diff| allowed for fp32"),
+    int8_floor: float = typer.Option(0.9, "--int8-floor", help="Min entity agreement of int8 with fp32"),
+    per_channel: bool = typer.Option(True, "--per-channel/--no-per-channel", help="Per-channel int8 weights"),
+    preprocess: bool = typer.Option(True, "--preprocess/--no-preprocess", help="ORT pre-quantization pass"),
+    threads: int | None = typer.Option(None, "--threads"),
+) -> None:
+    """Export to ONNX (optionally int8) and check it against the source model; writes export_report.json."""
+    from loraner.export.onnx import export_onnx as run_export
+
+    texts = [record["text"] for _, record in read_jsonl(sample)] if sample else None
+    report = run_export(
+        model,
+        output,
+        quantize=quantize,
+        opset=opset,
+        sample_texts=texts,
+        atol=atol,
+        int8_floor=int8_floor,
+        per_channel=per_channel,
+        preprocess=preprocess,
+        threads=threads,
+    )
+    typer.echo(
+        f"fp32 parity: max |logit diff| {report.fp32_max_abs_diff:.2e} (atol {atol:.0e}), "
+        f"token agreement {report.fp32_token_agreement:.4f} over {report.windows} windows"
+    )
+    if report.int8:
+        typer.echo(
+            f"int8: entity agreement {report.int8['entity_agreement']:.4f} (floor {int8_floor}), "
+            f"{report.int8['size_mb_fp32']} MB -> {report.int8['size_mb_int8']} MB"
+        )
+    typer.echo(f"written: {output / 'model.onnx'} and export_report.json")

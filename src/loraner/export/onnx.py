@@ -1,0 +1,316 @@
+"""Export a token-classification model to ONNX (optionally int8) and check the export against the source.
+
+The output directory is self-contained for ``NERPredictor.from_pretrained(dir, backend="onnx")``:
+``model.onnx``, the tokenizer, ``config.json``, ``loraner.json`` and ``export_report.json``.
+
+Checks (the export fails rather than ship a model that disagrees with its source):
+
+* fp32: logits of PyTorch and onnxruntime on real, padded windows of a sample; max |diff| <= ``atol``.
+* int8 (dynamic quantization of the weights): entity-level agreement (F1 of the int8 entities against
+  the fp32 ONNX entities, both decoded by the same predictor code) on a held-out sample >= ``int8_floor``.
+
+If int8 was asked for and cannot be produced or misses the floor, :class:`ModelError` is raised;
+there is no silent fall back to fp32.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loraner import __version__
+from loraner.errors import ConfigError, ModelError
+from loraner.export.merge import META_FILE, read_meta
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+REPORT_FILE = "export_report.json"
+QUANTIZATIONS = ("int8",)
+DEFAULT_OPSET = 17
+
+# A default held-out sample: names, places and organisations in the languages the presets use, with
+# accents and non-Latin script. Pass your own (``sample_texts`` / ``--sample``) for a real check.
+DEFAULT_SAMPLE = [
+    "José Müller flew from Oslo to São Paulo on Monday to meet Angela Merkel.",
+    "Pasienten Kari Nordmann (45 år) ble innlagt ved Haukeland universitetssjukehus i Bergen 12.03.2024.",
+    "Microsoft and the University of Cambridge announced a partnership in London yesterday.",
+    "Dr. Ola Hansen henviste pasienten til St. Olavs hospital i Trondheim.",
+    "Barack Obama met Emmanuel Macron at the Élysée Palace in Paris.",
+    "Lars Østergaard bor i Tromsø og jobber på UNN.",
+    "The European Central Bank in Frankfurt raised rates, said Christine Lagarde.",
+    "東京タワー is in Tokyo, Japan; Naomi Osaka visited it in 2023.",
+    "Kontakt Ingrid Solberg på telefon 22 33 44 55 eller i Storgata 1, 0155 Oslo.",
+    "Real Madrid beat FC Barcelona 3-1 at the Santiago Bernabéu.",
+    "Amazon opened a new office in Dublin, Ireland, led by Siobhán O'Brien.",
+    "Fastlege Per Johansen, Sandvika legesenter, tlf. 67 55 44 33.",
+]
+
+
+@dataclass
+class ExportReport:
+    model_dir: str
+    output_dir: str
+    opset: int
+    quantization: str | None
+    sample_texts: int
+    windows: int
+    fp32_max_abs_diff: float
+    fp32_token_agreement: float
+    atol: float
+    int8: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    loraner_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def export_onnx(
+    model_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    quantize: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    sample_texts: Sequence[str] | None = None,
+    atol: float = 1e-3,
+    int8_floor: float = 0.9,
+    per_channel: bool = True,
+    preprocess: bool = True,
+    threads: int | None = None,
+) -> ExportReport:
+    """Export ``model_dir`` to ``output_dir/model.onnx`` (int8 if ``quantize="int8"``) and verify it."""
+    started = time.perf_counter()
+    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {', '.join(QUANTIZATIONS)})")
+    if opset < 17:
+        raise ConfigError(f"opset {opset} is too old: use 17 or newer")
+    texts = [t for t in (sample_texts or DEFAULT_SAMPLE) if t.strip()]
+    if not texts:
+        raise ConfigError("the export sample has no non-empty texts")
+
+    from loraner.inference import NERPredictor, OnnxBackend
+
+    torch_predictor = NERPredictor.from_pretrained(model_dir, backend="torch", threads=threads)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="loraner-onnx-") as tmp:
+        fp32_path = Path(tmp) / "model.fp32.onnx"
+        _torch_export(model_dir, fp32_path, opset)
+        fp32_backend = OnnxBackend.from_file(fp32_path, threads)
+        windows = _sample_windows(torch_predictor, texts)
+        max_diff, agreement = _logits_parity(
+            torch_predictor.backend, fp32_backend, windows, torch_predictor.pad_id
+        )
+        report = ExportReport(
+            str(model_dir),
+            str(output_dir),
+            opset,
+            quantize,
+            len(texts),
+            len(windows),
+            max_diff,
+            agreement,
+            atol,
+        )
+        if not max_diff <= atol:
+            _write_report(output_dir, report)
+            raise ModelError(
+                f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} (> atol {atol:.0e}); "
+                f"see {output_dir / REPORT_FILE}"
+            )
+        final_path = fp32_path
+        if quantize == "int8":
+            final_path = Path(tmp) / "model.int8.onnx"
+            report.int8 = _quantize_and_check(
+                fp32_path,
+                final_path,
+                torch_predictor,
+                texts,
+                windows,
+                per_channel,
+                preprocess,
+                int8_floor,
+                threads,
+            )
+            if report.int8["entity_agreement"] < int8_floor:
+                _write_report(output_dir, report)
+                raise ModelError(
+                    f"int8 entity agreement {report.int8['entity_agreement']:.3f} is below the floor "
+                    f"{int8_floor} on {len(texts)} texts; export fp32 instead or lower --int8-floor"
+                )
+        shutil.copyfile(final_path, output_dir / ONNX_FILE)
+    _save_companions(model_dir, output_dir, torch_predictor, opset, quantize)
+    report.seconds = round(time.perf_counter() - started, 2)
+    _write_report(output_dir, report)
+    log.info("exported %s to %s (%s)", model_dir, output_dir / ONNX_FILE, quantize or "fp32")
+    return report
+
+
+def _torch_export(model_dir: Path, target: Path, opset: int) -> None:
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    # Eager attention traces to plain ops that every onnxruntime build fuses; SDPA paths may not trace.
+    model = AutoModelForTokenClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+    wrapper = _logits_only(model).eval()  # eval() on the wrapper too: export restores its train flag
+    ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]], dtype=torch.long)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
+            torch.onnx.export(
+                wrapper,
+                (ids, mask),
+                str(target),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": axes},
+                opset_version=opset,
+                do_constant_folding=True,
+                # The TorchScript exporter: dynamo export needs onnxscript and handles these
+                # dynamic sequence lengths less reliably for encoder models.
+                dynamo=False,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types
+        raise ModelError(f"torch.onnx.export failed for {model_dir}: {exc}") from exc
+
+
+def _logits_only(model: Any) -> Any:
+    """Wraps a HF model so the traced graph has exactly two inputs and one output."""
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    return LogitsOnly()
+
+
+def _sample_windows(predictor: Any, texts: Sequence[str]) -> list[tuple[int, ...]]:
+    """The model inputs the predictor would build for ``texts`` (special tokens, windows)."""
+    from loraner.inference.encoding import make_chunks, tokenize_texts
+
+    docs = tokenize_texts(predictor.tokenizer, texts)
+    return [c.ids for c in make_chunks(docs, predictor.specials, predictor.max_length, predictor.stride)]
+
+
+def _logits_parity(
+    reference: Any, candidate: Any, windows: Sequence[tuple[int, ...]], pad_id: int
+) -> tuple[float, float]:
+    """Max |logit diff| and argmax agreement over real (unpadded) positions, in padded batches of 8."""
+    from loraner.inference.encoding import pad
+
+    max_diff, same, total = 0.0, 0, 0
+    for at in range(0, len(windows), 8):
+        rows = windows[at : at + 8]
+        ids, mask = pad(rows, pad_id)
+        ref, cand = reference.logits(ids, mask), candidate.logits(ids, mask)
+        real = mask.astype(bool)
+        max_diff = max(max_diff, float(np.abs(ref[real] - cand[real]).max()))
+        same += int((ref[real].argmax(-1) == cand[real].argmax(-1)).sum())
+        total += int(real.sum())
+    return max_diff, (same / total if total else 1.0)
+
+
+def _quantize_and_check(
+    fp32_path: Path,
+    int8_path: Path,
+    torch_predictor: Any,
+    texts: Sequence[str],
+    windows: Sequence[tuple[int, ...]],
+    per_channel: bool,
+    preprocess: bool,
+    floor: float,
+    threads: int | None,
+) -> dict[str, Any]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from loraner.inference import NERPredictor, OnnxBackend
+
+    source = _preprocess(fp32_path) if preprocess else fp32_path
+    try:
+        quantize_dynamic(str(source), str(int8_path), weight_type=QuantType.QInt8, per_channel=per_channel)
+    except Exception as exc:  # onnxruntime.quantization raises untyped errors
+        raise ModelError(f"int8 quantization failed: {exc}") from exc
+    fp32_backend = OnnxBackend.from_file(fp32_path, threads)
+    int8_backend = OnnxBackend.from_file(int8_path, threads)
+    max_diff, token_agreement = _logits_parity(fp32_backend, int8_backend, windows, torch_predictor.pad_id)
+
+    def predictor(backend: Any) -> Any:
+        p = torch_predictor
+        return NERPredictor(p.tokenizer, backend, p.labels, max_length=p.max_length, stride=p.stride)
+
+    reference = predictor(fp32_backend).predict_batch(list(texts))
+    quantized = predictor(int8_backend).predict_batch(list(texts))
+    agreement, n_ref, n_int8 = entity_agreement(reference, quantized)
+    return {
+        "weight_type": "QInt8",
+        "per_channel": per_channel,
+        "preprocessed": preprocess,
+        "entity_agreement": round(agreement, 4),
+        "entities_fp32": n_ref,
+        "entities_int8": n_int8,
+        "floor": floor,
+        "max_abs_logit_diff": max_diff,
+        "token_agreement": round(token_agreement, 4),
+        "size_mb_fp32": round(fp32_path.stat().st_size / 2**20, 2),
+        "size_mb_int8": round(int8_path.stat().st_size / 2**20, 2),
+    }
+
+
+def _preprocess(fp32_path: Path) -> Path:
+    """onnxruntime's recommended pre-quantization pass: shape inference plus graph optimisation."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    target = fp32_path.with_name("model.pre.onnx")
+    try:
+        quant_pre_process(str(fp32_path), str(target), skip_symbolic_shape=False)
+    except Exception as exc:  # shape inference raises untyped errors on unusual graphs
+        raise ModelError(f"pre-quantization processing failed ({exc}); retry with --no-preprocess") from exc
+    return target
+
+
+def entity_agreement(
+    reference: Sequence[Sequence[Any]], candidate: Sequence[Sequence[Any]]
+) -> tuple[float, int, int]:
+    """F1 of ``candidate`` entities against ``reference`` ((start, end, type) must match exactly)."""
+    ref = {(i, e.start, e.end, e.type) for i, ents in enumerate(reference) for e in ents}
+    cand = {(i, e.start, e.end, e.type) for i, ents in enumerate(candidate) for e in ents}
+    if not ref and not cand:
+        return 1.0, 0, 0
+    return 2 * len(ref & cand) / (len(ref) + len(cand)), len(ref), len(cand)
+
+
+def _save_companions(
+    model_dir: Path, output_dir: Path, predictor: Any, opset: int, quantize: str | None
+) -> None:
+    """Tokenizer, config.json and provenance next to model.onnx, so the directory loads on its own."""
+    predictor.tokenizer.save_pretrained(str(output_dir))
+    shutil.copyfile(model_dir / "config.json", output_dir / "config.json")
+    meta = read_meta(model_dir)
+    meta.setdefault("labels", predictor.labels)
+    meta.setdefault("max_length", predictor.max_length)
+    meta.setdefault("stride", predictor.stride)
+    meta.setdefault("name", predictor.name)
+    meta["onnx"] = {"source": str(model_dir), "opset": opset, "quantization": quantize or "none"}
+    (output_dir / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def _write_report(output_dir: Path, report: ExportReport) -> None:
+    (output_dir / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

@@ -1,0 +1,95 @@
+"""Raw text -> subword ids with character offsets -> model-sized windows -> length-sorted padded batches.
+
+Windows reuse :func:`loraner.data.alignment.window_bounds`, the code training and evaluation use, so
+every token is scored by exactly one window (the one where it has context on both sides) and a long
+document is merged back without duplicates or entities cut at a window edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loraner.data.alignment import SpecialTokens, window_bounds
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]  # character offsets into the original text, per token
+    word_ids: list[int | None]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One window of one document, ready for the model (special tokens included in ``ids``)."""
+
+    doc: int
+    start: int  # token slice [start, end) of the document
+    end: int
+    own_start: int  # tokens [own_start, own_end) take their prediction from this chunk
+    own_end: int
+    ids: tuple[int, ...]
+
+
+def tokenize_texts(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]:
+    """Tokenize raw strings without special tokens or truncation (windows handle length)."""
+    if not texts:
+        return []
+    # verbose=False: the "longer than model_max_length" warning does not apply, we window instead.
+    enc = tokenizer(
+        list(texts),
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        verbose=False,
+    )
+    return [
+        TokenizedText(
+            list(enc["input_ids"][i]),
+            [(int(s), int(e)) for s, e in enc["offset_mapping"][i]],
+            list(enc.word_ids(i)),
+        )
+        for i in range(len(texts))
+    ]
+
+
+def make_chunks(
+    docs: Sequence[TokenizedText], specials: SpecialTokens, max_length: int, stride: int
+) -> list[Chunk]:
+    body = max_length - specials.count
+    chunks = []
+    for d, doc in enumerate(docs):
+        if not doc.input_ids:
+            continue  # nothing to score: empty or zero-width text
+        for start, end, own_start, own_end in window_bounds(len(doc.input_ids), body, stride):
+            ids = (*specials.prefix, *doc.input_ids[start:end], *specials.suffix)
+            chunks.append(Chunk(d, start, end, own_start, own_end, ids))
+    return chunks
+
+
+def length_batches(chunks: Sequence[Chunk], batch_size: int) -> Iterator[list[int]]:
+    """Chunk indices grouped into batches of similar length, so dynamic padding stays small."""
+    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].ids))
+    for at in range(0, len(order), batch_size):
+        yield order[at : at + batch_size]
+
+
+def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded ``input_ids`` and ``attention_mask`` (int64) as wide as the longest row."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)

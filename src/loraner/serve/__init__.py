@@ -1,0 +1,9 @@
+"""HTTP service: ``create_app(settings, predictor_factory)`` and ``run_server``. Needs ``loraner[serve]``.
+
+Imports the core and ``loraner.inference`` only; nothing imports ``loraner.serve``.
+"""
+
+from loraner.serve.app import create_app, run_server
+from loraner.serve.settings import ServeSettings
+
+__all__ = ["ServeSettings", "create_app", "run_server"]

@@ -1,0 +1,172 @@
+"""App factory and server entry point.
+
+``create_app(settings, predictor_factory)`` builds the FastAPI app without loading anything; the
+lifespan starts loading the model in a worker thread, so the server answers ``/health`` at once and
+``/ready`` turns 200 when the model is in memory. Tests pass a fake ``predictor_factory``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loraner import __version__
+from loraner.errors import LoranerError
+from loraner.serve.logs import configure_logging
+from loraner.serve.metrics import Metrics
+from loraner.serve.middleware import RequestContextMiddleware
+from loraner.serve.routes import STATIC_DIR, ApiError, router
+from loraner.serve.service import NotReady, PredictorFactory, Service, default_predictor_factory
+from loraner.serve.settings import ServeSettings
+
+log = logging.getLogger("loraner.serve")
+
+BASE_FEATURES = ("predict", "predict_batch")
+
+DESCRIPTION = """Named-entity recognition over HTTP. Offsets are character offsets into the text sent,
+and every entity's `text` equals `text[start:end]`. A demo page is at [/demo](/demo)."""
+
+
+def create_app(
+    settings: ServeSettings | None = None,
+    predictor_factory: PredictorFactory | None = None,
+    *,
+    routers: Sequence[APIRouter] = (),
+    features: Sequence[str] = (),
+) -> FastAPI:
+    """The service. ``routers``/``features`` let other modes (de-identification) plug in: their
+    routes are mounted and their feature names appear in ``GET /`` for the demo page's mode switch."""
+    settings = settings or ServeSettings.from_env()
+    metrics = Metrics()
+    service = Service(settings, predictor_factory or default_predictor_factory, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        loader = asyncio.create_task(service.load()) if settings.load_in_background else None
+        if loader is None:
+            await service.load()
+        try:
+            yield
+        finally:
+            if loader is not None and not loader.done():
+                loader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loader
+            await service.stop()
+
+    app = FastAPI(
+        title="loraner NER service", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.service = service
+    app.state.metrics = metrics
+    app.state.features = [*BASE_FEATURES, *features]
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    _install_error_handlers(app)
+    app.include_router(router)
+    for extra in routers:
+        app.include_router(extra)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _error(request: Request, status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, "request_id": _request_id(request), **extra}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_public_error(e) for e in exc.errors()]
+        return _error(
+            request, 422, "; ".join(_describe(e) for e in errors) or "invalid request", errors=errors
+        )
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(request, exc.status, exc.detail)
+
+    @app.exception_handler(NotReady)
+    async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
+        response = _error(request, 503, f"model is not ready: {exc}")
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(LoranerError)
+    async def domain_error(request: Request, exc: LoranerError) -> JSONResponse:
+        return _error(request, 400, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(request, exc.status_code, str(exc.detail))
+
+
+def _public_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic error without ``input`` (it would echo the whole text back) or unserialisable ctx."""
+    return {
+        "loc": [str(p) for p in error.get("loc", ())],
+        "msg": str(error.get("msg", "")),
+        "type": error.get("type"),
+    }
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [p for p in error["loc"] if p != "body"]
+    if error["type"] == "json_invalid":
+        return "the body is not valid JSON"
+    if error["type"] == "missing" and not loc:
+        return "a JSON body is required"
+    if error["type"] == "model_attributes_type" or (error["type"] == "dict_type" and not loc):
+        return "the body must be a JSON object (sent with Content-Type: application/json)"
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+def run_server(
+    model_dir: str | Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    settings: ServeSettings | None = None,
+    **overrides: Any,
+) -> None:
+    """Serve until interrupted. Arguments override ``LORANER_*`` environment settings."""
+    import uvicorn
+
+    if settings is None:
+        model = str(model_dir) if model_dir is not None else None
+        settings = ServeSettings.from_env(model=model, host=host, port=port, **overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    app = create_app(settings)
+    log.info(
+        "starting",
+        extra={
+            "event": "starting",
+            "host": settings.host,
+            "port": settings.port,
+            "backend": settings.backend,
+            "model": settings.model,
+        },
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the JSON handlers configured above
+        access_log=False,  # the middleware writes one structured line per request instead
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

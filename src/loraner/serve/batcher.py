@@ -1,0 +1,63 @@
+"""Micro-batching: concurrent single-text requests that arrive within a few milliseconds of each other
+share one ``predict_batch`` call, so a burst costs one padded forward pass instead of N.
+
+Correct because ``predict_batch`` is a pure function of each text: a text's entities do not depend
+on what else is in its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from loraner.types import Entity
+
+RunBatch = Callable[[list[str]], Awaitable[list[list[Entity]]]]
+
+
+class MicroBatcher:
+    def __init__(self, run_batch: RunBatch, max_wait_s: float, max_items: int) -> None:
+        self.run_batch = run_batch
+        self.max_wait_s = max_wait_s
+        self.max_items = max_items
+        self._pending: list[tuple[str, asyncio.Future[list[Entity]]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def submit(self, text: str) -> list[Entity]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Entity]] = loop.create_future()
+        self._pending.append((text, future))
+        if len(self._pending) >= self.max_items:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_wait_s, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._pending = self._pending, []
+        if items:
+            task = asyncio.get_running_loop().create_task(self._run(items))
+            self._tasks.add(task)  # keep a reference: the loop only holds weak ones
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, items: list[tuple[str, asyncio.Future[list[Entity]]]]) -> None:
+        try:
+            results = await self.run_batch([text for text, _ in items])
+        except Exception as exc:
+            for _, future in items:
+                if not future.done():  # the client may have gone away and cancelled it
+                    future.set_exception(exc)
+            return
+        for (_, future), entities in zip(items, results, strict=True):
+            if not future.done():
+                future.set_result(entities)
+
+    async def aclose(self) -> None:
+        self._flush()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

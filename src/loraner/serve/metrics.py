@@ -1,0 +1,65 @@
+"""Prometheus metrics. Each app owns its registry, so several apps (tests) never clash on names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from loraner.types import Entity
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "loraner_requests_total", "HTTP requests", ["method", "path", "status"], registry=r
+        )
+        self.errors = Counter(
+            "loraner_request_errors_total",
+            "HTTP responses with status >= 400",
+            ["path", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "loraner_request_latency_seconds",
+            "HTTP request latency",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_latency = Histogram(
+            "loraner_inference_seconds", "Time in predict_batch", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.batch_texts = Histogram(
+            "loraner_inference_batch_texts",
+            "Texts per predict_batch call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
+        self.texts = Counter("loraner_texts_total", "Texts processed", registry=r)
+        self.entities = Counter("loraner_entities_total", "Entities returned", ["type"], registry=r)
+        self.ready = Gauge("loraner_model_ready", "1 once the model is loaded", registry=r)
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, path, str(status)).inc()
+        self.latency.labels(path).observe(seconds)
+        if status >= 400:
+            self.errors.labels(path, str(status)).inc()
+
+    def observe_inference(self, results: Iterable[list[Entity]], n_texts: int, seconds: float) -> None:
+        self.inference_latency.observe(seconds)
+        self.batch_texts.observe(n_texts)
+        self.texts.inc(n_texts)
+        for entities in results:
+            for entity in entities:
+                self.entities.labels(entity.type).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,176 @@
+"""One pure-ASGI middleware for what every request needs: a request id, a body-size limit (413),
+an opaque 500 for unexpected errors, metrics and one structured access-log line.
+
+Pure ASGI rather than ``BaseHTTPMiddleware``: it can read the body with a byte limit before FastAPI
+does, and it catches errors without Starlette's error middleware logging the exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from loraner.serve.logs import safe_traceback
+from loraner.serve.metrics import Metrics
+
+log = logging.getLogger("loraner.serve.access")
+error_log = logging.getLogger("loraner.serve.error")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Scope = dict[str, Any]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: Any, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        response = {"status": 500, "started": False}
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+                response["started"] = True
+                headers = [
+                    h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID_HEADER.encode()
+                ]
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            body_receive = await self._limited_body(scope, receive)
+            await self.app(scope, body_receive, send_with_id)
+        except BodyTooLarge:
+            if not response["started"]:
+                await _send_json(
+                    send_with_id,
+                    413,
+                    {
+                        "detail": f"request body is larger than the {self.max_body_bytes}-byte limit",
+                        "request_id": request_id,
+                    },
+                )
+        except Exception as exc:
+            error_log.error(
+                "unhandled error",
+                extra={
+                    "event": "error",
+                    "request_id": request_id,
+                    "path": scope.get("path", ""),
+                    "error_type": type(exc).__qualname__,
+                    "traceback": safe_traceback(exc),
+                },
+            )
+            if not response["started"]:
+                await _send_json(
+                    send_with_id, 500, {"detail": "internal server error", "request_id": request_id}
+                )
+        finally:
+            self._record(scope, state, int(response["status"]), time.perf_counter() - started)
+
+    async def _limited_body(self, scope: Scope, receive: Any) -> Any:
+        """Read the whole body up to the limit (early 413 from Content-Length), then replay it."""
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise BodyTooLarge
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            return receive
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _replay([message])
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_body_bytes:
+                raise BodyTooLarge
+            chunks.append(body)
+            more = message.get("more_body", False)
+        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+    def _record(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+        path = _route_path(scope)
+        self.metrics.observe_request(scope.get("method", ""), path, status, seconds)
+        fields = {
+            "event": "request",
+            "method": scope.get("method", ""),
+            "path": path,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 2),
+            "request_id": state.get("request_id"),
+        }
+        # Sizes only: the text itself must never be logged.
+        for key in ("text_chars", "texts", "entities"):
+            if key in state:
+                fields[key] = state[key]
+        log.info("request", extra=fields)
+
+
+def _replay(messages: list[dict[str, Any]], then: Any = None) -> Any:
+    """A ``receive`` that hands out buffered messages, then defers to ``then`` (disconnect events)."""
+    queue = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        if queue:
+            return queue.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is a sane token (so traces join up), else a fresh one."""
+    incoming = _header(scope, REQUEST_ID_HEADER.encode())
+    if incoming and _VALID_REQUEST_ID.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def _route_path(scope: Scope) -> str:
+    """The route template (bounded metric labels), not the raw path."""
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", None):
+        return str(route.path)
+    path = str(scope.get("path", ""))
+    return "/static" if path.startswith("/static/") else "unmatched"
+
+
+async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,156 @@
+"""HTTP routes. Handlers stay thin: check the settings-dependent limits, then ask the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from loraner import __version__
+from loraner.serve.schemas import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    EntityOut,
+    ErrorResponse,
+    HealthResponse,
+    InfoResponse,
+    LimitsOut,
+    ModelInfoOut,
+    PredictRequest,
+    PredictResponse,
+)
+from loraner.serve.service import Service
+from loraner.types import Entity
+
+STATIC_DIR = Path(__file__).parent / "static"
+# The demo page loads only its own files; it never needs inline script or another origin.
+DEMO_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+router = APIRouter()
+
+ERRORS = {
+    413: {"model": ErrorResponse, "description": "Body over LORANER_MAX_BODY_BYTES"},
+    422: {"model": ErrorResponse, "description": "Invalid input: empty text, wrong types, over a limit"},
+    500: {"model": ErrorResponse, "description": "Unexpected error; quote the request_id"},
+    503: {"model": ErrorResponse, "description": "The model is not loaded yet"},
+}
+
+
+class ApiError(Exception):
+    """An expected failure with a status and a message meant for the client."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+@router.get("/", response_model=InfoResponse, tags=["info"], summary="Service and model information")
+async def info(request: Request, service: Service = Depends(get_service)) -> InfoResponse:
+    s = service.settings
+    model = service.info()
+    return InfoResponse(
+        service="loraner",
+        version=__version__,
+        ready=service.ready,
+        model=ModelInfoOut(**model) if model else None,
+        limits=LimitsOut(
+            max_text_chars=s.max_text_chars, max_batch=s.max_batch, max_body_bytes=s.max_body_bytes
+        ),
+        features=list(request.app.state.features),
+    )
+
+
+@router.get("/health", response_model=HealthResponse, tags=["info"], summary="Liveness")
+async def health(service: Service = Depends(get_service)) -> Response:
+    # Alive even while loading; a model that failed to load is reported so the container restarts.
+    status = "failed" if service.load_error else "ok"
+    body = HealthResponse(status=status, ready=service.ready).model_dump()
+    return JSONResponse(body, status_code=503 if service.load_error else 200)
+
+
+@router.get(
+    "/ready",
+    response_model=HealthResponse,
+    tags=["info"],
+    summary="Readiness",
+    responses={503: {"model": ErrorResponse, "description": "Model not loaded (yet)"}},
+)
+async def ready(service: Service = Depends(get_service)) -> Response:
+    if not service.ready:
+        return JSONResponse(
+            {"status": "loading" if not service.load_error else "failed", "ready": False}, status_code=503
+        )
+    return JSONResponse({"status": "ok", "ready": True})
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    tags=["predict"],
+    responses=ERRORS,
+    summary="Entities in one text",
+)
+async def predict(
+    body: PredictRequest, request: Request, service: Service = Depends(get_service)
+) -> PredictResponse:
+    _check_length(body.text, service.settings.max_text_chars, "text")
+    request.state.text_chars = len(body.text)
+    entities = await service.run_one(body.text)
+    request.state.entities = len(entities)
+    return PredictResponse(entities=_out(entities), count=len(entities), model=service.model_name)
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchResponse,
+    tags=["predict"],
+    responses=ERRORS,
+    summary="Entities in several texts, answered in order",
+)
+async def predict_batch(
+    body: BatchRequest, request: Request, service: Service = Depends(get_service)
+) -> BatchResponse:
+    limit = service.settings.max_batch
+    if len(body.texts) > limit:
+        raise ApiError(422, f"texts has {len(body.texts)} items; the limit is {limit}")
+    for i, text in enumerate(body.texts):
+        _check_length(text, service.settings.max_text_chars, f"texts[{i}]")
+    request.state.texts = len(body.texts)
+    request.state.text_chars = sum(len(t) for t in body.texts)
+    results = await service.run_batch(list(body.texts))
+    request.state.entities = sum(len(r) for r in results)
+    items = [BatchItem(entities=_out(r), count=len(r)) for r in results]
+    return BatchResponse(results=items, count=len(items), model=service.model_name)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    m = request.app.state.metrics
+    return Response(m.render(), media_type=m.content_type)
+
+
+@router.get("/demo", include_in_schema=False)
+async def demo() -> Response:
+    return FileResponse(
+        STATIC_DIR / "demo.html",
+        media_type="text/html",
+        headers={"Content-Security-Policy": DEMO_CSP, "Cache-Control": "no-cache"},
+    )
+
+
+def _check_length(text: str, limit: int, field: str) -> None:
+    if len(text) > limit:
+        raise ApiError(422, f"{field} has {len(text)} characters; the limit is {limit}")
+
+
+def _out(entities: list[Entity]) -> list[EntityOut]:
+    return [EntityOut(**e.to_dict()) for e in entities]  # type: ignore[arg-type]

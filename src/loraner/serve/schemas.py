@@ -1,0 +1,102 @@
+"""Request and response bodies. Limits that depend on settings (text length, batch size) are checked
+in the routes, so one schema serves every configuration and the OpenAPI page stays static."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return text
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "José Müller flew from Oslo to São Paulo."}]},
+    )
+
+    text: StrictStr = Field(..., description="Raw text; offsets in the answer index into it")
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        return _not_blank(text)
+
+
+class BatchRequest(Strict):
+    texts: list[StrictStr] = Field(..., min_length=1, description="Raw texts, answered in the same order")
+
+    @field_validator("texts")
+    @classmethod
+    def _texts_not_blank(cls, texts: list[str]) -> list[str]:
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"item {i} must not be empty or only whitespace")
+        return texts
+
+
+class EntityOut(BaseModel):
+    type: str
+    text: str = Field(..., description="Always equal to the request text[start:end]")
+    start: int = Field(..., description="Character offset (Unicode code points) of the first character")
+    end: int = Field(..., description="Character offset one past the last character")
+    score: float = Field(..., description="Mean probability of the chosen labels over the entity's words")
+
+
+class PredictResponse(BaseModel):
+    entities: list[EntityOut]
+    count: int
+    model: str
+
+
+class BatchItem(BaseModel):
+    entities: list[EntityOut]
+    count: int
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]
+    count: int = Field(..., description="Number of texts answered")
+    model: str
+
+
+class ModelInfoOut(BaseModel):
+    name: str
+    labels: list[str]
+    types: list[str]
+    backend: str
+    max_length: int
+    stride: int
+    aggregation: str
+
+
+class LimitsOut(BaseModel):
+    max_text_chars: int
+    max_batch: int
+    max_body_bytes: int
+
+
+class InfoResponse(BaseModel):
+    service: str
+    version: str
+    ready: bool
+    model: ModelInfoOut | None
+    limits: LimitsOut
+    features: list[str] = Field(..., description="Modes the demo page can offer (e.g. predict, deidentify)")
+
+
+class HealthResponse(BaseModel):
+    status: str
+    ready: bool
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    request_id: str | None = None

@@ -1,0 +1,58 @@
+"""Backends take their runtime as a parameter: an injected InferenceSession stands in for onnxruntime."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from loraner.errors import ModelError
+from loraner.inference.backends import OnnxBackend, load_backend, resolve_backend_name
+
+
+class FakeSession:
+    """The slice of onnxruntime.InferenceSession that OnnxBackend uses."""
+
+    def __init__(self, inputs: list[str], n_labels: int = 3) -> None:
+        self.inputs = inputs
+        self.n_labels = n_labels
+        self.feeds: list[dict[str, np.ndarray]] = []
+
+    def get_inputs(self):
+        return [SimpleNamespace(name=n) for n in self.inputs]
+
+    def get_outputs(self):
+        return [SimpleNamespace(name="logits")]
+
+    def run(self, output_names, feed):
+        self.feeds.append(feed)
+        batch, seq = feed["input_ids"].shape
+        return [np.ones((batch, seq, self.n_labels), dtype=np.float64)]
+
+
+def test_onnx_backend_feeds_only_declared_inputs_and_zero_token_types():
+    ids = np.array([[0, 5, 2]], dtype=np.int64)
+    mask = np.ones_like(ids)
+    bert_like = FakeSession(["input_ids", "attention_mask", "token_type_ids"])
+    out = OnnxBackend(bert_like).logits(ids, mask)
+    assert out.dtype == np.float32 and out.shape == (1, 3, 3)
+    assert bert_like.feeds[0]["token_type_ids"].tolist() == [[0, 0, 0]]
+    ids_only = FakeSession(["input_ids"])
+    OnnxBackend(ids_only).logits(ids, mask)
+    assert set(ids_only.feeds[0]) == {"input_ids"}
+
+
+def test_auto_backend_prefers_onnx_when_the_directory_has_it(tmp_path):
+    assert resolve_backend_name(tmp_path, "auto") == "torch"
+    (tmp_path / "model.onnx").write_bytes(b"")
+    assert resolve_backend_name(tmp_path, "auto") == "onnx"
+    assert resolve_backend_name(tmp_path, "torch") == "torch"
+
+
+def test_when_onnx_file_is_broken_then_model_error(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="onnxruntime cannot load it"):
+        load_backend(tmp_path, "onnx")
+    with pytest.raises(ModelError, match="no ONNX model"):
+        load_backend(tmp_path, "onnx", onnx_file="missing.onnx")

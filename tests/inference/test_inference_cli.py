@@ -1,0 +1,91 @@
+"""``loraner predict``: one text, JSONL in and out, and errors that name the line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from loraner.cli import app
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_when_text_then_json_entities_that_slice_it(runner, tiny_onnx_dir):
+    text = "José Müller 😀 bor i Tromsø."
+    result = runner.invoke(app, ["predict", "--model", str(tiny_onnx_dir), text])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["text"] == text
+    for e in data["entities"]:
+        assert e["text"] == text[e["start"] : e["end"]]
+        assert set(e) == {"type", "text", "start", "end", "score"}
+
+
+def test_when_jsonl_then_each_line_gains_entities_in_order(runner, tiny_onnx_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    lines = [{"id": "a", "text": "José Müller"}, {"text": "Oslo er fin"}, {"id": 3, "text": ""}]
+    source.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in lines[:2]) + "\n\n" + json.dumps(lines[2])
+    )
+    target = tmp_path / "out" / "pred.jsonl"
+    args = [
+        "predict",
+        "-m",
+        str(tiny_onnx_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+        "--batch-size",
+        "2",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert [{k: v for k, v in r.items() if k != "entities"} for r in out] == lines
+    assert all(isinstance(r["entities"], list) for r in out)
+    assert out[2]["entities"] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "ok"}\n{"txt": "typo"}\n', "in.jsonl:2: expected an object"),  # missing field
+        ('{"text": "ok"}\nnot json\n', "in.jsonl:2: not valid JSON"),  # broken line
+        ('["text"]\n', "in.jsonl:1: expected an object"),  # not an object
+        ('{"text": 5}\n', "in.jsonl:1: expected an object"),  # wrong type
+    ],
+)
+def test_when_jsonl_line_is_bad_then_error_names_it(runner, tiny_onnx_dir, tmp_path, content, message):
+    source = tmp_path / "in.jsonl"
+    source.write_text(content)
+    result = runner.invoke(app, ["predict", "-m", str(tiny_onnx_dir), "-i", str(source)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give either TEXT or --input"),
+        (["some text", "--input", "x.jsonl"], "give either TEXT or --input"),
+        (["--aggregation", "median", "text"], "aggregation"),
+        (["--input", "same.jsonl", "--output", "same.jsonl"], "--output must differ"),
+    ],
+)
+def test_when_arguments_conflict_then_readable_error(runner, tiny_onnx_dir, args, message):
+    result = runner.invoke(app, ["predict", "-m", str(tiny_onnx_dir), *args])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_when_model_missing_then_error_not_traceback(runner, tmp_path):
+    result = runner.invoke(app, ["predict", "-m", str(tmp_path / "nope"), "text"])
+    assert result.exit_code == 1
+    assert "model directory not found" in result.output

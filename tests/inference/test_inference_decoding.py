@@ -1,0 +1,97 @@
+"""Pure decoding: label parsing, tag -> span rules, word grouping, aggregation, O threshold, scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loraner.inference.decoding import (
+    Tag,
+    choose_labels,
+    decode_entities,
+    group_words,
+    parse_label,
+    spans_from_tags,
+    word_distributions,
+)
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("O", Tag("O", None)),  # outside
+        ("B-PER", Tag("B", "PER")),  # IOB2 begin
+        ("I-LOC", Tag("I", "LOC")),  # IOB2 inside
+        ("E-ORG", Tag("E", "ORG")),  # BIOES end
+        ("S-ORG", Tag("S", "ORG")),  # BIOES single
+        ("L-ORG", Tag("E", "ORG")),  # BILOU last == end
+        ("U-ORG", Tag("S", "ORG")),  # BILOU unit == single
+        ("B_PER", Tag("B", "PER")),  # underscore separator some checkpoints use
+        ("PER", Tag("I", "PER")),  # IO label: bare type
+        ("person-actor", Tag("I", "person-actor")),  # Few-NERD IO type with a dash inside
+    ],
+)
+def test_when_label_parsed_then_prefix_and_type(label, expected):
+    assert parse_label(label) == expected
+
+
+def tags(*labels: str) -> list[Tag]:
+    return [parse_label(label) for label in labels]
+
+
+@pytest.mark.parametrize(
+    ("labels", "spans"),
+    [
+        (("B-PER", "I-PER", "O", "B-LOC"), [(0, 2, "PER"), (3, 4, "LOC")]),  # plain IOB2
+        (("B-PER", "B-PER"), [(0, 1, "PER"), (1, 2, "PER")]),  # B splits adjacent same type
+        (("O", "I-PER", "I-PER"), [(1, 3, "PER")]),  # I after O starts an entity (lenient)
+        (("B-PER", "I-LOC"), [(0, 1, "PER"), (1, 2, "LOC")]),  # type change splits
+        (("PER", "PER", "LOC", "O", "PER"), [(0, 2, "PER"), (2, 3, "LOC"), (4, 5, "PER")]),  # IO
+        (("B-ORG", "I-ORG", "E-ORG", "S-PER"), [(0, 3, "ORG"), (3, 4, "PER")]),  # BIOES
+        (("O", "O"), []),  # nothing
+        ((), []),  # empty
+    ],
+)
+def test_when_tags_then_word_spans(labels, spans):
+    assert spans_from_tags(tags(*labels)) == spans
+
+
+def test_when_tokens_share_offsets_then_one_word_spanning_them():
+    text = "東京 x"
+    offsets = [(0, 1), (0, 1), (0, 1), (1, 2), (1, 2), (3, 4)]  # byte-level BPE splits each character
+    words = group_words(text, offsets, [0, 0, 0, 0, 0, 1])
+    assert [(w.start, w.end, w.tokens) for w in words] == [(0, 2, (0, 1, 2, 3, 4)), (3, 4, (5,))]
+
+
+def test_when_word_is_whitespace_or_empty_then_it_is_dropped():
+    text = "  a\n\nb  "
+    offsets = [(0, 0), (2, 3), (3, 4), (4, 5), (5, 6), (7, 7)]
+    words = group_words(text, offsets, [0, 1, 2, 3, 4, 5])
+    assert [text[w.start : w.end] for w in words] == ["a", "b"]
+
+
+def test_aggregations_pick_first_mean_or_most_confident_subword():
+    probs = np.array([[0.6, 0.4], [0.0, 1.0], [0.9, 0.1]], dtype=np.float32)
+    words = group_words("abc", [(0, 1), (1, 2), (2, 3)], [0, 0, 0])
+    assert np.allclose(word_distributions(probs, words, "first"), [[0.6, 0.4]])
+    assert np.allclose(word_distributions(probs, words, "average"), [[0.5, 0.5]])
+    assert np.allclose(word_distributions(probs, words, "max"), [[0.0, 1.0]])
+    with pytest.raises(ValueError, match="aggregation"):
+        word_distributions(probs, words, "median")
+
+
+def test_when_o_threshold_then_entity_wherever_p_o_below_it():
+    dist = np.array([[0.6, 0.3, 0.1], [0.95, 0.03, 0.02], [0.2, 0.1, 0.7]], dtype=np.float32)
+    assert choose_labels(dist, 0).tolist() == [0, 0, 2]  # argmax
+    assert choose_labels(dist, 0, o_threshold=0.7).tolist() == [1, 0, 2]  # P(O)=0.6 < 0.7 -> best non-O
+    assert choose_labels(dist, None, o_threshold=0.7).tolist() == [0, 0, 2]  # no O label: argmax
+
+
+def test_score_is_mean_probability_of_chosen_labels_over_words():
+    text = "Ann Lee"
+    probs = np.array([[0.1, 0.9, 0.0], [0.3, 0.0, 0.7]], dtype=np.float32)
+    entities = decode_entities(text, probs, [(0, 3), (4, 7)], [0, 1], ["O", "B-PER", "I-PER"])
+    assert len(entities) == 1
+    entity = entities[0]
+    assert (entity.text, entity.start, entity.end, entity.type) == ("Ann Lee", 0, 7, "PER")
+    assert entity.score == pytest.approx(0.8)

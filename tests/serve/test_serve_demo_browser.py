@@ -1,0 +1,122 @@
+"""The /demo page in a real headless Chromium (Debian's, driven by Playwright): type, click, highlights.
+
+Install the browser with ``make browser`` (apt-get install chromium). Skips when it is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("LORANER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def page(fake_server: str) -> Iterator:
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium installed (make browser)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{fake_server}/demo")
+        # Locator waits, not wait_for_function: the page's CSP forbids eval, which that would need.
+        sync_api.expect(page.locator("#model-info")).to_contain_text("fake-ner")
+        page.console_errors = errors  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def analyze(page, text: str) -> None:
+    from playwright.sync_api import expect
+
+    page.fill("#text", text)
+    page.click("#run")
+    expect(page.locator("#run")).to_be_enabled()  # disabled while the request is in flight
+    expect(page.locator("#status")).not_to_have_text("Working…")
+
+
+def marks(page) -> list[tuple[str, str, str]]:
+    """(highlighted text without its label, type, score) for each highlight."""
+    found = page.eval_on_selector_all(
+        "#highlighted mark.entity",
+        "ms => ms.map(m => [m.firstChild.textContent, m.dataset.type, m.dataset.score])",
+    )
+    return [tuple(m) for m in found]
+
+
+def test_typing_and_clicking_highlights_entities_with_legend_and_json(page, tmp_path):
+    text = "Zoë Ødegård 😀 met José Müller in Oslo."
+    analyze(page, text)
+    # The emoji is 1 code point but 2 UTF-16 units: later highlights must not shift.
+    assert marks(page) == [
+        ("Zoë Ødegård", "PER", "0.90"),
+        ("José Müller", "PER", "0.90"),
+        ("Oslo", "LOC", "0.90"),
+    ]
+    assert page.inner_text("#highlighted").startswith("Zoë Ødegård")
+    assert page.get_attribute("#highlighted mark.entity >> nth=2", "title").startswith("LOC · score 0.90")
+    legend = page.eval_on_selector_all("#legend .legend-item", "xs => xs.map(x => x.dataset.type)")
+    assert {"PER", "LOC"} <= set(legend)
+    shown = json.loads(page.inner_text("#json"))
+    assert [e["text"] for e in shown["entities"]] == ["Zoë Ødegård", "José Müller", "Oslo"]
+    assert page.inner_text("#count") == "(3)"
+    page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_markup_in_text_is_shown_not_run(page):
+    analyze(page, 'Oslo <img src=x onerror="window.pwned=1"> <b>bold</b>')
+    assert page.locator("#highlighted img").count() == 0
+    assert page.locator("#highlighted b").count() == 0
+    assert '<img src=x onerror="window.pwned=1">' in page.inner_text("#highlighted")
+    assert page.evaluate("window.pwned") is None
+
+
+def test_example_button_fills_text_and_analyzes(page):
+    page.click("button.example[data-example='1']")
+    page.wait_for_selector("#highlighted mark.entity")
+    assert "Kari Nordmann" in page.input_value("#text")
+    found = [m[0] for m in marks(page)]
+    assert "Kari Nordmann" in found and "Bergen" in found
+
+
+def test_errors_are_shown_in_the_status_line(page):
+    page.fill("#text", "   ")
+    page.click("#run")
+    assert "Type some text first" in page.inner_text("#status")
+    analyze(page, "x" * 1001)  # over the server's 1000-character limit
+    status = page.inner_text("#status")
+    assert "Error 422" in status and "the limit is 1000" in status and "request" in status
+
+
+def test_deidentify_mode_is_offered_only_when_the_server_has_it(page):
+    assert page.is_disabled("input[name='mode'][value='deidentify']")
+    assert page.is_enabled("input[name='mode'][value='entities']")

@@ -1,0 +1,100 @@
+"""Settings from the environment, the micro-batcher, JSON logs, and the serve CLI's argument errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from typer.testing import CliRunner
+
+from loraner.cli import app
+from loraner.errors import ConfigError
+from loraner.serve.batcher import MicroBatcher
+from loraner.serve.logs import JsonFormatter, safe_traceback
+from loraner.serve.settings import ServeSettings
+from loraner.types import Entity
+
+
+def test_settings_read_environment_and_overrides_win():
+    env = {
+        "LORANER_MODEL": "/models/x",
+        "LORANER_BACKEND": "onnx",
+        "LORANER_MAX_TEXT_CHARS": "500",
+        "LORANER_MICROBATCH_MS": "2.5",
+        "LORANER_THREADS": "",  # empty means unset
+        "LORANER_LOG_JSON": "false",
+    }
+    s = ServeSettings.from_env(env, port=9000, max_batch=None)
+    assert (s.model, s.backend, s.max_text_chars, s.microbatch_ms) == ("/models/x", "onnx", 500, 2.5)
+    assert (s.threads, s.port, s.max_batch, s.log_json) == (None, 9000, 64, False)
+    assert ServeSettings.from_env(env, backend="torch").backend == "torch"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LORANER_MAX_BATCH": "lots"}, "LORANER_MAX_BATCH"),
+        ({"LORANER_BACKEND": "tensorflow"}, "LORANER_BACKEND"),
+        ({"LORANER_CONCURRENCY": "0"}, "LORANER_CONCURRENCY"),
+    ],
+)
+def test_when_environment_value_is_bad_then_error_names_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        ServeSettings.from_env(env)
+
+
+def run_batches(batcher_kwargs, texts, fail=False):
+    calls = []
+
+    async def run_batch(batch):
+        calls.append(list(batch))
+        await asyncio.sleep(0)
+        if fail:
+            raise RuntimeError("model crashed")
+        return [[Entity("X", t, 0, len(t))] for t in batch]
+
+    async def main():
+        batcher = MicroBatcher(run_batch, **batcher_kwargs)
+        results = await asyncio.gather(*(batcher.submit(t) for t in texts), return_exceptions=True)
+        await batcher.aclose()
+        return results
+
+    return asyncio.run(main()), calls
+
+
+def test_microbatcher_groups_concurrent_submissions_and_keeps_order():
+    results, calls = run_batches({"max_wait_s": 0.05, "max_items": 10}, ["a", "bb", "ccc"])
+    assert calls == [["a", "bb", "ccc"]]
+    assert [r[0].text for r in results] == ["a", "bb", "ccc"]
+
+
+def test_microbatcher_flushes_at_max_items():
+    _, calls = run_batches({"max_wait_s": 0.2, "max_items": 2}, ["a", "b", "c", "d", "e"])
+    assert calls[:2] == [["a", "b"], ["c", "d"]] and calls[-1] == ["e"]
+
+
+def test_microbatcher_passes_errors_to_every_waiter():
+    results, _ = run_batches({"max_wait_s": 0.01, "max_items": 10}, ["a", "b"], fail=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+
+def test_json_formatter_emits_extras_and_safe_traceback_drops_the_message():
+    record = logging.makeLogRecord({"name": "t", "levelname": "INFO", "msg": "request", "status": 200})
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "request" and line["status"] == 200 and line["level"] == "info"
+    request_text = "patient Kari Nordmann"
+    try:
+        raise ValueError(f"cannot parse {request_text}")  # messages may quote input; frames do not
+    except ValueError as exc:
+        text = safe_traceback(exc)
+    assert "ValueError" in text and "test_serve_units.py" in text and "Kari" not in text
+
+
+def test_serve_command_without_model_is_a_readable_error(monkeypatch):
+    monkeypatch.delenv("LORANER_MODEL", raising=False)
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 1 and "no model" in result.output
+    missing = CliRunner().invoke(app, ["serve", "--model", "/nonexistent/dir"])
+    assert missing.exit_code == 1 and "model directory not found" in missing.output
