@@ -1,0 +1,24 @@
+"""Data layer: readers -> ``Splits`` of IOB2 word examples or character-span examples.
+
+Every reader is registered here, one call each, keyed by ``DataConfig.format``. Heavy optional
+libraries (``datasets``, ``faker``) are imported inside the readers that need them.
+"""
+
+from __future__ import annotations
+
+from loraner.data.conll import read_conll, read_fewnerd_txt
+from loraner.data.hf import read_fewnerd_hub, read_hf
+from loraner.data.jsonl import read_jsonl
+from loraner.data.nordeid import read_nor_deid
+from loraner.data.registry import get_reader, load_splits, register_reader, supported_formats
+from loraner.data.synth import read_synth
+
+register_reader("conll", read_conll)
+register_reader("fewnerd-txt", read_fewnerd_txt)
+register_reader("fewnerd-hub", read_fewnerd_hub)
+register_reader("hf", read_hf)
+register_reader("jsonl", read_jsonl)
+register_reader("nor-deid", read_nor_deid)
+register_reader("synth", read_synth)
+
+__all__ = ["get_reader", "load_splits", "register_reader", "supported_formats"]

@@ -1,0 +1,65 @@
+"""The reader registry: ``DataConfig.format`` -> reader, and ``load_splits`` on top of it.
+
+Readers are registered at the package edge (``loraner/data/__init__.py``), one call each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from loraner.data.sampling import sample_splits
+from loraner.errors import ConfigError
+from loraner.settings import DataConfig
+from loraner.types import Example, Span, SpanExample, Splits, WordExample
+
+Reader = Callable[[DataConfig], Splits]
+
+_READERS: dict[str, Reader] = {}
+
+
+def register_reader(name: str, reader: Reader) -> Reader:
+    """Make ``reader`` the one used for ``DataConfig.format == name``."""
+    _READERS[name] = reader
+    return reader
+
+
+def supported_formats() -> list[str]:
+    return sorted(_READERS)
+
+
+def get_reader(name: str) -> Reader:
+    try:
+        return _READERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown data format {name!r}; supported: {', '.join(supported_formats())}"
+        ) from None
+
+
+def load_splits(cfg: DataConfig) -> Splits:
+    """Read every split of ``cfg``, rename labels (``cfg.label_map``), then subsample (``cfg.sample``)."""
+    splits = get_reader(cfg.format)(cfg)
+    if cfg.label_map:
+        splits = {name: [relabel(ex, cfg.label_map) for ex in examples] for name, examples in splits.items()}
+    return sample_splits(splits, cfg.sample, cfg.seed)
+
+
+def relabel(example: Example, label_map: Mapping[str, str]) -> Example:
+    """Rename entity types; mapping a type to ``O`` drops those entities."""
+    if isinstance(example, WordExample):
+        return WordExample(
+            tokens=example.tokens, tags=[_retag(t, label_map) for t in example.tags], id=example.id
+        )
+    spans = [
+        Span(s.start, s.end, label_map.get(s.label, s.label))
+        for s in example.spans
+        if label_map.get(s.label, s.label) != "O"
+    ]
+    return SpanExample(text=example.text, spans=spans, id=example.id)
+
+
+def _retag(tag: str, label_map: Mapping[str, str]) -> str:
+    if tag == "O":
+        return tag
+    new = label_map.get(tag[2:], tag[2:])
+    return "O" if new == "O" else f"{tag[:2]}{new}"
