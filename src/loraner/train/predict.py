@@ -119,13 +119,20 @@ def evaluate_examples(
 ) -> Evaluation:
     label2id = {label: i for i, label in enumerate(labels)}
     encoded = encode_for_model(examples, tokenizer, label2id, max_length, stride)
-    window_preds, loss = predict_windows(model, encoded.features, tokenizer.pad_token_id or 0, batch_size)
-    gold, pred = merged_tags(encoded, window_preds, dict(enumerate(labels)))
+    return evaluate_encoded(model, encoded, labels, tokenizer.pad_token_id or 0, batch_size)
+
+
+def evaluate_encoded(
+    model: Any, encoded: Encoded, labels: list[str], pad_id: int, batch_size: int = 64
+) -> Evaluation:
+    """Predict every window, merge per unit, score entities (strict IOB2) and token accuracy."""
     from loraner.eval.metrics import entity_scores
 
+    window_preds, loss = predict_windows(model, encoded.features, pad_id, batch_size)
+    gold, pred = merged_tags(encoded, window_preds, dict(enumerate(labels)))
     metrics = entity_scores(gold, pred)
     metrics["loss"] = loss
-    metrics["examples"] = len(examples)
+    metrics["examples"] = len(encoded.docs)
     metrics["windows"] = len(encoded.windows)
     return Evaluation(metrics, gold, pred, encoded)
 

@@ -18,7 +18,7 @@ from loraner.data import load_splits
 from loraner.errors import ConfigError
 from loraner.settings import ExperimentConfig
 from loraner.train.model import ParamCounts, count_parameters, load_base_model, load_tokenizer, wrap_with_lora
-from loraner.train.predict import Encoded, Evaluation, encode_for_model, evaluate_examples, merged_tags
+from loraner.train.predict import Encoded, Evaluation, encode_for_model, evaluate_encoded, evaluate_examples
 from loraner.types import Example, Splits, entity_types, iob2_labels
 
 log = logging.getLogger(__name__)
@@ -61,25 +61,40 @@ def labels_for(splits: Splits) -> list[str]:
     return iob2_labels(types)
 
 
-def metrics_from_windows(encoded: Encoded, labels: list[str]):
-    """``compute_metrics`` for the Trainer: merge window predictions per unit, then score entities."""
-    from loraner.eval.metrics import entity_scores
+def window_trainer_class() -> type:
+    """The Trainer with ``evaluate`` replaced by loraner's windowed evaluation.
 
-    id2label = dict(enumerate(labels))
+    Why: the stock loop scores windows, not documents, and (transformers v5) reorders evaluation
+    batches by length when length grouping is on, so predictions cannot be mapped back by position.
+    Scoring through :func:`evaluate_encoded` gives per-epoch numbers from the same windowing and
+    merging code as the before/after numbers, and feeds best-checkpoint selection.
+    """
+    from transformers import Trainer
 
-    def compute(eval_pred: Any) -> dict[str, float]:
-        preds = eval_pred.predictions
-        window_preds = [np.asarray(preds[i]) for i in range(len(encoded.windows))]
-        gold, pred = merged_tags(encoded, window_preds, id2label)
-        scores = entity_scores(gold, pred)
-        return {k: scores[k] for k in ("precision", "recall", "f1", "accuracy")}
+    class WindowTrainer(Trainer):
+        def __init__(self, *args: Any, eval_encoded: Encoded, labels: list[str], pad_id: int, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.eval_encoded = eval_encoded
+            self.label_list = labels
+            self.pad_id = pad_id
 
-    return compute
+        def evaluate(
+            self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+        ):
+            evaluation = evaluate_encoded(
+                self.model,
+                self.eval_encoded,
+                self.label_list,
+                self.pad_id,
+                self.args.per_device_eval_batch_size,
+            )
+            keys = ("loss", "precision", "recall", "f1", "accuracy")
+            metrics = {f"{metric_key_prefix}_{k}": float(evaluation.metrics[k]) for k in keys}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
 
-
-def _argmax_logits(logits: Any, _labels: Any) -> Any:
-    # Keep only label ids: full logits for every eval window would be held in memory otherwise.
-    return logits.argmax(dim=-1)
+    return WindowTrainer
 
 
 def torch_cuda_available() -> bool:
@@ -160,7 +175,7 @@ def epoch_table(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> TrainResult:
     """Fine-tune per ``cfg``; save the adapter (or full model) under ``output_dir``. Returns the results."""
     import torch
-    from transformers import DataCollatorForTokenClassification, Trainer, set_seed
+    from transformers import DataCollatorForTokenClassification, set_seed
 
     if cfg.training.threads:
         torch.set_num_threads(cfg.training.threads)
@@ -191,14 +206,15 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     if cfg.report.evaluate_before and test_examples:
         before = _evaluate(model, tokenizer, test_examples, labels, cfg).metrics
 
-    trainer = Trainer(
+    trainer = window_trainer_class()(
         model=model,
         args=training_arguments(cfg, output_dir, len(train_enc.features)),
         train_dataset=WindowDataset(train_enc.features),
         eval_dataset=WindowDataset(eval_enc.features),
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
-        compute_metrics=metrics_from_windows(eval_enc, labels),
-        preprocess_logits_for_metrics=_argmax_logits,
+        eval_encoded=eval_enc,
+        labels=labels,
+        pad_id=tokenizer.pad_token_id or 0,
     )
     started = time.perf_counter()
     resume_from = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
