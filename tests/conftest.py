@@ -59,6 +59,16 @@ def build_tiny_roberta(out: Path, tokenizer_dir: Path, labels: list[str], seed: 
 
 
 @pytest.fixture(scope="session")
+def tiny_roberta_factory(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path):
+    """``build(labels)`` → a new tiny random model directory with those labels (for other label sets)."""
+
+    def build(labels: list[str]) -> Path:
+        return build_tiny_roberta(tmp_path_factory.mktemp("tiny-roberta"), roberta_tokenizer_dir, labels)
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path) -> Path:
     return build_tiny_roberta(tmp_path_factory.mktemp("tiny-roberta"), roberta_tokenizer_dir, TINY_LABELS)
 

@@ -79,15 +79,32 @@ def evaluate(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="JSON file (default MODEL/eval-SPLIT.json)"
     ),
+    deid: bool = typer.Option(
+        False, "--deid", help="Also score de-identification; leaks go to deid-report-SPLIT.md beside the JSON"
+    ),
+    deid_config: Path | None = typer.Option(
+        None, "--deid-config", help="Operators for --deid, e.g. configs/deid.yaml (default: [TYPE])"
+    ),
+    recognizers: str = typer.Option(
+        "both", "--recognizers", help="--deid pattern recognisers: with|without|both"
+    ),
 ) -> None:
-    """Evaluate a trained model on a split: entity P/R/F1 per type, token accuracy, loss."""
+    """Evaluate a trained model on a split: entity P/R/F1 per type, token accuracy, loss; with --deid also
+    de-identification: entity P/R/F1/F2, character-level PHI recall and leak counts."""
     _setup()
     from loraner.pipeline import run_evaluation
     from loraner.settings import load_config
 
     cfg = load_config(config, set_)
-    metrics = run_evaluation(model, cfg, split)
     target = output or model / f"eval-{split}.json"
+    deid_scores = None
+    if deid:  # first, so a bad deid config fails before the longer evaluation
+        from loraner.commands.deid import evaluate_deid
+
+        deid_scores = evaluate_deid(model, cfg, split, deid_config, recognizers, target)
+    metrics = run_evaluation(model, cfg, split)
+    if deid_scores is not None:
+        metrics["deid"] = deid_scores
     target.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     from loraner.eval.report import format_metrics_table
 

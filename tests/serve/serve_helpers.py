@@ -92,3 +92,40 @@ def wait_ready(url: str, timeout: float = 60) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+# --- demo page in a browser (Playwright is imported lazily: it is optional) ------------------------------
+
+
+def open_demo(browser: Any, url: str) -> Any:
+    """A new page on ``url``/demo, once the model information has loaded. ``page.console_errors``
+    collects console errors and uncaught exceptions."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{url}/demo")
+    # Locator waits, not wait_for_function: the page's CSP forbids eval, which that would need.
+    expect(page.locator("#model-info")).to_contain_text("fake-ner")
+    page.console_errors = errors
+    return page
+
+
+def analyze(page: Any, text: str) -> None:
+    """Type ``text``, press the run button and wait for the answer."""
+    from playwright.sync_api import expect
+
+    page.fill("#text", text)
+    page.click("#run")
+    expect(page.locator("#run")).to_be_enabled()  # disabled while the request is in flight
+    expect(page.locator("#status")).not_to_have_text("Working…")
+
+
+def marks(page: Any, selector: str = "#highlighted mark.entity") -> list[tuple[str, str, str]]:
+    """(highlighted text without its label, type, score) for each highlight."""
+    found = page.eval_on_selector_all(
+        selector, "ms => ms.map(m => [m.firstChild.textContent, m.dataset.type, m.dataset.score])"
+    )
+    return [tuple(m) for m in found]

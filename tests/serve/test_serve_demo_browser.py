@@ -6,70 +6,17 @@ Install the browser with ``make browser`` (apt-get install chromium). Skips when
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from serve_helpers import analyze, marks, open_demo
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("LORANER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
 
 @pytest.fixture(scope="module")
-def page(fake_server: str) -> Iterator:
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium installed (make browser)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{fake_server}/demo")
-        # Locator waits, not wait_for_function: the page's CSP forbids eval, which that would need.
-        sync_api.expect(page.locator("#model-info")).to_contain_text("fake-ner")
-        page.console_errors = errors  # type: ignore[attr-defined]
-        yield page
-        browser.close()
-
-
-def analyze(page, text: str) -> None:
-    from playwright.sync_api import expect
-
-    page.fill("#text", text)
-    page.click("#run")
-    expect(page.locator("#run")).to_be_enabled()  # disabled while the request is in flight
-    expect(page.locator("#status")).not_to_have_text("Working…")
-
-
-def marks(page) -> list[tuple[str, str, str]]:
-    """(highlighted text without its label, type, score) for each highlight."""
-    found = page.eval_on_selector_all(
-        "#highlighted mark.entity",
-        "ms => ms.map(m => [m.firstChild.textContent, m.dataset.type, m.dataset.score])",
-    )
-    return [tuple(m) for m in found]
+def page(chromium, fake_server: str) -> Iterator:
+    yield open_demo(chromium, fake_server)
 
 
 def test_typing_and_clicking_highlights_entities_with_legend_and_json(page, tmp_path):
@@ -115,8 +62,3 @@ def test_errors_are_shown_in_the_status_line(page):
     analyze(page, "x" * 1001)  # over the server's 1000-character limit
     status = page.inner_text("#status")
     assert "Error 422" in status and "the limit is 1000" in status and "request" in status
-
-
-def test_deidentify_mode_is_offered_only_when_the_server_has_it(page):
-    assert page.is_disabled("input[name='mode'][value='deidentify']")
-    assert page.is_enabled("input[name='mode'][value='entities']")

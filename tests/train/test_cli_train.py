@@ -147,12 +147,15 @@ def test_when_config_is_bad_then_clear_error_and_exit_1(tmp_path, tiny_roberta_d
     assert "Traceback" not in result.output
 
 
-def test_when_training_then_epoch_validation_scores_match_a_fresh_evaluation(lora_run, tmp_path, tiny_roberta_dir):
+def test_when_training_then_epoch_validation_scores_match_a_fresh_evaluation(
+    lora_run, tmp_path, tiny_roberta_dir
+):
     # The best epoch is the model kept, so its logged validation scores must be reproducible from the
     # saved model: this fails if per-epoch predictions are ever mapped to the wrong windows.
     config = write_config(tmp_path, tiny_roberta_dir)
     out = tmp_path / "val.json"
-    invoke("evaluate", "--model", str(lora_run), "--config", str(config), "--split", "validation", "-o", str(out))
+    args = ["--config", str(config), "--split", "validation", "-o", str(out)]
+    invoke("evaluate", "--model", str(lora_run), *args)
     fresh = json.loads(out.read_text())["validation"]
     epochs = json.loads((lora_run / "metrics.json").read_text())["epochs"]
     best = max(epochs, key=lambda row: row["f1"])

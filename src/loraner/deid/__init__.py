@@ -2,7 +2,8 @@
 
 Imports only the standard library, pydantic, pyyaml and (lazily, for ``pseudonymize``) faker, so it can
 run next to any detector. Entry points: :func:`deidentify`, :func:`deidentify_batch`,
-:func:`load_deid_config`, :func:`recognize`, :func:`fuse_spans`, :class:`DeidEvaluator`.
+:func:`load_deid_config`, :func:`recognize`, :func:`fuse_spans`, :class:`DeidEvaluator`, and
+:class:`DeidPipeline` (any detector's ``predict_batch`` + patterns + operators).
 """
 
 from loraner.deid.config import (
@@ -15,11 +16,14 @@ from loraner.deid.config import (
 from loraner.deid.engine import DeidResult, ReplacedSpan, deidentify, deidentify_batch
 from loraner.deid.fnr import valid_fnr
 from loraner.deid.metrics import DeidEvaluator, evaluate_document
+from loraner.deid.pipeline import DeidOutput, DeidPipeline, with_overrides
 from loraner.deid.recognizers import fuse_spans, recognize
 
 __all__ = [
     "DeidConfig",
     "DeidEvaluator",
+    "DeidOutput",
+    "DeidPipeline",
     "DeidResult",
     "RecognizerConfig",
     "ReplacedSpan",
@@ -32,4 +36,5 @@ __all__ = [
     "resolve_secret",
     "valid_fnr",
     "validate_deid_config",
+    "with_overrides",
 ]

@@ -44,10 +44,13 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     features: Sequence[str] = (),
 ) -> FastAPI:
-    """The service. ``routers``/``features`` let other modes (de-identification) plug in: their
-    routes are mounted and their feature names appear in ``GET /`` for the demo page's mode switch."""
+    """The service. ``routers``/``features`` let other modes plug in: their routes are mounted and their
+    feature names appear in ``GET /`` for the demo page's mode switch. De-identification is added here
+    unless ``settings.deid`` is off or the caller brings its own "deidentify" feature."""
     settings = settings or ServeSettings.from_env()
     metrics = Metrics()
+    if settings.deid and "deidentify" not in features:
+        routers, features = _with_deid(settings, metrics, routers, features)
     service = Service(settings, predictor_factory or default_predictor_factory, metrics)
 
     @contextlib.asynccontextmanager
@@ -78,6 +81,17 @@ def create_app(
         app.include_router(extra)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _with_deid(
+    settings: ServeSettings, metrics: Metrics, routers: Sequence[APIRouter], features: Sequence[str]
+) -> tuple[list[APIRouter], list[str]]:
+    """``routers``/``features`` plus de-identification, when its layer is installed."""
+    try:
+        from loraner.serve.deid import FEATURE, deid_router
+    except ImportError:  # an install without loraner.deid: serve NER only
+        return list(routers), list(features)
+    return [*routers, deid_router(settings, metrics)], [*features, FEATURE]
 
 
 def _request_id(request: Request) -> str | None:

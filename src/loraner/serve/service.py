@@ -122,9 +122,11 @@ class Service:
             raise NotReady(self.load_error or "model is loading")
         return self.predictor
 
-    async def run_batch(self, texts: list[str]) -> list[list[Entity]]:
-        """``predict_batch`` in a worker thread: the event loop keeps serving while the model runs."""
-        predictor = self.require_predictor()
+    async def run_batch(self, texts: list[str], predictor: Predictor | None = None) -> list[list[Entity]]:
+        """``predict_batch`` in a worker thread: the event loop keeps serving while the model runs.
+
+        ``predictor``: a variant of the loaded one (de-identification's own O threshold); same limiter."""
+        predictor = predictor or self.require_predictor()
         started = time.perf_counter()
         results = await anyio.to_thread.run_sync(predictor.predict_batch, texts, limiter=self.limiter)
         self.metrics.observe_inference(results, len(texts), time.perf_counter() - started)

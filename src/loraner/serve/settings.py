@@ -40,6 +40,10 @@ class ServeSettings(BaseModel):
         0.0, ge=0, description="collect concurrent /predict calls this long; 0 = off"
     )
     microbatch_max: int = Field(32, ge=1, description="flush a micro-batch at this many texts")
+    deid: bool = Field(True, description="mount POST /deidentify (LORANER_DEID=false turns it off)")
+    deid_config: str | None = Field(
+        None, description="de-identification YAML (default: every type replaced by [TYPE], no patterns)"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

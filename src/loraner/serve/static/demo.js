@@ -10,23 +10,27 @@ const EXAMPLES = [
 ];
 
 // Modes of the page. Each names the server feature it needs (listed by GET / in "features"), the
-// endpoint it posts {"text"} to, and how to render the answer.
-// Extension point for de-identification: when the server adds POST /deidentify and lists
-// "deidentify" in its features, the radio button is enabled; adjust render() to the response shape.
+// endpoint it posts {"text"} to, the output view it shows (the others are hidden) and how to render
+// the answer. A mode's radio button is enabled only when the server lists its feature.
 const MODES = {
   entities: {
     feature: "predict",
     endpoint: "/predict",
     button: "Analyze",
+    title: "Entities",
+    view: "highlighted",
     render: (text, data) => renderEntities(text, data.entities || []),
   },
   deidentify: {
     feature: "deidentify",
     endpoint: "/deidentify",
     button: "De-identify",
+    title: "De-identified text",
+    view: "deid-view",
     render: (text, data) => renderDeidentified(text, data),
   },
 };
+const VIEWS = ["highlighted", "deid-view", "deid-operators"];
 
 const PALETTE = {
   PER: "#ffd6a5", PERSON: "#ffd6a5", PATIENT: "#ffd6a5",
@@ -76,38 +80,87 @@ function renderLegend(types) {
 }
 
 // Server offsets count Unicode code points (Python str); JS strings count UTF-16 units, so an emoji
-// would shift every later entity by one. Slice an array of code points instead.
-function renderEntities(text, entities) {
+// would shift every later span by one. Slice an array of code points instead.
+// Fills `box` with `text`, each span made a <mark> by makeMark(span, itsText); range(span) gives
+// [start, end) in `text` (entities: start/end; de-identified items: new_start/new_end).
+function highlightInto(box, text, spans, makeMark, range = (s) => [s.start, s.end]) {
   const chars = Array.from(text);
-  const box = $("highlighted");
   box.replaceChildren();
-  const sorted = [...entities].sort((a, b) => a.start - b.start);
+  const sorted = spans.map((span) => [span, ...range(span)]).sort((a, b) => a[1] - b[1]);
   let at = 0;
-  for (const ent of sorted) {
-    if (ent.start < at) continue; // overlapping spans cannot be nested inline; keep the first
-    if (ent.start > at) box.append(document.createTextNode(chars.slice(at, ent.start).join("")));
-    const mark = el("mark", "entity", chars.slice(ent.start, ent.end).join(""));
-    const score = Number(ent.score).toFixed(2);
-    mark.dataset.type = ent.type;
-    mark.dataset.score = score;
-    mark.title = `${ent.type} · score ${score} · chars ${ent.start}–${ent.end}`;
-    mark.style.setProperty("--c", colorFor(ent.type));
-    mark.append(el("span", "entity-label", `${ent.type} ${score}`));
-    box.append(mark);
-    at = ent.end;
+  for (const [span, start, end] of sorted) {
+    if (start < at) continue; // overlapping spans cannot be nested inline; keep the first
+    if (start > at) box.append(document.createTextNode(chars.slice(at, start).join("")));
+    box.append(makeMark(span, chars.slice(start, end).join("")));
+    at = end;
   }
   if (at < chars.length) box.append(document.createTextNode(chars.slice(at).join("")));
   if (!chars.length) box.append(el("span", "muted", "No text."));
+}
+
+function typedMark(className, type, text, label) {
+  const mark = el("mark", className, text);
+  mark.dataset.type = type;
+  mark.style.setProperty("--c", colorFor(type));
+  mark.append(el("span", "entity-label", label));
+  return mark;
+}
+
+function entityMark(ent, text) {
+  const score = Number(ent.score).toFixed(2);
+  const mark = typedMark("entity", ent.type, text, `${ent.type} ${score}`);
+  mark.dataset.score = score;
+  mark.title = `${ent.type} · score ${score} · chars ${ent.start}–${ent.end}`;
+  return mark;
+}
+
+function renderEntities(text, entities) {
+  highlightInto($("highlighted"), text, entities, entityMark);
   $("count").textContent = `(${entities.length})`;
-  const types = [...new Set([...knownTypes, ...entities.map((e) => e.type)])];
-  renderLegend(types);
+  renderLegend([...new Set([...knownTypes, ...entities.map((e) => e.type)])]);
+}
+
+// Items carry offsets into the answer's text (new_start/new_end) and into the original (start/end).
+function replacementMark(item, text) {
+  const mark = typedMark("replaced", item.type, text, `${item.type} · ${item.operator}`);
+  mark.dataset.operator = item.operator;
+  mark.title = `${item.type} replaced by ${item.operator} · original chars ${item.start}–${item.end}`;
+  return mark;
+}
+
+function operatorSummary(items) {
+  const byType = new Map();
+  for (const item of items) {
+    if (!byType.has(item.type)) byType.set(item.type, new Set());
+    byType.get(item.type).add(item.operator);
+  }
+  return [...byType].map(([type, ops]) => `${type} → ${[...ops].join("/")}`).join(" · ");
 }
 
 function renderDeidentified(text, data) {
-  // Placeholder until POST /deidentify exists: show the rewritten text if the answer carries one.
-  const box = $("highlighted");
-  box.replaceChildren(document.createTextNode(data.text !== undefined ? String(data.text) : text));
-  if (Array.isArray(data.entities)) $("count").textContent = `(${data.entities.length})`;
+  const items = Array.isArray(data.items) ? data.items : [];
+  const entities = Array.isArray(data.entities) ? data.entities : [];
+  highlightInto($("deid-original"), text, entities, entityMark);
+  const output = String(data.text ?? "");
+  highlightInto($("deid-output"), output, items, replacementMark, (i) => [i.new_start, i.new_end]);
+  $("count").textContent = `(${items.length} replaced)`;
+  const summary = operatorSummary(items);
+  const operators = $("deid-operators");
+  operators.textContent = summary ? `Operators: ${summary}` : "Nothing to replace.";
+  operators.hidden = false;
+  renderLegend([...new Set([...knownTypes, ...items.map((i) => i.type)])]);
+}
+
+// Show the selected mode's output view, title and button. Earlier answers are cleared: they belong
+// to the other mode (or an older text) and would be misread next to the new title.
+function showMode(mode) {
+  $("run").textContent = mode.button;
+  $("output-title").textContent = mode.title;
+  for (const id of VIEWS) $(id).hidden = id !== mode.view;
+  for (const id of ["highlighted", "deid-original", "deid-output"]) {
+    $(id).replaceChildren(el("span", "muted", "Results appear here."));
+  }
+  $("count").textContent = "";
 }
 
 async function analyze() {
@@ -172,10 +225,9 @@ function init() {
     });
   }
   for (const input of document.querySelectorAll('input[name="mode"]')) {
-    input.addEventListener("change", () => {
-      $("run").textContent = currentMode().button;
-    });
+    input.addEventListener("change", () => showMode(currentMode()));
   }
+  showMode(currentMode());
   $("run").addEventListener("click", analyze);
   $("text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) analyze();

@@ -1,0 +1,212 @@
+"""``loraner deid`` (de-identify a text or a file with a trained model) and the ``--deid`` part of
+``loraner evaluate``: option parsing over :class:`loraner.deid.DeidPipeline` and
+:func:`loraner.pipeline.run_deid_evaluation`.
+
+Output never contains the original text unless asked for (``--include-original``), and nothing here
+prints note text or PHI: evaluation prints counts, the leak list goes to the local report only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import typer
+
+from loraner.commands.inference import CHUNK_LINES, _friendly, read_jsonl
+from loraner.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from loraner.deid import DeidConfig, DeidOutput, DeidPipeline
+    from loraner.settings import ExperimentConfig
+
+RECOGNIZER_CHOICES = {"with": True, "without": False, "both": "both"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deid")(_friendly(deid))
+
+
+@dataclass(frozen=True)
+class Document:
+    id: Any
+    text: str
+    key: str | None = None
+
+
+def deid(
+    text: str | None = typer.Argument(None, help="Text to de-identify (or use --input)"),
+    model: Path = typer.Option(..., "--model", "-m", help="Merged or exported model directory"),
+    input_: Path | None = typer.Option(
+        None,
+        "--input",
+        "-i",
+        help='JSONL ({"text", "id"?, "document_key"?} per line) or a .txt file (one document)',
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="De-identification YAML, e.g. configs/deid.yaml (default: every type becomes [TYPE])",
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx"),
+    recognizers: bool | None = typer.Option(
+        None, "--recognizers/--no-recognizers", help="Pattern recognisers on/off (default: the config's)"
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="O-label probability cut-off; higher = more recall (default: the config's)"
+    ),
+    include_original: bool = typer.Option(
+        False, "--include-original", help='Also write the original text ("original"): sensitive'
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)"),
+) -> None:
+    """De-identify TEXT, or every document of a file. Writes {"id", "text", "items"} per document:
+    the de-identified text and one item per replaced span (type, operator, offsets, replacement)."""
+    if (text is None) == (input_ is None):
+        raise ConfigError("give either TEXT or --input FILE (.jsonl or .txt)")
+    if input_ is not None and output is not None and output.resolve() == input_.resolve():
+        raise ConfigError("--output must differ from --input (it would be overwritten while read)")
+    settings = load_config(config, threshold=threshold, recognizers=recognizers)
+    total = count_documents(input_) if input_ is not None else 1  # bad input fails before the model loads
+    pipeline = build_pipeline(model, settings, backend, threads)
+    if text is not None:
+        record = output_record(Document(None, text), pipeline.run(text), include_original)
+        del record["id"]
+        typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
+    else:
+        assert input_ is not None
+        deid_file(pipeline, input_, output, total, include_original)
+
+
+def deid_file(
+    pipeline: DeidPipeline, source: Path, target: Path | None, total: int, include_original: bool
+) -> None:
+    if target is None:
+        deid_documents(pipeline, read_documents(source), sys.stdout, total, include_original)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8") as sink:
+        deid_documents(pipeline, read_documents(source), sink, total, include_original)
+    typer.echo(f"wrote {total} documents to {target}", err=True)
+
+
+def load_config(
+    path: Path | None, *, threshold: float | None = None, recognizers: bool | None = None
+) -> DeidConfig:
+    """The YAML at ``path`` (or the built-in defaults) with command-line overrides applied."""
+    from loraner.deid import DeidConfig, load_deid_config, with_overrides
+
+    base = load_deid_config(path) if path is not None else DeidConfig()
+    return with_overrides(base, threshold=threshold, recognizers=recognizers)
+
+
+def build_pipeline(model: Path, config: DeidConfig, backend: str, threads: int | None) -> DeidPipeline:
+    """The model with the config's O threshold, wrapped in a pipeline (which checks the secret first)."""
+    from loraner.deid import DeidPipeline, resolve_secret
+    from loraner.inference import NERPredictor
+
+    resolve_secret(config)  # before the model loads: a missing secret should not cost a model load
+    predictor = NERPredictor.from_pretrained(model, backend, threads=threads, o_threshold=config.threshold)
+    return DeidPipeline(predictor.predict_batch, config)
+
+
+def read_documents(path: Path) -> Iterator[Document]:
+    """A ``.txt`` file is one document (id: the file name's stem); anything else is read as JSONL."""
+    if path.suffix.lower() == ".txt":
+        yield Document(path.stem, _read_text(path))
+        return
+    for number, record in read_jsonl(path):
+        key = record.get("document_key")
+        if key is not None and not isinstance(key, str):
+            raise DataError('"document_key" must be a string', source=str(path), line=number)
+        yield Document(record.get("id", number), record["text"], key)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text", source=str(path)) from None
+    if not text.strip():
+        raise DataError("the file is empty", source=str(path))
+    return text
+
+
+def count_documents(path: Path) -> int:
+    """Read (and so validate) the whole input before any inference; the error names the line."""
+    return sum(1 for _ in read_documents(path))
+
+
+def output_record(doc: Document, output: DeidOutput, include_original: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": doc.id, **output.result.to_dict()}
+    if include_original:
+        record["original"] = doc.text
+    return record
+
+
+def deid_documents(
+    pipeline: DeidPipeline, docs: Iterator[Document], sink: IO[str], total: int, include_original: bool
+) -> None:
+    """Chunks of documents through the pipeline; pseudonyms are consistent within a chunk (and across
+    all of them with ``consistent_across_documents``)."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="doc", desc="deid", file=sys.stderr, disable=None) as bar:
+        chunk: list[Document] = []
+        for doc in docs:
+            chunk.append(doc)
+            if len(chunk) >= CHUNK_LINES:
+                _write_chunk(pipeline, chunk, sink, include_original)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            _write_chunk(pipeline, chunk, sink, include_original)
+            bar.update(len(chunk))
+
+
+def _write_chunk(pipeline: DeidPipeline, docs: list[Document], sink: IO[str], include_original: bool) -> None:
+    outputs = pipeline.run_batch([d.text for d in docs], [d.key for d in docs])
+    for doc, output in zip(docs, outputs, strict=True):
+        sink.write(json.dumps(output_record(doc, output, include_original), ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- loraner evaluate --deid
+
+
+def parse_recognizers(value: str) -> bool | str:
+    try:
+        return RECOGNIZER_CHOICES[value.lower()]
+    except KeyError:
+        choices = ", ".join(RECOGNIZER_CHOICES)
+        raise ConfigError(f"--recognizers must be one of {choices} (got {value!r})") from None
+
+
+def evaluate_deid(
+    model: Path,
+    cfg: ExperimentConfig,
+    split: str,
+    config_path: Path | None,
+    recognizers: str,
+    target: Path,
+) -> dict[str, Any]:
+    """Run the de-identification evaluation for ``loraner evaluate --deid``; print the score table (no
+    text), write the local report beside ``target`` and return the scores for the JSON file."""
+    from loraner.eval.report import render_text_table
+    from loraner.pipeline import DEID_SUMMARY_HEADERS, deid_summary_rows, run_deid_evaluation
+
+    mode = parse_recognizers(recognizers)
+    config = load_config(config_path)
+    report = target.with_name(f"deid-report-{split}.md")
+    result = run_deid_evaluation(model, cfg, split, config, mode, report=report)
+    typer.echo("\nDe-identification (entities: exact span and type; char recall: PHI characters changed)")
+    typer.echo(render_text_table(DEID_SUMMARY_HEADERS, deid_summary_rows(result)))
+    typer.echo(f"leak list and sample notes (contain PHI, keep local): {report}")
+    return result

@@ -1,0 +1,219 @@
+"""``POST /deidentify`` and ``POST /deidentify/batch``: the model's spans (plus pattern recognisers, if the
+config enables them) rewritten by the configured operators.
+
+Mounted by ``create_app`` unless ``LORANER_DEID=false``. The config comes from ``LORANER_DEID_CONFIG``;
+without one every type is replaced by ``[TYPE]`` (no Faker needed, so the slim image can serve it). The
+secret for ``hash``/keyed pseudonyms is read from the config's ``secret_env`` and checked at start-up.
+Validation, limits and logging are the same as ``/predict``: only lengths and counts are logged.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+
+from loraner.deid import DeidConfig, DeidOutput, load_deid_config, resolve_secret
+from loraner.deid.pipeline import deidentify_entities
+from loraner.errors import ConfigError
+from loraner.serve.metrics import Metrics
+from loraner.serve.routes import ERRORS, ApiError, _check_length, _out, get_service
+from loraner.serve.schemas import EntityOut, Strict, _not_blank
+from loraner.serve.service import Predictor, Service
+from loraner.serve.settings import ServeSettings
+
+FEATURE = "deidentify"
+MAX_KEY_CHARS = 256
+
+# --------------------------------------------------------------------------- schemas
+
+
+class DeidentifyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "Kari Nordmann (45 år), tlf. 912 34 567, bor i Bergen."}]},
+    )
+
+    text: StrictStr = Field(..., description="Raw text; offsets in the answer index into it")
+    document_key: StrictStr | None = Field(
+        None,
+        max_length=MAX_KEY_CHARS,
+        description="e.g. a patient id: same key, same date shift (with consistent_across_documents)",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        return _not_blank(text)
+
+
+class DeidentifyBatchRequest(Strict):
+    texts: list[StrictStr] = Field(..., min_length=1, description="Raw texts, answered in the same order")
+    document_keys: list[StrictStr | None] | None = Field(None, description="One per text, or omitted")
+
+    @field_validator("texts")
+    @classmethod
+    def _texts_not_blank(cls, texts: list[str]) -> list[str]:
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"item {i} must not be empty or only whitespace")
+        return texts
+
+    @model_validator(mode="after")
+    def _one_key_per_text(self) -> DeidentifyBatchRequest:
+        keys = self.document_keys
+        if keys is not None and len(keys) != len(self.texts):
+            raise ValueError(f"document_keys has {len(keys)} items but texts has {len(self.texts)}")
+        if keys is not None and any(k is not None and len(k) > MAX_KEY_CHARS for k in keys):
+            raise ValueError(f"document_keys items must have at most {MAX_KEY_CHARS} characters")
+        return self
+
+
+class ReplacedOut(BaseModel):
+    type: str
+    operator: str = Field(..., description="Operator applied (replace when pseudonymisation fell back)")
+    start: int = Field(..., description="Offset of the replaced span in the request text")
+    end: int
+    new_start: int = Field(..., description="Offset of the replacement in the answer's text")
+    new_end: int
+    replacement: str
+    original: str | None = Field(None, description="Only with include_original in the deid config")
+
+
+class DeidentifiedOut(BaseModel):
+    text: str = Field(..., description="The de-identified text")
+    items: list[ReplacedOut] = Field(..., description="One per replaced span, in text order")
+    entities: list[EntityOut] = Field(..., description="The spans replaced, on the request text")
+    count: int = Field(..., description="Number of replaced spans")
+
+
+class DeidentifyResponse(DeidentifiedOut):
+    model: str
+
+
+class DeidentifyBatchResponse(BaseModel):
+    results: list[DeidentifiedOut]
+    count: int = Field(..., description="Number of texts answered")
+    model: str
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+def load_service_config(settings: ServeSettings) -> DeidConfig:
+    """The deid config for the service; fails at start-up (not on the first request) when it is invalid,
+    its secret is missing, or its threshold cannot be used by the predictor."""
+    config = load_deid_config(settings.deid_config) if settings.deid_config else DeidConfig()
+    resolve_secret(config)
+    if config.threshold is not None and config.threshold <= 0:
+        raise ConfigError(f"{settings.deid_config}: threshold must be in (0, 1] for the predictor")
+    return config
+
+
+def with_o_threshold(predictor: Predictor, threshold: float | None) -> Predictor:
+    """``predictor`` decoding with the deid config's O threshold, without loading the model twice.
+
+    A shallow copy shares tokenizer, backend and lock; only the decoding cut-off differs, so /predict
+    keeps the service's own setting. Predictors without ``o_threshold`` (fakes) are used as they are.
+    """
+    if threshold is None or getattr(predictor, "o_threshold", threshold) == threshold:
+        return predictor
+    variant = copy.copy(predictor)
+    variant.o_threshold = threshold  # type: ignore[attr-defined]
+    return variant
+
+
+class DeidRuntime:
+    """Config, replacement counter, and the thresholded predictor (made once, after the model loads)."""
+
+    def __init__(self, config: DeidConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.replacements = Counter(
+            "loraner_deid_replacements_total",
+            "Spans replaced by /deidentify",
+            ["type", "operator"],
+            registry=metrics.registry,
+        )
+        self._variant: tuple[Predictor, Predictor] | None = None  # (loaded predictor, its variant)
+
+    def predictor(self, service: Service) -> Predictor:
+        loaded = service.require_predictor()
+        if self._variant is None or self._variant[0] is not loaded:
+            self._variant = (loaded, with_o_threshold(loaded, self.config.threshold))
+        return self._variant[1]
+
+    async def run(
+        self, service: Service, texts: list[str], keys: Sequence[str | None] | None
+    ) -> list[DeidOutput]:
+        entities = await service.run_batch(texts, self.predictor(service))
+        # Operators (Faker, regexes) are CPU work too: keep them off the event loop.
+        work = partial(deidentify_entities, texts, entities, self.config, keys)
+        outputs = await anyio.to_thread.run_sync(work)
+        for output in outputs:
+            for item in output.result.items:
+                self.replacements.labels(item.type, item.operator).inc()
+        return outputs
+
+
+def _fields(output: DeidOutput) -> dict[str, Any]:
+    items = [ReplacedOut(**item.to_dict()) for item in output.result.items]  # type: ignore[arg-type]
+    entities = _out(output.entities)
+    return {"text": output.result.text, "items": items, "entities": entities, "count": len(items)}
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
+    """The routes, bound to the config loaded (and checked) now."""
+    runtime = DeidRuntime(load_service_config(settings), metrics)
+    router = APIRouter(tags=["deidentify"])
+
+    @router.post(
+        "/deidentify",
+        response_model=DeidentifyResponse,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+        summary="De-identify one text",
+    )
+    async def deidentify(
+        body: DeidentifyRequest, request: Request, service: Service = Depends(get_service)
+    ) -> DeidentifyResponse:
+        _check_length(body.text, service.settings.max_text_chars, "text")
+        request.state.text_chars = len(body.text)
+        [output] = await runtime.run(service, [body.text], [body.document_key])
+        request.state.entities = len(output.result.items)
+        return DeidentifyResponse(**_fields(output), model=service.model_name)
+
+    @router.post(
+        "/deidentify/batch",
+        response_model=DeidentifyBatchResponse,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+        summary="De-identify several texts (pseudonyms consistent across them), answered in order",
+    )
+    async def deidentify_batch(
+        body: DeidentifyBatchRequest, request: Request, service: Service = Depends(get_service)
+    ) -> DeidentifyBatchResponse:
+        limit = service.settings.max_batch
+        if len(body.texts) > limit:
+            raise ApiError(422, f"texts has {len(body.texts)} items; the limit is {limit}")
+        for i, text in enumerate(body.texts):
+            _check_length(text, service.settings.max_text_chars, f"texts[{i}]")
+        request.state.texts = len(body.texts)
+        request.state.text_chars = sum(len(t) for t in body.texts)
+        outputs = await runtime.run(service, list(body.texts), body.document_keys)
+        request.state.entities = sum(len(o.result.items) for o in outputs)
+        results = [DeidentifiedOut(**_fields(o)) for o in outputs]
+        return DeidentifyBatchResponse(results=results, count=len(results), model=service.model_name)
+
+    return router
+
+
+__all__ = ["FEATURE", "DeidRuntime", "deid_router", "load_service_config", "with_o_threshold"]
