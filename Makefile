@@ -30,12 +30,12 @@ demo: $(STAMP)
 	$(BIN)/loraner demo
 
 test: $(STAMP) browser
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
