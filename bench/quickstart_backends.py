@@ -34,7 +34,7 @@ def sentences_of(notes: list[str], limit: int) -> list[str]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(predictor, sentences: list[str], notes: list[str], repeats: int) -> dict[str, float]:
