@@ -279,16 +279,11 @@ def _preprocess(fp32_path: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     target = fp32_path.with_name("model.pre.onnx")
-    try:
-        quant_pre_process(str(fp32_path), str(target), skip_symbolic_shape=False)
-        return target
-    except Exception as exc:  # shape inference raises untyped errors on unusual graphs
-        # Symbolic shape inference fails on some exported encoders (seen on BERT); onnxruntime's docs
-        # treat it as optional, so retry with plain ONNX shape inference before giving up.
-        log.warning("symbolic shape inference failed (%s); pre-processing without it", exc)
+    # Symbolic shape inference is skipped: it fails on exported BERT graphs and leaves temporary
+    # files in the working directory; plain ONNX shape inference is enough for dynamic quantization.
     try:
         quant_pre_process(str(fp32_path), str(target), skip_symbolic_shape=True)
-    except Exception as exc:
+    except Exception as exc:  # shape inference raises untyped errors on unusual graphs
         raise ModelError(f"pre-quantization processing failed ({exc}); retry with --no-preprocess") from exc
     return target
 
