@@ -8,6 +8,8 @@ and so several backends (e.g. one per LoRA adapter) can sit behind one tokenizer
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -96,12 +98,16 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No grow-only arena: activations are freed after each call, so a service's memory falls back
+        # after a long text and its peak stays lower; no measurable change in speed (bench/README.md).
+        options.enable_cpu_mem_arena = False
         try:
             session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ModelError(f"{path}: onnxruntime cannot load it: {exc}") from exc
+        release_free_heap()
         return cls(session)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -110,6 +116,19 @@ class OnnxBackend:
             feed["token_type_ids"] = np.zeros_like(input_ids)
         feed = {k: v for k, v in feed.items() if k in self.input_names}
         return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
+
+
+def release_free_heap() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Loading a model parses the whole file and copies its weights, then frees the parse buffers; glibc
+    keeps those pages, so an int8 RoBERTa-base session held about 75 MB of RSS it no longer used.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (musl, macOS, Windows): nothing to trim
 
 
 def resolve_backend_name(model_dir: Path, backend: str) -> str:

@@ -71,11 +71,25 @@ def make_chunks(
     return chunks
 
 
-def length_batches(chunks: Sequence[Chunk], batch_size: int) -> Iterator[list[int]]:
-    """Chunk indices grouped into batches of similar length, so dynamic padding stays small."""
+def length_batches(
+    chunks: Sequence[Chunk], batch_size: int, max_tokens: int | None = None
+) -> Iterator[list[int]]:
+    """Chunk indices grouped into batches of similar length, so dynamic padding stays small.
+
+    A batch holds at most ``batch_size`` windows and, with ``max_tokens``, at most that many padded
+    tokens (but always one window): 512-token windows of a long note go a few at a time, which bounds
+    the activation memory of one forward pass without slowing it (long windows gain nothing from batching).
+    """
     order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].ids))
-    for at in range(0, len(order), batch_size):
-        yield order[at : at + batch_size]
+    batch: list[int] = []
+    for i in order:
+        width = len(chunks[i].ids)  # ascending order: the newest window is the widest
+        if batch and (len(batch) == batch_size or (max_tokens and (len(batch) + 1) * width > max_tokens)):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -80,14 +80,29 @@ def model_name(path: Path, meta: dict[str, Any]) -> str:
     return str(meta.get("name") or run_config.get("name") or path.resolve().name)
 
 
-def load_tokenizer(spec: ModelSpec) -> Any:
-    from transformers import AutoTokenizer
+def tokenizer_class(model_dir: Path) -> Any:
+    """The class ``tokenizer_config.json`` names, else ``AutoTokenizer``.
 
+    ``AutoTokenizer`` imports Transformers' model-config code, which imports torch whenever it is
+    installed: about 225 MB more RSS and 2 s more start-up for an ONNX service that never uses it.
+    """
+    import transformers
+
+    path = model_dir / "tokenizer_config.json"
+    try:
+        name = json.loads(path.read_text(encoding="utf-8")).get("tokenizer_class") if path.exists() else None
+    except json.JSONDecodeError:
+        name = None
+    found = getattr(transformers, name, None) if isinstance(name, str) else None
+    return found if found is not None and hasattr(found, "from_pretrained") else transformers.AutoTokenizer
+
+
+def load_tokenizer(spec: ModelSpec) -> Any:
     kwargs: dict[str, Any] = {}
     if spec.model_type in PREFIX_SPACE_MODEL_TYPES:
         kwargs["add_prefix_space"] = True
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(spec.path), **kwargs)
+        tokenizer = tokenizer_class(spec.path).from_pretrained(str(spec.path), **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{spec.path}: cannot load the tokenizer: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):

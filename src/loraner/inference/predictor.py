@@ -34,6 +34,11 @@ from loraner.inference.encoding import (
 from loraner.inference.model_dir import effective_max_length, load_tokenizer, model_spec
 from loraner.types import Entity, types_of_labels
 
+# Padded tokens per forward pass: one 512-token window, or about 16 sentences of 32 tokens. Bounds the
+# activation memory of one call (int8 RoBERTa-base: about 50 MB instead of 370 MB for a 3,000-token
+# note in one batch of 7 windows), which keeps a served int8 model under 450 MB; see bench/README.md.
+DEFAULT_MAX_BATCH_TOKENS = 512
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -73,6 +78,7 @@ class NERPredictor:
         max_length: int = 512,
         stride: int = 64,
         batch_size: int = 16,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         aggregation: str = "first",
         o_threshold: float | None = None,
         name: str = "model",
@@ -85,6 +91,7 @@ class NERPredictor:
         self.max_length = int(max_length)
         self.stride = int(stride)
         self.batch_size = int(batch_size)
+        self.max_batch_tokens = None if max_batch_tokens is None else int(max_batch_tokens)
         self.aggregation = aggregation
         self.o_threshold = o_threshold
         self.name = name
@@ -103,6 +110,8 @@ class NERPredictor:
             raise ConfigError(f"stride must be >= 0 (got {self.stride})")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1 (got {self.batch_size})")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ConfigError(f"max_batch_tokens must be >= 1 or None (got {self.max_batch_tokens})")
         if self.o_threshold is not None and not 0.0 < self.o_threshold <= 1.0:
             raise ConfigError(f"o_threshold must be in (0, 1] (got {self.o_threshold})")
 
@@ -117,6 +126,7 @@ class NERPredictor:
         max_length: int | None = None,
         stride: int | None = None,
         batch_size: int = 16,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         aggregation: str = "first",
         o_threshold: float | None = None,
         onnx_file: str = "model.onnx",
@@ -125,6 +135,8 @@ class NERPredictor:
 
         ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto``
         (ONNX when ``model.onnx`` is present). ``threads`` sets the runtime's intra-op threads.
+        A forward pass takes at most ``batch_size`` windows and ``max_batch_tokens`` padded tokens
+        (``None``: no token cap; more memory on long texts).
         """
         spec = model_spec(path, max_length, stride)
         tokenizer = load_tokenizer(spec)
@@ -136,6 +148,7 @@ class NERPredictor:
             max_length=effective_max_length(spec, tokenizer),
             stride=spec.stride,
             batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
             aggregation=aggregation,
             o_threshold=o_threshold,
             name=spec.name,
@@ -179,7 +192,7 @@ class NERPredictor:
         """Per document, label probabilities of every token, each from the window that owns it."""
         chunks = make_chunks(docs, self.specials, self.max_length, self.stride)
         out = [np.zeros((len(d.input_ids), len(self.labels)), dtype=np.float32) for d in docs]
-        for batch in length_batches(chunks, self.batch_size):
+        for batch in length_batches(chunks, self.batch_size, self.max_batch_tokens):
             logits = self._run([chunks[i] for i in batch])
             for row, i in enumerate(batch):
                 self._scatter(out, chunks[i], logits[row])

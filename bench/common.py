@@ -1,0 +1,302 @@
+"""Sizes, the run context, statistics, target checks, tables and the JSON results every workload shares."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+CACHE_DIR = BENCH_DIR / ".cache"
+RESULTS_DIR = BENCH_DIR / "results"
+
+# The scale the issue gives for this machine class (2 cores): matrix-multiply peaks.
+INT8_PEAK_OPS = 1.0e12
+FP32_PEAK_FLOPS = 0.29e12
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each workload does. ``FULL`` keeps ``make bench`` under 30 minutes on 2 cores."""
+
+    tiny_model: bool  # a 2-layer RoBERTa instead of the base-shaped one (smoke test)
+    sentences: int  # the sentence set
+    latency_sentences: int  # single-sentence calls per repeat, for p50/p99
+    notes: int  # long clinical-style notes
+    note_tokens: tuple[int, int]  # their length range, in tokens
+    repeats: int
+    note_repeats: int
+    int8_batch_sizes: tuple[int, ...]  # the batch-size sweep of the int8 path
+    accuracy_sentences: int  # CoNLL test sentences for the fp32 vs int8 F1 (0 = all)
+    memory_requests: int
+    load_seconds: float
+    load_clients: tuple[int, ...]
+    microbatch_ms: float
+    train_samples: int  # the training set of the speed runs (base-shaped model)
+    train_steps: int  # timed steps of random-batch recipe D (4 timing windows)
+    train_steps_grouped: int  # loraner: whole length-grouped mega-batches (50 steps each at full size)
+    train_steps_padded: int  # baseline C pads to 256 tokens: every step costs the same, fewer suffice
+    f1_train_sentences: int  # CoNLL train sentences for the F1 check (one epoch, MiniLM)
+    f1_eval_sentences: int
+    compile_steps: int  # steps of the torch.compile probe (0 = skip)
+
+
+FULL = Sizes(
+    tiny_model=False,
+    sentences=300,
+    latency_sentences=60,
+    notes=8,
+    note_tokens=(400, 3000),
+    repeats=3,
+    note_repeats=1,
+    int8_batch_sizes=(8, 32),
+    accuracy_sentences=0,
+    memory_requests=1000,
+    load_seconds=15.0,
+    load_clients=(16, 64),
+    microbatch_ms=10.0,
+    train_samples=3200,
+    train_steps=24,
+    train_steps_grouped=50,
+    train_steps_padded=4,
+    f1_train_sentences=3000,
+    f1_eval_sentences=1000,
+    compile_steps=0,  # the torch.compile probe: --set compile_steps=50 (bench/README.md has the result)
+)
+
+QUICK = Sizes(
+    tiny_model=True,
+    sentences=48,
+    latency_sentences=12,
+    notes=2,
+    note_tokens=(400, 900),
+    repeats=2,
+    note_repeats=1,
+    int8_batch_sizes=(32,),
+    accuracy_sentences=64,
+    memory_requests=24,
+    load_seconds=1.0,
+    load_clients=(4,),
+    microbatch_ms=5.0,
+    train_samples=128,
+    train_steps=8,
+    train_steps_grouped=8,
+    train_steps_padded=2,
+    f1_train_sentences=0,
+    f1_eval_sentences=0,
+    compile_steps=0,
+)
+
+WORKLOADS = ("inference", "memory", "load", "training")
+SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
+
+
+@dataclass
+class Context:
+    sizes: Sizes
+    threads: int
+    cache: Path
+    results: Path
+    trained_model: Path
+    quick: bool
+    seed: int = 0
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
+
+    @property
+    def work(self) -> Path:
+        """This run's scratch files (server logs, training specs): its own, so runs can overlap."""
+        return self.cache / "work" / str(os.getpid())
+
+
+# --- statistics -------------------------------------------------------------------------------------
+
+
+def median(values: Iterable[float]) -> float:
+    data = [float(v) for v in values]
+    return statistics.median(data) if data else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]); NaN for no values."""
+    data = sorted(float(v) for v in values)
+    if not data:
+        return float("nan")
+    pos = (len(data) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
+class Stopwatch:
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+
+def target(name: str, value: float | None, op: str, threshold: float, note: str = "") -> dict[str, Any]:
+    """A pass/fail check: ``value op threshold`` with op ``>=`` or ``<=``; ``None`` means not measured."""
+    if value is None or value != value:  # NaN
+        passed: bool | None = None
+    elif op == ">=":
+        passed = value >= threshold
+    elif op == "<=":
+        passed = value <= threshold
+    else:
+        raise ValueError(f"op must be >= or <=, got {op!r}")
+    return {
+        "name": name,
+        "value": None if value is None or value != value else round(float(value), 4),
+        "op": op,
+        "threshold": threshold,
+        "passed": passed,
+        "note": note,
+    }
+
+
+def verdict(check: dict[str, Any]) -> str:
+    return {True: "PASS", False: "FAIL", None: "n/a"}[check["passed"]]
+
+
+# --- machine info and results ----------------------------------------------------------------------
+
+
+def package_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    cpu_model, flags = "", set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and not cpu_model:
+                cpu_model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem_gb = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        first = meminfo.read_text().splitlines()[0].split()
+        mem_gb = round(int(first[1]) / 2**20, 1)
+    return {
+        "cpu": cpu_model or platform.processor(),
+        # int8 matrix multiplies run about twice as fast with VNNI/AMX as with AVX2 alone
+        "cpu_flags": sorted(flags & SIMD_FLAGS),
+        "cores": cores,
+        "memory_gb": mem_gb,
+        "threads": threads,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": {
+            name: package_version(name)
+            for name in ("loraner", "torch", "transformers", "onnxruntime", "peft", "tokenizers")
+        },
+        "load_average_at_start": load_average(),
+        "peaks": {"int8_ops_per_s": INT8_PEAK_OPS, "fp32_flops_per_s": FP32_PEAK_FLOPS},
+    }
+
+
+def write_result(ctx: Context, workload: str, payload: dict[str, Any]) -> Path:
+    ctx.results.mkdir(parents=True, exist_ok=True)
+    path = ctx.results / f"{workload}.json"
+    body = {
+        "workload": workload,
+        "quick": ctx.quick,
+        "sizes": asdict(ctx.sizes),
+        "machine": machine_info(ctx.threads),
+        "load_average_at_end": load_average(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **payload,
+    }
+    path.write_text(json.dumps(body, indent=2, default=_jsonable), encoding="utf-8")
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A rich table on a terminal; the same table as plain aligned text otherwise (logs, CI, tests).
+    Columns holding only numbers are right-aligned."""
+    cells = [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
+    numeric = [all(not isinstance(row[i], str) for row in rows) and i > 0 for i in range(len(columns))]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for column, right in zip(columns, numeric, strict=True):
+            table.add_column(column, justify="right" if right else "left")
+        for row in cells:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    widths = [max(len(str(c)) for c in col) for col in zip(columns, *cells, strict=True)]
+    rule = "  ".join("-" * w for w in widths)
+
+    def line(values: Sequence[str]) -> str:
+        parts = zip(values, widths, numeric, strict=True)
+        return "  ".join(v.rjust(w) if right else v.ljust(w) for v, w, right in parts).rstrip()
+
+    print(f"\n{title}\n{rule}\n{line(list(columns))}\n{rule}")
+    for row in cells:
+        print(line(row))
+    print(rule, flush=True)
+
+
+def print_targets(title: str, checks: Sequence[dict[str, Any]]) -> None:
+    rows = [
+        [c["name"], fmt(c["value"], 3), f"{c['op']} {c['threshold']}", verdict(c), c.get("note", "")]
+        for c in checks
+    ]
+    print_table(title, ["target", "measured", "needed", "result", "note"], rows)

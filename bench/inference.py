@@ -1,0 +1,447 @@
+"""Inference: baselines A (one text per call, PyTorch fp32, argmax) and B (``transformers.pipeline``,
+batch 32) against loraner's ``NERPredictor`` on each backend, on the same model, texts and threads.
+
+Every variant runs once per repeat, interleaved (A, B, loraner..., A, B, ...), so load changes on a
+shared machine hit all of them alike; ratios are taken within a repeat, then the median over repeats.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    FP32_PEAK_FLOPS,
+    INT8_PEAK_OPS,
+    Context,
+    Stopwatch,
+    median,
+    percentile,
+    print_table,
+    print_targets,
+    ratio,
+    target,
+    write_result,
+)
+from bench.data import TextSet, long_notes, read_conll_examples, sentence_set
+from bench.models import MAX_LENGTH, BenchModels, build_models, trained_int8
+
+DEFAULT_BATCH = 16  # NERPredictor's default
+PIPELINE_BATCH = 32
+WARMUP_TEXTS = 8
+
+
+@dataclass
+class Variant:
+    name: str
+    group: str  # "baseline" or "loraner"
+    backend: str  # "torch fp32", "onnx fp32", "onnx int8"
+    batch_size: int | None
+    run: Callable[[Sequence[str]], object]  # all texts, the variant's own way
+    single: Callable[[str], object]  # one text, for latency
+    truncates: bool = False  # only the first 512 tokens of a text are processed
+    seconds: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    note_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def peak(self) -> float:
+        return INT8_PEAK_OPS if "int8" in self.backend else FP32_PEAK_FLOPS
+
+
+# --- baselines -------------------------------------------------------------------------------------
+
+
+def load_torch(model_dir: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForTokenClassification.from_pretrained(str(model_dir)).eval()
+    return model, tokenizer
+
+
+def baseline_a(model: Any, tokenizer: Any) -> Variant:
+    """The reference deployment: tokenize one text, truncate at 512, forward, argmax."""
+    import torch
+
+    def one(text: str) -> Any:
+        enc = tokenizer(text, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        with torch.inference_mode():
+            return model(**enc).logits.argmax(-1)
+
+    def run(texts: Sequence[str]) -> list[Any]:
+        return [one(t) for t in texts]
+
+    return Variant("A: 1 text/call, torch fp32", "baseline", "torch fp32", 1, run, one, truncates=True)
+
+
+def baseline_b(model: Any, tokenizer: Any) -> Variant:
+    from transformers import pipeline
+
+    pipe = pipeline(
+        "token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first", device="cpu"
+    )
+
+    def run(texts: Sequence[str]) -> Any:
+        return pipe(list(texts), batch_size=PIPELINE_BATCH)
+
+    return Variant(
+        f"B: pipeline(batch_size={PIPELINE_BATCH})",
+        "baseline",
+        "torch fp32",
+        PIPELINE_BATCH,
+        run,
+        pipe,
+        truncates=True,
+    )
+
+
+# --- loraner ---------------------------------------------------------------------------------------
+
+
+def loraner_variant(
+    predictor: Any, backend: str, batch_size: int | None = None, uncapped: bool = False
+) -> Variant:
+    """loraner's predictor on ``backend``: its defaults, or (sweep) ``batch_size`` windows per call with
+    no padded-token cap."""
+    from loraner.inference import NERPredictor
+    from loraner.inference.predictor import DEFAULT_MAX_BATCH_TOKENS
+
+    size = batch_size or DEFAULT_BATCH
+    p = NERPredictor(
+        predictor.tokenizer,
+        predictor.backend,
+        predictor.labels,
+        max_length=predictor.max_length,
+        stride=predictor.stride,
+        batch_size=size,
+        max_batch_tokens=None if uncapped else DEFAULT_MAX_BATCH_TOKENS,
+    )
+    label = f"batch {size}, no token cap" if uncapped else "defaults"
+    return Variant(f"loraner {backend}, {label}", "loraner", backend, size, p.predict_batch, p.predict)
+
+
+def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
+    from loraner.inference import NERPredictor, TorchBackend
+    from loraner.inference.model_dir import effective_max_length, load_tokenizer, model_spec
+
+    model, tokenizer = load_torch(models.torch_dir)
+    spec = model_spec(models.torch_dir)
+    ours = load_tokenizer(spec)
+    # The very model object the baselines use, behind loraner's tokenization, batching and decoding.
+    torch_predictor = NERPredictor(
+        ours,
+        TorchBackend(model),
+        spec.labels,
+        max_length=effective_max_length(spec, ours),
+        stride=spec.stride,
+    )
+    fp32 = NERPredictor.from_pretrained(models.onnx_fp32_dir, backend="onnx", threads=ctx.threads)
+    int8 = NERPredictor.from_pretrained(models.onnx_int8_dir, backend="onnx", threads=ctx.threads)
+    variants = [
+        baseline_a(model, tokenizer),
+        baseline_b(model, tokenizer),
+        loraner_variant(torch_predictor, "torch fp32"),
+        loraner_variant(fp32, "onnx fp32"),
+        loraner_variant(int8, "onnx int8"),
+    ]
+    variants += [loraner_variant(int8, "onnx int8", b, uncapped=True) for b in ctx.sizes.int8_batch_sizes]
+    return variants
+
+
+# --- measuring -------------------------------------------------------------------------------------
+
+
+def measure(variants: list[Variant], sentences: TextSet, notes: TextSet, ctx: Context) -> None:
+    latency_texts = sentences.texts[: ctx.sizes.latency_sentences]
+    for v in variants:
+        v.run(sentences.texts[:WARMUP_TEXTS])
+    for r in range(ctx.sizes.repeats):
+        ctx.log(f"  inference repeat {r + 1}/{ctx.sizes.repeats}")
+        for v in variants:
+            with Stopwatch() as sw:
+                v.run(sentences.texts)
+            v.seconds.append(sw.seconds)
+        for v in latency_variants(variants):
+            for text in latency_texts:
+                started = time.perf_counter()
+                v.single(text)
+                v.latencies.append(time.perf_counter() - started)
+    for r in range(ctx.sizes.note_repeats):
+        ctx.log(f"  long notes repeat {r + 1}/{ctx.sizes.note_repeats}")
+        for v in note_variants(variants):
+            with Stopwatch() as sw:
+                v.run(notes.texts)
+            v.note_seconds.append(sw.seconds)
+
+
+def latency_variants(variants: list[Variant]) -> list[Variant]:
+    """Batch size does not matter for one text: one variant per backend."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for v in variants:
+        key = (v.group if v.group == "loraner" else v.name, v.backend)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
+def note_variants(variants: list[Variant]) -> list[Variant]:
+    """The baselines and loraner's shipped int8 path (its token cap is what bounds memory on long notes)."""
+    baselines = [v for v in variants if v.group == "baseline"]
+    shipped = next(v for v in variants if v.backend == "onnx int8" and v.name.endswith("defaults"))
+    return [*baselines, shipped]
+
+
+def best_loraner(variants: list[Variant]) -> Variant:
+    return min((v for v in variants if v.group == "loraner"), key=lambda v: median(v.seconds))
+
+
+# --- summarising -----------------------------------------------------------------------------------
+
+
+def covered_tokens(texts: TextSet, truncates: bool) -> int:
+    return sum(min(n, MAX_LENGTH) if truncates else n for n in texts.tokens)
+
+
+def throughput_rows(variants: list[Variant], sentences: TextSet, flops: float) -> list[dict[str, Any]]:
+    a, b = variants[0], variants[1]
+    rows = []
+    for v in variants:
+        seconds = median(v.seconds)
+        tokens_per_s = covered_tokens(sentences, v.truncates) / seconds
+        rows.append(
+            {
+                "variant": v.name,
+                "group": v.group,
+                "backend": v.backend,
+                "batch_size": v.batch_size,
+                "seconds_per_repeat": [round(s, 3) for s in v.seconds],
+                "sentences_per_s": round(len(sentences.texts) / seconds, 2),
+                "tokens_per_s": round(tokens_per_s, 1),
+                "achieved_fraction_of_peak": round(tokens_per_s * flops / v.peak, 4),
+                "peak_used": "int8 1 TOP/s" if v.peak == INT8_PEAK_OPS else "fp32 0.29 TFLOP/s",
+                "speedup_vs_A": round(
+                    median(ratio(x, y) for x, y in zip(a.seconds, v.seconds, strict=True)), 2
+                ),
+                "speedup_vs_B": round(
+                    median(ratio(x, y) for x, y in zip(b.seconds, v.seconds, strict=True)), 2
+                ),
+            }
+        )
+    return rows
+
+
+def latency_rows(variants: list[Variant]) -> list[dict[str, Any]]:
+    return [
+        {
+            "variant": v.name if v.group == "baseline" else f"loraner {v.backend}",
+            "backend": v.backend,
+            "calls": len(v.latencies),
+            "p50_ms": round(1000 * percentile(v.latencies, 50), 2),
+            "p99_ms": round(1000 * percentile(v.latencies, 99), 2),
+        }
+        for v in latency_variants(variants)
+    ]
+
+
+def note_rows(variants: list[Variant], notes: TextSet) -> list[dict[str, Any]]:
+    rows = []
+    for v in note_variants(variants):
+        seconds = median(v.note_seconds)
+        covered = covered_tokens(notes, v.truncates)
+        rows.append(
+            {
+                "variant": v.name,
+                "notes_per_s": round(len(notes.texts) / seconds, 3),
+                "covered_tokens_per_s": round(covered / seconds, 1),
+                "coverage": round(covered / notes.total_tokens, 3),
+                "seconds_per_repeat": [round(s, 3) for s in v.note_seconds],
+            }
+        )
+    return rows
+
+
+# --- accuracy on the trained model ------------------------------------------------------------------
+
+
+def gold_spans(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, set[tuple[int, int, str]]]:
+    """The sentence as ``" ".join(tokens)`` and its gold entities as character spans."""
+    from loraner.inference.decoding import parse_label, spans_from_tags
+
+    starts, at = [], 0
+    for token in tokens:
+        starts.append(at)
+        at += len(token) + 1
+    spans = {
+        (starts[first], starts[stop - 1] + len(tokens[stop - 1]), type_)
+        for first, stop, type_ in spans_from_tags([parse_label(t) for t in tags])
+    }
+    return " ".join(tokens), spans
+
+
+def entity_f1(gold: Sequence[set[tuple[int, int, str]]], pred: Sequence[Sequence[Any]]) -> float:
+    tp = n_gold = n_pred = 0
+    for g, entities in zip(gold, pred, strict=True):
+        p = {(e.start, e.end, e.type) for e in entities}
+        tp += len(g & p)
+        n_gold += len(g)
+        n_pred += len(p)
+    return 2 * tp / (n_gold + n_pred) if n_gold + n_pred else 1.0
+
+
+def accuracy(ctx: Context) -> dict[str, Any]:
+    """CoNLL test entity F1 of the trained model: PyTorch fp32 vs ONNX int8, both through NERPredictor."""
+    from loraner.errors import ModelError
+    from loraner.inference import NERPredictor
+
+    model_dir = ctx.trained_model
+    if not (model_dir / "config.json").exists():
+        return {"skipped": f"no trained model at {model_dir} (train it with configs/conll-minilm-lora.yaml)"}
+    examples = read_conll_examples("test")
+    if not examples:
+        return {"skipped": "no ../shared/data/conll2003/test.txt"}
+    if ctx.sizes.accuracy_sentences:
+        examples = examples[: ctx.sizes.accuracy_sentences]
+    pairs = [gold_spans(ex.tokens, ex.tags) for ex in examples]
+    texts, gold = [t for t, _ in pairs], [g for _, g in pairs]
+    dev = read_conll_examples("dev") or []
+    sample = [" ".join(ex.tokens) for ex in dev[:200]] or texts[:50]
+    try:
+        int8_dir, report = trained_int8(model_dir, ctx.cache, sample, ctx.threads)
+    except ModelError as exc:
+        return {"model": str(model_dir), "error": f"int8 export failed its check: {exc}"}
+    scores: dict[str, Any] = {
+        "model": str(model_dir),
+        "sentences": len(texts),
+        "int8_export": report.get("int8"),
+    }
+    for name, path, backend in (("torch_fp32", model_dir, "torch"), ("onnx_int8", int8_dir, "onnx")):
+        predictor = NERPredictor.from_pretrained(path, backend=backend, threads=ctx.threads, batch_size=32)
+        with Stopwatch() as sw:
+            predicted = predictor.predict_batch(texts)
+        scores[name] = {"f1": round(entity_f1(gold, predicted), 4), "seconds": round(sw.seconds, 2)}
+    scores["f1_drop_points"] = round(100 * (scores["torch_fp32"]["f1"] - scores["onnx_int8"]["f1"]), 2)
+    return scores
+
+
+# --- the workload ----------------------------------------------------------------------------------
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    from loraner.inference.model_dir import load_tokenizer, model_spec
+
+    models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+    tokenizer = load_tokenizer(model_spec(models.torch_dir))
+    sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
+    notes = long_notes(tokenizer, ctx.sizes.notes, ctx.sizes.note_tokens, seed=ctx.seed)
+    variants = build_variants(models, ctx)
+    ctx.log(
+        f"inference: {len(variants)} variants x {ctx.sizes.repeats} repeats, {len(sentences.texts)} sentences"
+    )
+    measure(variants, sentences, notes, ctx)
+    best = best_loraner(variants)
+    result = {
+        "model": models.describe(),
+        "sentences": sentences.describe(),
+        "notes": notes.describe(),
+        "throughput": throughput_rows(variants, sentences, models.flops_per_token),
+        "latency": latency_rows(variants),
+        "long_notes": note_rows(variants, notes),
+        "best_loraner": best.name,
+        "accuracy": accuracy(ctx),
+    }
+    result["targets"] = targets(result, best)
+    write_result(ctx, "inference", result)
+    report(result)
+    return result
+
+
+def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
+    rows = {r["variant"]: r for r in result["throughput"]}
+    row = rows[best.name]
+    lat = {
+        r["backend"] if r["variant"].startswith("loraner") else r["variant"][0]: r for r in result["latency"]
+    }
+    lat_ratio = ratio(lat[best.backend]["p50_ms"], lat["A"]["p50_ms"])
+    int8_vs_fp32 = ratio(
+        rows["loraner onnx int8, defaults"]["sentences_per_s"],
+        rows["loraner onnx fp32, defaults"]["sentences_per_s"],
+    )
+    context = (
+        f"{best.name}: {100 * row['achieved_fraction_of_peak']:.0f}% of its peak; "
+        f"int8 = {int8_vs_fp32:.2f}x fp32 ONNX"
+    )
+    acc = result["accuracy"]
+    drop = acc.get("f1_drop_points")
+    return [
+        target("throughput vs A (x)", row["speedup_vs_A"], ">=", 4.0, context),
+        target("throughput vs B (x)", row["speedup_vs_B"], ">=", 3.0, best.name),
+        target(
+            "p50 latency / A's p50",
+            lat_ratio,
+            "<=",
+            0.5,
+            f"loraner {best.backend} {lat[best.backend]['p50_ms']} ms vs A {lat['A']['p50_ms']} ms",
+        ),
+        target(
+            "int8 F1 drop vs fp32 (points)",
+            abs(drop) if drop is not None else None,
+            "<=",
+            0.5,
+            acc.get("skipped") or acc.get("error") or f"{acc.get('sentences')} CoNLL test sentences",
+        ),
+    ]
+
+
+def report(result: dict[str, Any]) -> None:
+    s = result["sentences"]
+    print_table(
+        f"Inference throughput: {s['count']} sentences ({s['tokens_mean']} tokens mean, {s['source']}), "
+        f"{result['model']['name']}",
+        ["variant", "sent/s", "tokens/s", "x A", "x B", "% of peak"],
+        [
+            [
+                r["variant"],
+                r["sentences_per_s"],
+                r["tokens_per_s"],
+                r["speedup_vs_A"],
+                r["speedup_vs_B"],
+                100 * r["achieved_fraction_of_peak"],
+            ]
+            for r in result["throughput"]
+        ],
+    )
+    print_table(
+        "Single-sentence latency",
+        ["variant", "calls", "p50 ms", "p99 ms"],
+        [[r["variant"], r["calls"], r["p50_ms"], r["p99_ms"]] for r in result["latency"]],
+    )
+    n = result["notes"]
+    print_table(
+        f"Long notes: {n['count']} notes, {n['tokens_min_max'][0]}-{n['tokens_min_max'][1]} tokens "
+        "(A and B truncate at 512: coverage = share of tokens processed)",
+        ["variant", "notes/s", "covered tokens/s", "coverage"],
+        [
+            [r["variant"], r["notes_per_s"], r["covered_tokens_per_s"], r["coverage"]]
+            for r in result["long_notes"]
+        ],
+    )
+    acc = result["accuracy"]
+    if "skipped" in acc or "error" in acc:
+        print(f"\nAccuracy (trained CoNLL model): skipped: {acc.get('skipped') or acc.get('error')}")
+    else:
+        print_table(
+            f"Accuracy: CoNLL test entity F1, {acc['sentences']} sentences, {acc['model']}",
+            ["runtime", "F1", "seconds"],
+            [
+                [k, f"{v['f1']:.4f}", v["seconds"]]
+                for k, v in acc.items()
+                if isinstance(v, dict) and "f1" in v
+            ],
+        )
+    print_targets("Inference targets", result["targets"])

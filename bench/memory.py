@@ -1,0 +1,105 @@
+"""Memory: peak RSS of a ``loraner serve`` process after N requests, with the int8 ONNX model (the
+deployment, target <= 450 MB for a 1 GB box) and with the PyTorch fp32 model (for comparison).
+
+The requests are the sentence set with one long note every ``NOTE_EVERY`` requests (a service also
+sees long texts, and they set the peak), sent by ``CLIENTS`` concurrent connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bench.common import Context, print_table, print_targets, target, write_result
+from bench.data import long_notes, sentence_set
+from bench.models import build_models
+from bench.serving import drive, serve
+
+NOTE_EVERY = 50
+CLIENTS = 4
+PEAK_TARGET_MB = 450.0
+
+
+def request_texts(sentences: Sequence[str], notes: Sequence[str], every: int = NOTE_EVERY) -> list[str]:
+    out: list[str] = []
+    for i, text in enumerate(sentences):
+        if notes and i % every == every - 1:
+            out.append(notes[(i // every) % len(notes)])
+        out.append(text)
+    return out
+
+
+def measure_server(ctx: Context, name: str, model_dir: Any, backend: str, texts: list[str]) -> dict[str, Any]:
+    log = ctx.work / f"memory-{name}.log"
+    with serve(model_dir, backend, ctx.threads, log) as server:
+        idle = server.memory_mb()
+        stats = drive(server.url, texts, CLIENTS, seconds=3600, max_requests=ctx.sizes.memory_requests)
+        after = server.memory_mb()
+    return {
+        "server": name,
+        "backend": backend,
+        "model": str(model_dir),
+        "startup_seconds": round(server.ready_seconds, 1),
+        "rss_ready_mb": idle["rss_mb"],
+        "rss_after_mb": after["rss_mb"],
+        "peak_rss_mb": after["peak_rss_mb"],
+        "load": stats.summary(),
+        "log": str(log),
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    from loraner.inference.model_dir import load_tokenizer, model_spec
+
+    models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+    tokenizer = load_tokenizer(model_spec(models.torch_dir))
+    sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
+    notes = long_notes(tokenizer, max(2, ctx.sizes.notes), ctx.sizes.note_tokens, seed=ctx.seed)
+    texts = request_texts(sentences.texts, notes.texts)
+    ctx.log(f"memory: {ctx.sizes.memory_requests} requests to each server ({CLIENTS} clients)")
+    servers = [
+        measure_server(ctx, "onnx-int8", models.onnx_int8_dir, "onnx", texts),
+        measure_server(ctx, "torch-fp32", models.torch_dir, "torch", texts),
+    ]
+    int8 = servers[0]
+    errors = sum(s["load"]["errors"] for s in servers)
+    result = {
+        "model": models.describe(),
+        "requests": ctx.sizes.memory_requests,
+        "clients": CLIENTS,
+        "long_note_every": NOTE_EVERY,
+        "servers": servers,
+        "targets": [
+            target(
+                f"int8 serve peak RSS after {ctx.sizes.memory_requests} requests (MB)",
+                int8["peak_rss_mb"],
+                "<=",
+                PEAK_TARGET_MB,
+                f"{models.name}: {int8['rss_ready_mb']} MB when ready (model loaded), "
+                f"torch fp32 server peak {servers[1]['peak_rss_mb']} MB",
+            ),
+            target("memory run errors", errors, "<=", 0),
+        ],
+    }
+    write_result(ctx, "memory", result)
+    report(result)
+    return result
+
+
+def report(result: dict[str, Any]) -> None:
+    print_table(
+        f"Memory: `loraner serve` after {result['requests']} requests ({result['model']['name']})",
+        ["server", "startup s", "RSS ready MB", "RSS after MB", "peak RSS MB", "errors"],
+        [
+            [
+                s["server"],
+                s["startup_seconds"],
+                s["rss_ready_mb"],
+                s["rss_after_mb"],
+                s["peak_rss_mb"],
+                s["load"]["errors"],
+            ]
+            for s in result["servers"]
+        ],
+    )
+    print_targets("Memory targets", result["targets"])

@@ -1,0 +1,290 @@
+"""One training variant in its own process (``python -m bench.train_worker SPEC.json``), so each one's
+peak RSS is its own. Prints nothing useful; writes the result JSON named in the spec.
+
+Variants (the same LoRA model, examples, hyperparameters and threads; only the recipe differs):
+
+* ``C``: the clinical reference recipe: every sequence padded to 256 tokens, random batches.
+* ``D``: the usual recipe: Trainer + PEFT + ``DataCollatorForTokenClassification`` (dynamic padding),
+  random batches.
+* ``loraner``: loraner's recipe: ``loraner.train.trainer.training_arguments`` (length-grouped batches)
+  and the collator ``loraner.train.trainer.train`` uses.
+* ``loraner+compile``: the same with ``torch_compile=True`` (a probe: is compiling worth it on this CPU?).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+PAD_TO = 256
+VARIANTS = ("C", "D", "loraner", "loraner+compile")
+
+
+@dataclass(frozen=True)
+class Spec:
+    variant: str
+    model: str
+    examples: str  # JSON file: [{"tokens": [...], "tags": [...]}]
+    labels: list[str]
+    out: str
+    batch_size: int = 16
+    threads: int = 2
+    seed: int = 0
+    learning_rate: float = 1e-3
+    warmup_ratio: float = 0.1
+    max_length: int = 256
+    max_steps: int = -1  # -1: one epoch
+    eval_examples: str | None = None
+
+    @classmethod
+    def read(cls, path: str) -> Spec:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+class CountingCollator:
+    """Wraps a collator and counts real and padded tokens of every batch it builds."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.real = 0
+        self.padded = 0
+        self.rows: list[int] = []  # samples per batch, in training order
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        batch = self.inner(features)
+        self.rows.append(len(features))
+        self.padded += int(batch["input_ids"].numel())
+        self.real += int(batch["attention_mask"].sum())
+        return batch
+
+
+def step_timer() -> Any:
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Wall-clock time of every optimizer step, data loading and collation included."""
+
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self.last = 0.0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.last = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            now = time.perf_counter()
+            self.times.append(now - self.last)
+            self.last = now
+
+    return StepTimer()
+
+
+def read_examples(path: str) -> list[Any]:
+    from loraner.types import WordExample
+
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [WordExample(tokens=r["tokens"], tags=r["tags"], id=str(i)) for i, r in enumerate(rows)]
+
+
+def lora_settings() -> Any:
+    from loraner.settings import LoraSettings
+
+    return LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=["query", "value"], bias="none")
+
+
+def loraner_args(spec: Spec, out: Path, n_train: int, compile_: bool) -> Any:
+    from loraner.settings import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig
+    from loraner.train.trainer import training_arguments
+
+    cfg = ExperimentConfig(
+        data=DataConfig(format="conll"),
+        model=ModelConfig(name_or_path=spec.model, max_length=spec.max_length),
+        lora=lora_settings(),
+        training=TrainingConfig(
+            epochs=1,
+            batch_size=spec.batch_size,
+            learning_rate=spec.learning_rate,
+            warmup_ratio=spec.warmup_ratio,
+            seed=spec.seed,
+            threads=spec.threads,
+            mixed_precision="no",
+            max_steps=spec.max_steps,
+        ),
+    )
+    args = training_arguments(cfg, out, n_train)
+    # The timed run only trains: per-epoch evaluation and checkpoints are not part of step speed.
+    extra = {"torch_compile": True} if compile_ else {}
+    return replace(
+        args,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        logging_strategy="no",
+        disable_tqdm=True,
+        **extra,
+    )
+
+
+def usual_args(spec: Spec, out: Path, n_train: int) -> Any:
+    """Baselines C and D: a plain TrainingArguments with the same hyperparameters, random batches."""
+    from transformers import TrainingArguments
+
+    steps = spec.max_steps if spec.max_steps > 0 else math.ceil(n_train / spec.batch_size)
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=1,
+        max_steps=spec.max_steps,
+        per_device_train_batch_size=spec.batch_size,
+        learning_rate=spec.learning_rate,
+        warmup_steps=math.ceil(spec.warmup_ratio * steps),
+        weight_decay=0.01,
+        lr_scheduler_type="linear",
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="no",
+        seed=spec.seed,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        train_sampling_strategy="random",
+    )
+
+
+def collator_for(variant: str, tokenizer: Any) -> CountingCollator:
+    from transformers import DataCollatorForTokenClassification
+
+    if variant == "C":
+        return CountingCollator(
+            DataCollatorForTokenClassification(tokenizer, padding="max_length", max_length=PAD_TO)
+        )
+    # D and loraner: what loraner.train.trainer.train passes (dynamic padding to the batch's longest).
+    return CountingCollator(DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None))
+
+
+def window_steps(variant: str, n_train: int, batch_size: int, steps: int) -> int:
+    """Steps per timing window.
+
+    Length-grouped batches come in mega-batches sorted long to short (transformers'
+    ``get_length_grouped_indices``: ``min(n // (4 * batch), 50)`` batches each), so only whole
+    mega-batches are representative. Random batches: four windows. Padded to 256: every step costs the
+    same, one step per window.
+    """
+    if variant == "C":
+        return 1
+    if variant.startswith("loraner"):
+        return min(steps, max(1, min(n_train // (batch_size * 4), 50)))
+    return max(1, steps // 4)
+
+
+def windows(times: list[float], sizes: list[int], width: int) -> list[float]:
+    """Samples per second of each full window of ``width`` steps."""
+    out = []
+    for at in range(0, len(times) - width + 1, width):
+        out.append(sum(sizes[at : at + width]) / sum(times[at : at + width]))
+    return out
+
+
+def train(spec: Spec) -> dict[str, Any]:
+    import torch
+    from transformers import Trainer, set_seed
+
+    from loraner.train.model import count_parameters, load_base_model, load_tokenizer, wrap_with_lora
+    from loraner.train.predict import encode_for_model
+    from loraner.train.trainer import WindowDataset
+
+    torch.set_num_threads(spec.threads)
+    set_seed(spec.seed)
+    tokenizer = load_tokenizer(spec.model)
+    label2id = {label: i for i, label in enumerate(spec.labels)}
+    examples = read_examples(spec.examples)
+    encoded = encode_for_model(examples, tokenizer, label2id, spec.max_length, 32)
+    n_train = len(encoded.features)
+    model = wrap_with_lora(load_base_model(spec.model, spec.labels), lora_settings())
+    collator = collator_for(spec.variant, tokenizer)
+    timer = step_timer()
+    with tempfile.TemporaryDirectory(prefix="loraner-bench-") as tmp:
+        if spec.variant.startswith("loraner"):
+            args = loraner_args(spec, Path(tmp), n_train, compile_=spec.variant.endswith("compile"))
+        else:
+            args = usual_args(spec, Path(tmp), n_train)
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=WindowDataset(encoded.features),
+            data_collator=collator,
+            callbacks=[timer],
+        )
+        started = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - started
+    sizes = collator.rows[: len(timer.times)]
+    width = window_steps(spec.variant, n_train, spec.batch_size, len(timer.times))
+    rates = windows(timer.times, sizes, width)
+    result: dict[str, Any] = {
+        "variant": spec.variant,
+        "model": spec.model,
+        "samples": n_train,
+        "steps": len(timer.times),
+        "window_steps": width,
+        "window_samples_per_s": [round(r, 3) for r in rates],
+        "samples_per_s": round(sorted(rates)[len(rates) // 2], 3) if rates else None,
+        "first_step_seconds": round(timer.times[0], 2) if timer.times else None,
+        "train_seconds": round(seconds, 2),
+        "padding_share": round(1 - collator.real / collator.padded, 4) if collator.padded else None,
+        "tokens_per_step": round(collator.padded / max(1, len(timer.times)), 1),
+        "trainable_parameters": count_parameters(model).trainable,
+        "sampler": str(args.train_sampling_strategy),
+        "torch_compile": bool(getattr(args, "torch_compile", False)),
+    }
+    if spec.eval_examples:
+        result["evaluation"] = evaluate(trainer.model, tokenizer, spec)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. /proc's VmHWM starts afresh at exec; ``ru_maxrss`` would also count the
+    parent's memory that the forked child shared before it exec'd."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def evaluate(model: Any, tokenizer: Any, spec: Spec) -> dict[str, Any]:
+    """loraner's own evaluation path; per-sentence tags are kept for the paired bootstrap."""
+    from loraner.train.predict import evaluate_examples
+
+    examples = read_examples(str(spec.eval_examples))
+    ev = evaluate_examples(model, tokenizer, examples, spec.labels, spec.max_length, 32, 64)
+    return {"f1": ev.metrics["f1"], "gold": ev.gold, "pred": ev.pred}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = Spec.read(argv[0])
+    if spec.variant not in VARIANTS:
+        raise SystemExit(f"variant {spec.variant!r} is not one of {', '.join(VARIANTS)}")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        result = train(spec)
+    except Exception as exc:  # a failed variant (e.g. torch.compile without a compiler) is a result too
+        result = {"variant": spec.variant, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+    Path(spec.out).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
