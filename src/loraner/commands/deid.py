@@ -17,7 +17,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import typer
 
-from loraner.commands.inference import CHUNK_LINES, _friendly, read_jsonl
+from loraner.commands import friendly_errors
+from loraner.commands.inference import CHUNK_LINES, read_jsonl
 from loraner.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ RECOGNIZER_CHOICES = {"with": True, "without": False, "both": "both"}
 
 
 def register(app: typer.Typer) -> None:
-    app.command("deid")(_friendly(deid))
+    app.command("deid")(friendly_errors(deid))
 
 
 @dataclass(frozen=True)

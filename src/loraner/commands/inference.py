@@ -8,39 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from functools import wraps
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import typer
 
-from loraner.errors import ConfigError, DataError, LoranerError
+from loraner.commands import friendly_errors
+from loraner.errors import ConfigError, DataError
 
-F = TypeVar("F", bound=Callable[..., Any])
 CHUNK_LINES = 256  # JSONL lines per predict_batch call: enough for length-sorted batching to pay off
 
 
-def _friendly(func: F) -> F:
-    """Library errors become one readable line and exit code 1 (as ``cli.friendly_errors``; not
-    imported from there because ``loraner.cli`` imports this module while it is being set up)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except LoranerError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def register(app: typer.Typer) -> None:
-    app.command("predict")(_friendly(predict))
-    app.command("serve")(_friendly(serve))
+    app.command("predict")(friendly_errors(predict))
+    app.command("serve")(friendly_errors(serve))
     export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
-    export_app.command("onnx")(_friendly(export_onnx))
+    export_app.command("onnx")(friendly_errors(export_onnx))
     app.add_typer(export_app, name="export")
 
 
