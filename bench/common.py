@@ -67,7 +67,7 @@ FULL = Sizes(
     train_steps=24,
     train_steps_grouped=50,
     train_steps_padded=4,
-    f1_train_sentences=3000,
+    f1_train_sentences=6000,  # one epoch, 375 steps
     f1_eval_sentences=1000,
     compile_steps=0,  # the torch.compile probe: --set compile_steps=50 (bench/README.md has the result)
 )

@@ -18,6 +18,7 @@ from bench.common import (
     INT8_PEAK_OPS,
     Context,
     Stopwatch,
+    machine_info,
     median,
     percentile,
     print_table,
@@ -372,9 +373,13 @@ def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
         rows["loraner onnx int8, defaults"]["sentences_per_s"],
         rows["loraner onnx fp32, defaults"]["sentences_per_s"],
     )
+    flags = machine_info(0)["cpu_flags"]
+    vnni = (
+        "" if any("vnni" in f or "amx" in f for f in flags) else " (CPU without VNNI/AMX int8 instructions)"
+    )
     context = (
         f"{best.name}: {100 * row['achieved_fraction_of_peak']:.0f}% of its peak; "
-        f"int8 = {int8_vs_fp32:.2f}x fp32 ONNX"
+        f"int8 = {int8_vs_fp32:.2f}x fp32 ONNX{vnni}"
     )
     acc = result["accuracy"]
     drop = acc.get("f1_drop_points")

@@ -130,12 +130,22 @@ def f1_runs(ctx: Context) -> dict[str, Any]:
     }
 
 
-def entity_counts(gold: Sequence[str], pred: Sequence[str]) -> tuple[int, int, int]:
-    """(true positives, gold entities, predicted entities) of one sentence, strict IOB2 spans."""
-    from loraner.inference.decoding import parse_label, spans_from_tags
+def strict_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """Entities as seqeval's strict IOB2 mode sees them: ``B-X`` then ``I-X``...; a stray ``I-`` is none."""
+    spans: set[tuple[int, int, str]] = set()
+    start, kind = -1, ""
+    for i, tag in enumerate([*tags, "O"]):
+        if start >= 0 and tag != f"I-{kind}":
+            spans.add((start, i, kind))
+            start = -1
+        if tag.startswith("B-"):
+            start, kind = i, tag[2:]
+    return spans
 
-    g = set(spans_from_tags([parse_label(t) for t in gold]))
-    p = set(spans_from_tags([parse_label(t) for t in pred]))
+
+def entity_counts(gold: Sequence[str], pred: Sequence[str]) -> tuple[int, int, int]:
+    """(true positives, gold entities, predicted entities) of one sentence."""
+    g, p = strict_spans(gold), strict_spans(pred)
     return len(g & p), len(g), len(p)
 
 
