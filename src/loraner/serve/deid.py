@@ -17,14 +17,14 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from loraner.deid import DeidConfig, DeidOutput, load_deid_config, resolve_secret
 from loraner.deid.pipeline import deidentify_entities
 from loraner.errors import ConfigError
 from loraner.serve.metrics import Metrics
 from loraner.serve.routes import ERRORS, ApiError, _check_length, _out, get_service
-from loraner.serve.schemas import EntityOut, Strict, _not_blank
+from loraner.serve.schemas import BatchRequest, EntityOut, PredictRequest
 from loraner.serve.service import Predictor, Service
 from loraner.serve.settings import ServeSettings
 
@@ -34,36 +34,22 @@ MAX_KEY_CHARS = 256
 # --------------------------------------------------------------------------- schemas
 
 
-class DeidentifyRequest(BaseModel):
+class DeidentifyRequest(PredictRequest):
+    # The text field and its validation are /predict's; only the document key is added.
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"text": "Kari Nordmann (45 år), tlf. 912 34 567, bor i Bergen."}]},
     )
 
-    text: StrictStr = Field(..., description="Raw text; offsets in the answer index into it")
     document_key: StrictStr | None = Field(
         None,
         max_length=MAX_KEY_CHARS,
         description="e.g. a patient id: same key, same date shift (with consistent_across_documents)",
     )
 
-    @field_validator("text")
-    @classmethod
-    def _text_not_blank(cls, text: str) -> str:
-        return _not_blank(text)
 
-
-class DeidentifyBatchRequest(Strict):
-    texts: list[StrictStr] = Field(..., min_length=1, description="Raw texts, answered in the same order")
+class DeidentifyBatchRequest(BatchRequest):
     document_keys: list[StrictStr | None] | None = Field(None, description="One per text, or omitted")
-
-    @field_validator("texts")
-    @classmethod
-    def _texts_not_blank(cls, texts: list[str]) -> list[str]:
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise ValueError(f"item {i} must not be empty or only whitespace")
-        return texts
 
     @model_validator(mode="after")
     def _one_key_per_text(self) -> DeidentifyBatchRequest:
