@@ -47,10 +47,11 @@ def assert_offsets_slice(text, entities):
         ),
     ],
 )
+@pytest.mark.parametrize("word_split", ["tokenizer", "conll"])
 def test_when_text_has_any_script_then_text_equals_original_slice(
-    make_predictor, roberta_tok, text, words, expected
+    make_predictor, roberta_tok, text, words, expected, word_split
 ):
-    predictor = make_predictor(label_words(roberta_tok, words))
+    predictor = make_predictor(label_words(roberta_tok, words), word_split=word_split)
     entities = predictor.predict(text)
     assert_offsets_slice(text, entities)
     assert spans(entities) == expected
@@ -63,10 +64,36 @@ def test_when_later_subwords_disagree_then_first_subword_decides(make_predictor,
     assert spans(predictor.predict("José Müller")) == [("José Müller", "PER")]
 
 
-def test_when_uncased_bert_then_text_keeps_original_accents(make_predictor, bert_tok):
+@pytest.mark.parametrize(
+    ("word_split", "expected"),
+    [
+        # Corpus words, as the model was trained: "U.S." and "Germany-based" carry one label each.
+        ("conll", [("U.S.", "LOC"), ("Germany-based", "MISC"), ("Reuters", "ORG")]),
+        # The tokenizer's words: the untrained "." and "-based" subwords become words of their own.
+        ("tokenizer", [("U", "LOC"), (".", "PER"), ("S", "PER"), (".", "PER"), ("Germany", "MISC")]),
+    ],
+)
+def test_when_word_split_conll_then_corpus_words_are_single_units(
+    make_predictor, bert_tok, word_split, expected
+):
+    labels = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    by_id = label_words(
+        bert_tok, {"U.S.": "B-LOC", "Germany-based": "B-MISC", "Reuters": "B-ORG"}, rest="B-PER"
+    )
+    text = "The U.S. and a Germany-based group (Reuters) said"
+    entities = make_predictor(by_id, labels=labels, tokenizer=bert_tok, word_split=word_split).predict(text)
+    assert_offsets_slice(text, entities)
+    if word_split == "conll":
+        assert spans(entities) == expected
+    else:
+        assert spans(entities)[:5] == expected
+
+
+@pytest.mark.parametrize("word_split", ["tokenizer", "conll"])
+def test_when_uncased_bert_then_text_keeps_original_accents(make_predictor, bert_tok, word_split):
     text = "José Müller bor i Tromsø."
     by_id = label_words(bert_tok, {"José": "B-PER", "Müller": "I-PER", "Tromsø": "B-LOC"})
-    entities = make_predictor(by_id, tokenizer=bert_tok).predict(text)
+    entities = make_predictor(by_id, tokenizer=bert_tok, word_split=word_split).predict(text)
     assert spans(entities) == [("José Müller", "PER"), ("Tromsø", "LOC")]  # not "jose muller"
     assert_offsets_slice(text, entities)
 
@@ -146,6 +173,7 @@ def test_when_text_is_not_str_then_type_error(make_predictor):
         ({"stride": -1}, "stride"),
         ({"o_threshold": 1.5}, "o_threshold"),
         ({"batch_size": 0}, "batch_size"),
+        ({"word_split": "spaces"}, "word_split"),
     ],
 )
 def test_when_settings_invalid_then_config_error(make_predictor, kwargs, message):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loraner.errors import ModelError
+from loraner.errors import ConfigError, ModelError
 from loraner.inference import NERPredictor
 from loraner.inference.ray import RayNERPredictor
 
@@ -48,6 +48,36 @@ def test_when_loraner_json_then_its_window_settings_are_used(tmp_path, tiny_robe
     assert (info.max_length, info.stride, info.name) == (128, 16, "quick")
     # constructor arguments override the file
     assert NERPredictor.from_pretrained(model, backend="torch", stride=8).info.stride == 8
+
+
+@pytest.mark.parametrize(
+    ("meta", "argument", "expected"),
+    [
+        (None, None, "conll"),  # plain HF checkpoint: public NER models are word-trained
+        ({"word_split": "tokenizer"}, None, "tokenizer"),  # what training recorded
+        ({"config": {"data": {"format": "nor-deid"}}}, None, "tokenizer"),  # older loraner.json: by format
+        ({"config": {"data": {"format": "conll"}}}, None, "conll"),
+        ({"word_split": "tokenizer"}, "conll", "conll"),  # an explicit argument wins
+    ],
+)
+def test_word_split_comes_from_argument_then_meta_then_data_format(
+    tmp_path, tiny_roberta_dir, meta, argument, expected
+):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_roberta_dir, model)
+    if meta is not None:
+        (model / "loraner.json").write_text(json.dumps(meta))
+    predictor = NERPredictor.from_pretrained(model, backend="torch", word_split=argument)
+    assert predictor.word_split == expected
+    assert predictor.info.to_dict()["word_split"] == expected
+
+
+def test_when_word_split_unknown_then_config_error(tmp_path, tiny_roberta_dir):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_roberta_dir, model)
+    (model / "loraner.json").write_text(json.dumps({"word_split": "whitespace"}))
+    with pytest.raises(ConfigError, match="word_split 'whitespace'"):
+        NERPredictor.from_pretrained(model, backend="torch")
 
 
 def test_invariants_offsets_slice_and_batch_equals_singles(torch_predictor):

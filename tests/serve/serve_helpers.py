@@ -41,7 +41,7 @@ class FakePredictor:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo("fake-ner", LABELS, "fake", 512, 64, "first", types=["PER", "LOC"])
+        return ModelInfo("fake-ner", LABELS, "fake", 512, 64, "first", "tokenizer", types=["PER", "LOC"])
 
     def predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
         with self._lock:

@@ -25,8 +25,11 @@ def test_settings_read_environment_and_overrides_win():
         "LORANER_MICROBATCH_MS": "2.5",
         "LORANER_THREADS": "",  # empty means unset
         "LORANER_LOG_JSON": "false",
+        "LORANER_MAX_BATCH_TOKENS": "256",
+        "LORANER_WORD_SPLIT": "conll",
     }
     s = ServeSettings.from_env(env, port=9000, max_batch=None)
+    assert (s.max_batch_tokens, s.word_split) == (256, "conll")
     assert (s.model, s.backend, s.max_text_chars, s.microbatch_ms) == ("/models/x", "onnx", 500, 2.5)
     assert (s.threads, s.port, s.max_batch, s.log_json) == (None, 9000, 64, False)
     assert ServeSettings.from_env(env, backend="torch").backend == "torch"
@@ -38,11 +41,29 @@ def test_settings_read_environment_and_overrides_win():
         ({"LORANER_MAX_BATCH": "lots"}, "LORANER_MAX_BATCH"),
         ({"LORANER_BACKEND": "tensorflow"}, "LORANER_BACKEND"),
         ({"LORANER_CONCURRENCY": "0"}, "LORANER_CONCURRENCY"),
+        ({"LORANER_WORD_SPLIT": "spaces"}, "LORANER_WORD_SPLIT"),
+        ({"LORANER_MAX_BATCH_TOKENS": "0"}, "LORANER_MAX_BATCH_TOKENS"),
     ],
 )
 def test_when_environment_value_is_bad_then_error_names_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         ServeSettings.from_env(env)
+
+
+def test_default_factory_passes_every_predictor_setting(monkeypatch):
+    from loraner.inference import NERPredictor
+    from loraner.serve.service import default_predictor_factory
+
+    seen = {}
+    monkeypatch.setattr(NERPredictor, "from_pretrained", lambda path, **kw: seen.update(kw, path=path))
+    settings = ServeSettings(model="/m", max_batch_tokens=1024, word_split="tokenizer", o_threshold=0.9)
+    default_predictor_factory(settings)
+    assert (seen["path"], seen["max_batch_tokens"], seen["word_split"], seen["o_threshold"]) == (
+        "/m",
+        1024,
+        "tokenizer",
+        0.9,
+    )
 
 
 def run_batches(batcher_kwargs, texts, fail=False):

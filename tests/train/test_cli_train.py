@@ -90,7 +90,9 @@ def test_when_merged_then_plain_transformers_loads_it_and_logits_match_adapter(l
 def test_when_merge_cli_then_output_equals_training_merge(lora_run, tmp_path):
     invoke("merge", "--adapter", str(lora_run / "adapter"), "--output", str(tmp_path / "m"))
     assert (tmp_path / "m" / "model.safetensors").is_file()
-    assert json.loads((tmp_path / "m" / "loraner.json").read_text())["labels"][0] == "O"
+    meta = json.loads((tmp_path / "m" / "loraner.json").read_text())
+    assert meta["labels"][0] == "O"
+    assert meta["word_split"] == "conll"  # CoNLL words were trained: inference must cut text the same way
 
 
 def test_when_evaluating_merged_model_then_scores_equal_training_report(lora_run, tmp_path, tiny_roberta_dir):

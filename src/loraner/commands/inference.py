@@ -43,6 +43,9 @@ def predict(
     o_threshold: float | None = typer.Option(
         None, "--o-threshold", help="Entity wherever P(O) is below this"
     ),
+    word_split: str | None = typer.Option(
+        None, "--word-split", help="conll | tokenizer: what a word is (default: as the model was trained)"
+    ),
 ) -> None:
     """Entities in TEXT, or in every line of a JSONL file (output lines gain "entities")."""
     if (text is None) == (input_ is None):
@@ -62,6 +65,7 @@ def predict(
         batch_size=batch_size,
         aggregation=aggregation,
         o_threshold=o_threshold,
+        word_split=word_split,
     )
     if text is not None:
         entities = [e.to_dict() for e in predictor.predict(text)]
@@ -133,8 +137,14 @@ def serve(
     concurrency: int | None = typer.Option(None, "--concurrency", help="Parallel inference calls"),
     microbatch_ms: float | None = typer.Option(None, "--microbatch-ms", help="Micro-batch window; 0 = off"),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Windows per forward pass"),
+    max_batch_tokens: int | None = typer.Option(
+        None, "--max-batch-tokens", help="Padded tokens per forward pass (LORANER_MAX_BATCH_TOKENS, 512)"
+    ),
     stride: int | None = typer.Option(None, "--stride"),
     aggregation: str | None = typer.Option(None, "--aggregation", help="first | average | max"),
+    word_split: str | None = typer.Option(
+        None, "--word-split", help="conll | tokenizer (default: as trained)"
+    ),
     log_level: str | None = typer.Option(None, "--log-level"),
 ) -> None:
     """Serve the model over HTTP: /predict, /predict/batch, /demo, /docs, /metrics, /health, /ready.
@@ -151,8 +161,10 @@ def serve(
         concurrency=concurrency,
         microbatch_ms=microbatch_ms,
         batch_size=batch_size,
+        max_batch_tokens=max_batch_tokens,
         stride=stride,
         aggregation=aggregation,
+        word_split=word_split,
         log_level=log_level,
     )
     if not settings.model:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from loraner.data.alignment import SpecialTokens, window_bounds
+from loraner.data.words import WORD_SPLITS, split_words
+from loraner.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,22 @@ class Chunk:
     ids: tuple[int, ...]
 
 
-def tokenize_texts(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]:
-    """Tokenize raw strings without special tokens or truncation (windows handle length)."""
+def tokenize_texts(
+    tokenizer: Any, texts: Sequence[str], word_split: str = "tokenizer"
+) -> list[TokenizedText]:
+    """Tokenize raw strings without special tokens or truncation (windows handle length).
+
+    ``word_split`` says what a *word* is, i.e. which subwords share a label: ``tokenizer`` takes the
+    tokenizer's pre-tokenizer words; ``conll`` first cuts the text into corpus-style words
+    (:func:`loraner.data.words.split_words`) and tokenizes them exactly as word-level training did
+    (``is_split_into_words``), so "U.S." is one word with one label, as it was in training.
+    """
     if not texts:
         return []
+    if word_split == "conll":
+        return _tokenize_words(tokenizer, texts)
+    if word_split != "tokenizer":
+        raise ConfigError(f"word_split {word_split!r} is not one of {', '.join(WORD_SPLITS)}")
     # verbose=False: the "longer than model_max_length" warning does not apply, we window instead.
     enc = tokenizer(
         list(texts),
@@ -55,6 +69,28 @@ def tokenize_texts(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]:
         )
         for i in range(len(texts))
     ]
+
+
+def _tokenize_words(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]:
+    """Tokens of pre-split words; offsets come back relative to each word and are shifted to the text."""
+    spans = [split_words(text) for text in texts]
+    enc = tokenizer(
+        [[text[a:b] for a, b in doc] for text, doc in zip(texts, spans, strict=True)],
+        is_split_into_words=True,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        verbose=False,
+    )
+    out = []
+    for i, doc in enumerate(spans):
+        word_ids = list(enc.word_ids(i))
+        offsets = [
+            (doc[w][0] + int(s), doc[w][0] + int(e)) if w is not None else (0, 0)
+            for (s, e), w in zip(enc["offset_mapping"][i], word_ids, strict=True)
+        ]
+        out.append(TokenizedText(list(enc["input_ids"][i]), offsets, word_ids))
+    return out
 
 
 def make_chunks(

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loraner.errors import ModelError
+from loraner.data.words import WORD_SPLITS
+from loraner.errors import ConfigError, ModelError
 from loraner.export.merge import read_meta
 
 MAX_POSITIONS = 512
@@ -30,6 +31,7 @@ class ModelSpec:
     stride: int
     model_type: str | None
     name: str
+    word_split: str  # "conll" or "tokenizer": see loraner.inference.encoding.tokenize_texts
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
@@ -50,7 +52,12 @@ def labels_from_config(config: dict[str, Any]) -> list[str]:
         raise ModelError(f"config.json id2label has a non-integer key ({exc})") from exc
 
 
-def model_spec(model_dir: str | Path, max_length: int | None = None, stride: int | None = None) -> ModelSpec:
+def model_spec(
+    model_dir: str | Path,
+    max_length: int | None = None,
+    stride: int | None = None,
+    word_split: str | None = None,
+) -> ModelSpec:
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelError(f"{path}: model directory not found")
@@ -71,7 +78,29 @@ def model_spec(model_dir: str | Path, max_length: int | None = None, stride: int
         stride=int(stride if stride is not None else meta.get("stride", DEFAULT_STRIDE)),
         model_type=config.get("model_type"),
         name=model_name(path, meta),
+        word_split=word_split_of(meta, word_split),
     )
+
+
+# Readers whose examples are words with tags (before loraner.json recorded ``word_split``).
+WORD_LEVEL_FORMATS = {"conll", "fewnerd-txt", "fewnerd-hub", "hf"}
+
+
+def word_split_of(meta: dict[str, Any], explicit: str | None = None) -> str:
+    """How raw text becomes the units the model was trained on.
+
+    An explicit choice wins; then what training recorded; then the data format of the run's config.
+    A checkpoint with no loraner.json (a Hugging Face NER model) gets ``conll``: public NER checkpoints
+    are nearly all trained on word-level corpora (CoNLL, OntoNotes, WikiANN), labelling first subwords.
+    """
+    choice = explicit or meta.get("word_split")
+    if choice is None:
+        run_config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        data_format = (run_config.get("data") or {}).get("format")
+        choice = "tokenizer" if data_format and data_format not in WORD_LEVEL_FORMATS else "conll"
+    if choice not in WORD_SPLITS:
+        raise ConfigError(f"word_split {choice!r} is not one of {', '.join(WORD_SPLITS)}")
+    return str(choice)
 
 
 def model_name(path: Path, meta: dict[str, Any]) -> str:

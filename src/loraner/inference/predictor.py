@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from loraner.data.alignment import special_tokens
+from loraner.data.words import WORD_SPLITS
 from loraner.errors import ConfigError
 from loraner.inference.backends import Backend, load_backend, resolve_backend_name
 from loraner.inference.decoding import AGGREGATIONS, decode_entities
@@ -50,6 +51,7 @@ class ModelInfo:
     max_length: int
     stride: int
     aggregation: str
+    word_split: str
     path: str = ""
     types: list[str] = field(default_factory=list)
 
@@ -62,6 +64,7 @@ class ModelInfo:
             "max_length": self.max_length,
             "stride": self.stride,
             "aggregation": self.aggregation,
+            "word_split": self.word_split,
         }
 
 
@@ -81,6 +84,7 @@ class NERPredictor:
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         aggregation: str = "first",
         o_threshold: float | None = None,
+        word_split: str = "tokenizer",
         name: str = "model",
         path: str = "",
     ) -> None:
@@ -94,6 +98,7 @@ class NERPredictor:
         self.max_batch_tokens = None if max_batch_tokens is None else int(max_batch_tokens)
         self.aggregation = aggregation
         self.o_threshold = o_threshold
+        self.word_split = word_split
         self.name = name
         self.path = path
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -112,6 +117,8 @@ class NERPredictor:
             raise ConfigError(f"batch_size must be >= 1 (got {self.batch_size})")
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise ConfigError(f"max_batch_tokens must be >= 1 or None (got {self.max_batch_tokens})")
+        if self.word_split not in WORD_SPLITS:
+            raise ConfigError(f"word_split {self.word_split!r} is not one of {', '.join(WORD_SPLITS)}")
         if self.o_threshold is not None and not 0.0 < self.o_threshold <= 1.0:
             raise ConfigError(f"o_threshold must be in (0, 1] (got {self.o_threshold})")
 
@@ -129,6 +136,7 @@ class NERPredictor:
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         aggregation: str = "first",
         o_threshold: float | None = None,
+        word_split: str | None = None,
         onnx_file: str = "model.onnx",
     ) -> NERPredictor:
         """Load a merged/exported model directory or any HF token-classification checkpoint.
@@ -136,9 +144,10 @@ class NERPredictor:
         ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto``
         (ONNX when ``model.onnx`` is present). ``threads`` sets the runtime's intra-op threads.
         A forward pass takes at most ``batch_size`` windows and ``max_batch_tokens`` padded tokens
-        (``None``: no token cap; more memory on long texts).
+        (``None``: no token cap; more memory on long texts). ``word_split`` (``conll`` or ``tokenizer``)
+        defaults to what training recorded in ``loraner.json``: see :func:`model_dir.word_split_of`.
         """
-        spec = model_spec(path, max_length, stride)
+        spec = model_spec(path, max_length, stride, word_split)
         tokenizer = load_tokenizer(spec)
         runtime = load_backend(spec.path, backend, device, threads, onnx_file)
         return cls(
@@ -151,6 +160,7 @@ class NERPredictor:
             max_batch_tokens=max_batch_tokens,
             aggregation=aggregation,
             o_threshold=o_threshold,
+            word_split=spec.word_split,
             name=spec.name,
             path=str(spec.path),
         )
@@ -164,6 +174,7 @@ class NERPredictor:
             max_length=self.max_length,
             stride=self.stride,
             aggregation=self.aggregation,
+            word_split=self.word_split,
             path=self.path,
             types=types_of_labels(self.labels),
         )
@@ -179,7 +190,7 @@ class NERPredictor:
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
         with self._tokenizer_lock:
-            docs = tokenize_texts(self.tokenizer, texts)
+            docs = tokenize_texts(self.tokenizer, texts, self.word_split)
         probs = self.token_probabilities(docs)
         return [
             decode_entities(

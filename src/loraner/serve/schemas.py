@@ -75,6 +75,7 @@ class ModelInfoOut(BaseModel):
     max_length: int
     stride: int
     aggregation: str
+    word_split: str = "tokenizer"
 
 
 class LimitsOut(BaseModel):

@@ -46,8 +46,10 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         max_length=settings.max_length,
         stride=settings.stride,
         batch_size=settings.batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
         aggregation=settings.aggregation,
         o_threshold=settings.o_threshold,
+        word_split=settings.word_split,
     )
 
 

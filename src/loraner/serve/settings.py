@@ -27,10 +27,16 @@ class ServeSettings(BaseModel):
         None, ge=1, description="intra-op threads of the runtime (default: all cores)"
     )
     batch_size: int = Field(16, ge=1, description="windows per forward pass")
+    max_batch_tokens: int | None = Field(
+        512, ge=1, description="padded tokens per forward pass: bounds the memory one long text takes"
+    )
     max_length: int | None = Field(None, ge=8)
     stride: int | None = Field(None, ge=0)
     aggregation: Literal["first", "average", "max"] = "first"
     o_threshold: float | None = Field(None, gt=0, le=1)
+    word_split: Literal["conll", "tokenizer"] | None = Field(
+        None, description="what a word is; default: what training recorded in loraner.json"
+    )
 
     max_text_chars: int = Field(100_000, ge=1, description="longest text accepted, in characters")
     max_batch: int = Field(64, ge=1, description="most texts in one /predict/batch request")

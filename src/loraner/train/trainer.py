@@ -19,7 +19,7 @@ from loraner.errors import ConfigError
 from loraner.settings import ExperimentConfig
 from loraner.train.model import ParamCounts, count_parameters, load_base_model, load_tokenizer, wrap_with_lora
 from loraner.train.predict import Encoded, Evaluation, encode_for_model, evaluate_encoded, evaluate_examples
-from loraner.types import Example, Splits, entity_types, iob2_labels
+from loraner.types import Example, Splits, WordExample, entity_types, iob2_labels
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     model = trainer.model
     validation = trainer.evaluate()
     test = _evaluate(model, tokenizer, test_examples, labels, cfg) if test_examples else None
-    save_model(model, tokenizer, labels, cfg, output_dir)
+    save_model(model, tokenizer, labels, cfg, output_dir, word_split_of(splits["train"]))
     return TrainResult(
         config=cfg,
         labels=labels,
@@ -260,7 +260,13 @@ def _evaluate(
     )
 
 
-def model_meta(labels: list[str], cfg: ExperimentConfig) -> dict[str, Any]:
+def word_split_of(examples: Sequence[Example]) -> str:
+    """How inference must cut raw text into labelled units: corpus words for word-level data (each
+    word's first subword was trained), the tokenizer's words for character-span data (every subword was)."""
+    return "conll" if isinstance(examples[0], WordExample) else "tokenizer"
+
+
+def model_meta(labels: list[str], cfg: ExperimentConfig, word_split: str = "tokenizer") -> dict[str, Any]:
     return {
         "loraner_version": __version__,
         "base_model": cfg.model.name_or_path,
@@ -268,18 +274,25 @@ def model_meta(labels: list[str], cfg: ExperimentConfig) -> dict[str, Any]:
         "max_length": cfg.model.max_length,
         "stride": cfg.model.stride,
         "label_all_subwords": cfg.model.label_all_subwords,
+        "word_split": word_split,
         "lora": cfg.lora.enabled,
         "config": cfg.model_dump(mode="json"),
     }
 
 
 def save_model(
-    model: Any, tokenizer: Any, labels: list[str], cfg: ExperimentConfig, output_dir: Path
+    model: Any,
+    tokenizer: Any,
+    labels: list[str],
+    cfg: ExperimentConfig,
+    output_dir: Path,
+    word_split: str = "tokenizer",
 ) -> Path:
     """LoRA: adapter (with the trained classifier) to ``adapter/``; full tuning: model to ``merged/``."""
     target = output_dir / ("adapter" if cfg.lora.enabled else "merged")
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
-    (target / META_FILE).write_text(json.dumps(model_meta(labels, cfg), indent=2), encoding="utf-8")
+    meta = model_meta(labels, cfg, word_split)
+    (target / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return target
