@@ -147,9 +147,8 @@ def run_demo(output: Path, min_f1: float = 0.95, serve: bool = True, port: int =
     """Quickstart preset end to end; fails loudly if the test F1 misses ``min_f1``."""
     from loraner.settings import load_config
 
-    preset = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
     # The synth reader also writes the generated notes as JSONL under data.path, for inspection.
-    cfg = load_config(preset, [f"data.path={output / 'synth'}"])
+    cfg = load_config("quickstart", [f"data.path={output / 'synth'}"])
     run_dir = output / "quickstart"
     metrics = run_training(cfg, run_dir)
     f1 = metrics["test"]["f1"]

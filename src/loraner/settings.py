@@ -122,9 +122,31 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML preset, apply ``key=value`` overrides, validate. Errors name the file and field."""
+def presets_dir() -> Path:
+    """The presets shipped inside the package (the repository's ``configs/`` links here)."""
+    return Path(__file__).resolve().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def find_config(path: str | Path) -> Path:
+    """A YAML file, or the name of a shipped preset (``quickstart``, ``phi-minilm-lora``), so an
+    installed wheel can train and evaluate without a checkout of the repository."""
     path = Path(path)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    shipped = presets_dir() / f"{path}.yaml"
+    if shipped.exists():
+        return shipped
+    raise ConfigError(f"{path}: no such file, and not a preset (presets: {', '.join(preset_names())})")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML file or a shipped preset by name, apply ``key=value`` overrides, validate.
+    Errors name the file and field."""
+    path = find_config(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:

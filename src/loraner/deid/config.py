@@ -22,6 +22,7 @@ from loraner.deid.operators import (
     ReplaceOperator,
 )
 from loraner.errors import ConfigError
+from loraner.settings import find_config
 
 DEFAULT_TYPES = ("ID", "DATE", "LOC", "PATIENT", "AGE", "PHONE")
 DEFAULT_SECRET_ENV = "LORANER_DEID_SECRET"
@@ -182,8 +183,9 @@ def validate_deid_config(raw: Any, source: str = "deid config") -> DeidConfig:
 
 
 def load_deid_config(path: str | Path) -> DeidConfig:
-    """Read and validate a de-identification YAML file (see ``configs/deid.yaml``)."""
-    path = Path(path)
+    """Read and validate a de-identification YAML file, or the shipped preset ``deid``
+    (``configs/deid.yaml``)."""
+    path = find_config(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
