@@ -129,3 +129,11 @@ def marks(page: Any, selector: str = "#highlighted mark.entity") -> list[tuple[s
         selector, "ms => ms.map(m => [m.firstChild.textContent, m.dataset.type, m.dataset.score])"
     )
     return [tuple(m) for m in found]
+
+
+# Bodies every JSON endpoint must refuse with 422 (content, headers, part of the message).
+NOT_JSON_BODIES = [
+    (b"{not json", {"content-type": "application/json"}, "not valid JSON"),
+    (b"", {"content-type": "application/json"}, "a JSON body is required"),
+    (b"text=hello", {"content-type": "application/x-www-form-urlencoded"}, "JSON object"),
+]

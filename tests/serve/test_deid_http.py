@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import LIMITS, SECRET_TRIGGER, FakePredictor
+from serve_helpers import LIMITS, NOT_JSON_BODIES, SECRET_TRIGGER, FakePredictor
 
 from loraner.errors import ConfigError
 from loraner.serve import ServeSettings, create_app
@@ -102,14 +102,7 @@ def test_when_deidentify_batch_input_is_bad_then_422_with_clear_message(client, 
     assert message in response.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    ("content", "headers", "message"),
-    [
-        (b"{not json", {"content-type": "application/json"}, "not valid JSON"),
-        (b"", {"content-type": "application/json"}, "a JSON body is required"),
-        (b"text=hello", {"content-type": "application/x-www-form-urlencoded"}, "JSON object"),
-    ],
-)
+@pytest.mark.parametrize(("content", "headers", "message"), NOT_JSON_BODIES)
 def test_when_deidentify_body_is_not_json_then_422(client, content, headers, message):
     response = client.post("/deidentify", content=content, headers=headers)
     assert response.status_code == 422

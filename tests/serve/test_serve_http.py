@@ -7,7 +7,7 @@ import logging
 
 import httpx
 import pytest
-from serve_helpers import LIMITS, SECRET_TRIGGER, find_entities
+from serve_helpers import LIMITS, NOT_JSON_BODIES, SECRET_TRIGGER, find_entities
 
 TEXT = "José Müller 😀 flew from Oslo to 東京 and São Paulo."
 
@@ -74,14 +74,7 @@ def test_when_predict_input_is_bad_then_422_with_clear_message(client, body, mes
     assert data["request_id"] == response.headers["x-request-id"]
 
 
-@pytest.mark.parametrize(
-    ("content", "headers", "message"),
-    [
-        (b"{not json", {"content-type": "application/json"}, "not valid JSON"),
-        (b"", {"content-type": "application/json"}, "a JSON body is required"),
-        (b"text=hello", {"content-type": "application/x-www-form-urlencoded"}, "JSON object"),
-    ],
-)
+@pytest.mark.parametrize(("content", "headers", "message"), NOT_JSON_BODIES)
 def test_when_body_is_not_json_then_422(client, content, headers, message):
     response = client.post("/predict", content=content, headers=headers)
     assert response.status_code == 422

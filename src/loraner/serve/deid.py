@@ -23,7 +23,7 @@ from loraner.deid import DeidConfig, DeidOutput, load_deid_config, resolve_secre
 from loraner.deid.pipeline import deidentify_entities
 from loraner.errors import ConfigError
 from loraner.serve.metrics import Metrics
-from loraner.serve.routes import ERRORS, ApiError, _check_length, _out, get_service
+from loraner.serve.routes import ERRORS, _out, admit_text, admit_texts, get_service
 from loraner.serve.schemas import BatchRequest, EntityOut, PredictRequest
 from loraner.serve.service import Predictor, Service
 from loraner.serve.settings import ServeSettings
@@ -171,8 +171,7 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
     async def deidentify(
         body: DeidentifyRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyResponse:
-        _check_length(body.text, service.settings.max_text_chars, "text")
-        request.state.text_chars = len(body.text)
+        admit_text(request, service, body.text)
         [output] = await runtime.run(service, [body.text], [body.document_key])
         request.state.entities = len(output.result.items)
         return DeidentifyResponse(**_fields(output), model=service.model_name)
@@ -187,13 +186,7 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
     async def deidentify_batch(
         body: DeidentifyBatchRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyBatchResponse:
-        limit = service.settings.max_batch
-        if len(body.texts) > limit:
-            raise ApiError(422, f"texts has {len(body.texts)} items; the limit is {limit}")
-        for i, text in enumerate(body.texts):
-            _check_length(text, service.settings.max_text_chars, f"texts[{i}]")
-        request.state.texts = len(body.texts)
-        request.state.text_chars = sum(len(t) for t in body.texts)
+        admit_texts(request, service, body.texts)
         outputs = await runtime.run(service, list(body.texts), body.document_keys)
         request.state.entities = sum(len(o.result.items) for o in outputs)
         results = [DeidentifiedOut(**_fields(o)) for o in outputs]

@@ -92,6 +92,23 @@ async def ready(service: Service = Depends(get_service)) -> Response:
     return JSONResponse({"status": "ok", "ready": True})
 
 
+def admit_text(request: Request, service: Service, text: str) -> None:
+    """The service's length limit for one text; request size noted for the access log (never the text)."""
+    _check_length(text, service.settings.max_text_chars, "text")
+    request.state.text_chars = len(text)
+
+
+def admit_texts(request: Request, service: Service, texts: list[str]) -> None:
+    """Count and length limits for a batch; its size noted for the access log."""
+    limit = service.settings.max_batch
+    if len(texts) > limit:
+        raise ApiError(422, f"texts has {len(texts)} items; the limit is {limit}")
+    for i, text in enumerate(texts):
+        _check_length(text, service.settings.max_text_chars, f"texts[{i}]")
+    request.state.texts = len(texts)
+    request.state.text_chars = sum(len(t) for t in texts)
+
+
 @router.post(
     "/predict",
     response_model=PredictResponse,
@@ -102,8 +119,7 @@ async def ready(service: Service = Depends(get_service)) -> Response:
 async def predict(
     body: PredictRequest, request: Request, service: Service = Depends(get_service)
 ) -> PredictResponse:
-    _check_length(body.text, service.settings.max_text_chars, "text")
-    request.state.text_chars = len(body.text)
+    admit_text(request, service, body.text)
     entities = await service.run_one(body.text)
     request.state.entities = len(entities)
     return PredictResponse(entities=_out(entities), count=len(entities), model=service.model_name)
@@ -119,13 +135,7 @@ async def predict(
 async def predict_batch(
     body: BatchRequest, request: Request, service: Service = Depends(get_service)
 ) -> BatchResponse:
-    limit = service.settings.max_batch
-    if len(body.texts) > limit:
-        raise ApiError(422, f"texts has {len(body.texts)} items; the limit is {limit}")
-    for i, text in enumerate(body.texts):
-        _check_length(text, service.settings.max_text_chars, f"texts[{i}]")
-    request.state.texts = len(body.texts)
-    request.state.text_chars = sum(len(t) for t in body.texts)
+    admit_texts(request, service, body.texts)
     results = await service.run_batch(list(body.texts))
     request.state.entities = sum(len(r) for r in results)
     items = [BatchItem(entities=_out(r), count=len(r)) for r in results]
