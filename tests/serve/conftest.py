@@ -77,17 +77,6 @@ def no_deid_server(fake_predictor: FakePredictor) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path) -> Path:
-    """The tiny model exported once per session (the same cache tests/inference uses)."""
-    from loraner.export.onnx import export_onnx
-
-    out = tmp_path_factory.getbasetemp() / "tiny-onnx-fp32"
-    if not (out / "model.onnx").exists():
-        export_onnx(tiny_roberta_dir, out)
-    return out
-
-
 def chromium_path() -> str | None:
     for candidate in (os.environ.get("LORANER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
         if candidate and Path(candidate).exists():

@@ -137,3 +137,27 @@ NOT_JSON_BODIES = [
     (b"", {"content-type": "application/json"}, "a JSON body is required"),
     (b"text=hello", {"content-type": "application/x-www-form-urlencoded"}, "JSON object"),
 ]
+
+# Single-text bodies that /predict and /deidentify both refuse with 422 (body, part of the message).
+BAD_TEXT_BODIES = [
+    ({"text": ""}, "text: must not be empty"),  # empty
+    ({"text": " \n\t"}, "text: must not be empty"),  # whitespace only
+    ({"text": 123}, "text: Input should be a valid string"),  # wrong type
+    ({"text": None}, "text: Input should be a valid string"),  # null
+    ({"text": ["a"]}, "text: Input should be a valid string"),  # list
+    ({}, "text: Field required"),  # missing field
+    ({"texts": ["a"]}, "text: Field required"),  # batch body to the single endpoint
+    (["text"], "the body must be a JSON object"),  # not an object
+    ({"text": "x" * (LIMITS["max_text_chars"] + 1)}, "text has 1001 characters; the limit is 1000"),
+]
+
+# Batch bodies that /predict/batch and /deidentify/batch both refuse with 422.
+BAD_BATCH_BODIES = [
+    ({"texts": []}, "texts: List should have at least 1 item"),  # empty list
+    ({"texts": ["ok", " "]}, "texts: item 1 must not be empty"),  # blank item
+    ({"texts": "abc"}, "texts: Input should be a valid list"),  # not a list
+    ({"texts": ["ok", 2]}, "texts.1: Input should be a valid string"),  # wrong item type
+    ({"texts": ["a"] * (LIMITS["max_batch"] + 1)}, "texts has 5 items; the limit is 4"),  # too many
+    ({"texts": ["ok", "y" * 1001]}, "texts[1] has 1001 characters"),  # one too long
+    ({"text": "a"}, "texts: Field required"),  # single body to the batch endpoint
+]

@@ -9,7 +9,14 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import LIMITS, NOT_JSON_BODIES, SECRET_TRIGGER, FakePredictor
+from serve_helpers import (
+    BAD_BATCH_BODIES,
+    BAD_TEXT_BODIES,
+    LIMITS,
+    NOT_JSON_BODIES,
+    SECRET_TRIGGER,
+    FakePredictor,
+)
 
 from loraner.errors import ConfigError
 from loraner.serve import ServeSettings, create_app
@@ -61,15 +68,8 @@ def test_batch_answers_in_order_and_equals_singles(client):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"text": ""}, "text: must not be empty"),  # empty
-        ({"text": " \n\t"}, "text: must not be empty"),  # whitespace only
-        ({"text": 123}, "text: Input should be a valid string"),  # wrong type
-        ({"text": None}, "text: Input should be a valid string"),  # null
-        ({}, "text: Field required"),  # missing field
-        ({"texts": ["a"]}, "text: Field required"),  # batch body to the single endpoint
+        *BAD_TEXT_BODIES,
         ({"text": "a", "operator": "keep"}, "operator: Extra inputs are not permitted"),  # unknown field
-        (["text"], "the body must be a JSON object"),  # not an object
-        ({"text": "x" * (LIMITS["max_text_chars"] + 1)}, "text has 1001 characters; the limit is 1000"),
         ({"text": "a", "document_key": 7}, "document_key: Input should be a valid string"),  # key type
         ({"text": "a", "document_key": "k" * 257}, "document_key: String should have at most 256"),
     ],
@@ -85,13 +85,7 @@ def test_when_deidentify_input_is_bad_then_422_with_clear_message(client, body, 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"texts": []}, "texts: List should have at least 1 item"),  # empty list
-        ({"texts": ["ok", " "]}, "texts: item 1 must not be empty"),  # blank item
-        ({"texts": "abc"}, "texts: Input should be a valid list"),  # not a list
-        ({"texts": ["ok", 2]}, "texts.1: Input should be a valid string"),  # wrong item type
-        ({"texts": ["a"] * (LIMITS["max_batch"] + 1)}, "texts has 5 items; the limit is 4"),  # too many
-        ({"texts": ["ok", "y" * 1001]}, "texts[1] has 1001 characters"),  # one too long
-        ({"text": "a"}, "texts: Field required"),  # single body to the batch endpoint
+        *BAD_BATCH_BODIES,
         ({"texts": ["a", "b"], "document_keys": ["k"]}, "document_keys has 1 items but texts has 2"),
         ({"texts": ["a"], "document_keys": [3]}, "document_keys.0: Input should be a valid string"),
     ],

@@ -7,7 +7,14 @@ import logging
 
 import httpx
 import pytest
-from serve_helpers import LIMITS, NOT_JSON_BODIES, SECRET_TRIGGER, find_entities
+from serve_helpers import (
+    BAD_BATCH_BODIES,
+    BAD_TEXT_BODIES,
+    LIMITS,
+    NOT_JSON_BODIES,
+    SECRET_TRIGGER,
+    find_entities,
+)
 
 TEXT = "José Müller 😀 flew from Oslo to 東京 and São Paulo."
 
@@ -54,16 +61,8 @@ def test_batch_answers_in_order_and_equals_singles(client):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"text": ""}, "text: must not be empty"),  # empty
-        ({"text": "  \n "}, "text: must not be empty"),  # whitespace only
-        ({"text": 123}, "text: Input should be a valid string"),  # wrong type
-        ({"text": None}, "text: Input should be a valid string"),  # null
-        ({"text": ["a"]}, "text: Input should be a valid string"),  # list
-        ({}, "text: Field required"),  # missing field
-        ({"texts": ["a"]}, "text: Field required"),  # batch body to the single endpoint
+        *BAD_TEXT_BODIES,
         ({"text": "a", "lang": "en"}, "lang: Extra inputs are not permitted"),  # typo'd / unknown field
-        (["text"], "the body must be a JSON object"),  # not an object
-        ({"text": "x" * (LIMITS["max_text_chars"] + 1)}, "text has 1001 characters; the limit is 1000"),
     ],
 )
 def test_when_predict_input_is_bad_then_422_with_clear_message(client, body, message):
@@ -84,13 +83,7 @@ def test_when_body_is_not_json_then_422(client, content, headers, message):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"texts": []}, "texts: List should have at least 1 item"),  # empty list
-        ({"texts": ["ok", " "]}, "texts: item 1 must not be empty"),  # blank item
-        ({"texts": "abc"}, "texts: Input should be a valid list"),  # not a list
-        ({"texts": ["ok", 2]}, "texts.1: Input should be a valid string"),  # wrong item type
-        ({"texts": ["a"] * (LIMITS["max_batch"] + 1)}, "texts has 5 items; the limit is 4"),  # too many
-        ({"texts": ["ok", "y" * 1001]}, "texts[1] has 1001 characters"),  # one too long
-        ({"text": "a"}, "texts: Field required"),  # single body to the batch endpoint
+        *BAD_BATCH_BODIES,
     ],
 )
 def test_when_batch_input_is_bad_then_422_with_clear_message(client, body, message):
