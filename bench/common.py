@@ -42,7 +42,7 @@ class Sizes:
     microbatch_ms: float
     train_samples: int  # the training set of the speed runs (base-shaped model)
     train_steps: int  # timed steps of random-batch recipe D (4 timing windows)
-    train_steps_grouped: int  # loraner: whole length-grouped mega-batches (50 steps each at full size)
+    train_steps_grouped: int  # loraner: its length-bucketed random batches (4 timing windows)
     train_steps_padded: int  # baseline C pads to 256 tokens: every step costs the same, fewer suffice
     f1_train_sentences: int  # CoNLL train sentences for the F1 check (one epoch, MiniLM)
     f1_eval_sentences: int

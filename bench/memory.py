@@ -29,15 +29,22 @@ def request_texts(sentences: Sequence[str], notes: Sequence[str], every: int = N
     return out
 
 
-def measure_server(ctx: Context, name: str, model_dir: Any, backend: str, texts: list[str]) -> dict[str, Any]:
+# What docker/Dockerfile sets for the 1 GB box: one inference at a time, two malloc arenas.
+CONTAINER_ENV = {"LORANER_CONCURRENCY": "1", "MALLOC_ARENA_MAX": "2"}
+
+
+def measure_server(
+    ctx: Context, name: str, model_dir: Any, backend: str, texts: list[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
     log = ctx.work / f"memory-{name}.log"
-    with serve(model_dir, backend, ctx.threads, log) as server:
+    with serve(model_dir, backend, ctx.threads, log, env=env) as server:
         idle = server.memory_mb()
         stats = drive(server.url, texts, CLIENTS, seconds=3600, max_requests=ctx.sizes.memory_requests)
         after = server.memory_mb()
     return {
         "server": name,
         "backend": backend,
+        "env": env or {},
         "model": str(model_dir),
         "startup_seconds": round(server.ready_seconds, 1),
         "rss_ready_mb": idle["rss_mb"],
@@ -58,8 +65,11 @@ def run(ctx: Context) -> dict[str, Any]:
     texts = request_texts(sentences.texts, notes.texts)
     ctx.log(f"memory: {ctx.sizes.memory_requests} requests to each server ({CLIENTS} clients)")
     servers = [
-        measure_server(ctx, "onnx-int8", models.onnx_int8_dir, "onnx", texts),
-        measure_server(ctx, "torch-fp32", models.torch_dir, "torch", texts),
+        measure_server(
+            ctx, "onnx-int8, container settings", models.onnx_int8_dir, "onnx", texts, CONTAINER_ENV
+        ),
+        measure_server(ctx, "onnx-int8, defaults", models.onnx_int8_dir, "onnx", texts),
+        measure_server(ctx, "torch-fp32, defaults", models.torch_dir, "torch", texts),
     ]
     int8 = servers[0]
     errors = sum(s["load"]["errors"] for s in servers)
@@ -71,12 +81,12 @@ def run(ctx: Context) -> dict[str, Any]:
         "servers": servers,
         "targets": [
             target(
-                f"int8 serve peak RSS after {ctx.sizes.memory_requests} requests (MB)",
+                f"int8 serve peak RSS after {ctx.sizes.memory_requests} requests (MB), container settings",
                 int8["peak_rss_mb"],
                 "<=",
                 PEAK_TARGET_MB,
-                f"{models.name}: {int8['rss_ready_mb']} MB when ready (model loaded), "
-                f"torch fp32 server peak {servers[1]['peak_rss_mb']} MB",
+                f"{models.name}: {int8['rss_ready_mb']} MB when ready; with service defaults (2 concurrent "
+                f"calls) {servers[1]['peak_rss_mb']} MB; torch fp32 {servers[2]['peak_rss_mb']} MB",
             ),
             target("memory run errors", errors, "<=", 0),
         ],

@@ -171,15 +171,11 @@ def collator_for(variant: str, tokenizer: Any) -> CountingCollator:
 def window_steps(variant: str, n_train: int, batch_size: int, steps: int) -> int:
     """Steps per timing window.
 
-    Length-grouped batches come in mega-batches sorted long to short (transformers'
-    ``get_length_grouped_indices``: ``min(n // (4 * batch), 50)`` batches each), so only whole
-    mega-batches are representative. Random batches: four windows. Padded to 256: every step costs the
-    same, one step per window.
+    Batches in random order (D, and loraner's length-bucketed batches): four windows. Padded to 256:
+    every step costs the same, one step per window.
     """
     if variant == "C":
         return 1
-    if variant.startswith("loraner"):
-        return min(steps, max(1, min(n_train // (batch_size * 4), 50)))
     return max(1, steps // 4)
 
 
@@ -195,9 +191,10 @@ def train(spec: Spec) -> dict[str, Any]:
     import torch
     from transformers import Trainer, set_seed
 
+    from loraner.settings import TrainingConfig
     from loraner.train.model import count_parameters, load_base_model, load_tokenizer, wrap_with_lora
     from loraner.train.predict import encode_for_model
-    from loraner.train.trainer import WindowDataset
+    from loraner.train.trainer import WindowDataset, window_trainer_class
 
     torch.set_num_threads(spec.threads)
     set_seed(spec.seed)
@@ -214,12 +211,17 @@ def train(spec: Spec) -> dict[str, Any]:
             args = loraner_args(spec, Path(tmp), n_train, compile_=spec.variant.endswith("compile"))
         else:
             args = usual_args(spec, Path(tmp), n_train)
-        trainer = Trainer(
+        # loraner: its own Trainer subclass, whose sampler serves length-bucketed random batches.
+        loraner = spec.variant.startswith("loraner")
+        trainer_class = window_trainer_class() if loraner else Trainer
+        extra = {"length_buckets": TrainingConfig().length_bucket_batches} if loraner else {}
+        trainer = trainer_class(
             model=model,
             args=args,
             train_dataset=WindowDataset(encoded.features),
             data_collator=collator,
             callbacks=[timer],
+            **extra,
         )
         started = time.perf_counter()
         trainer.train()
@@ -240,7 +242,7 @@ def train(spec: Spec) -> dict[str, Any]:
         "padding_share": round(1 - collator.real / collator.padded, 4) if collator.padded else None,
         "tokens_per_step": round(collator.padded / max(1, len(timer.times)), 1),
         "trainable_parameters": count_parameters(model).trainable,
-        "sampler": str(args.train_sampling_strategy),
+        "sampler": "length buckets" if loraner else str(args.train_sampling_strategy),
         "torch_compile": bool(getattr(args, "torch_compile", False)),
     }
     if spec.eval_examples:

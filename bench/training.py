@@ -3,7 +3,7 @@ loraner's trainer, LoRA r=16 on query,value, batch 16, on the RoBERTa-base-shape
 D vs loraner on the MiniLM with CoNLL for one epoch, comparing validation F1 (paired bootstrap).
 
 Each variant is a ``bench.train_worker`` subprocess (its own peak RSS, no state shared between
-variants). Samples/s is the median over timing windows of whole length-grouped mega-batches.
+variants). Samples/s is the median over four timing windows of each run.
 """
 
 from __future__ import annotations
@@ -259,7 +259,10 @@ def report(result: dict[str, Any]) -> None:
             f"Training F1: MiniLM on CoNLL, 1 epoch on {f1['train_sentences']} sentences, "
             f"dev {f1['dev_sentences']} sentences",
             ["recipe", "dev F1", "samples/s", "peak RSS MB"],
-            [[v, r["evaluation"]["f1"], r["samples_per_s"], r["peak_rss_mb"]] for v, r in runs.items()],
+            [
+                [v, f"{r['evaluation']['f1']:.4f}", r["samples_per_s"], r["peak_rss_mb"]]
+                for v, r in runs.items()
+            ],
         )
         print(
             f"F1 loraner - D = {f1['f1_diff_points']} points, 95% bootstrap CI {f1['bootstrap_ci95_points']}"

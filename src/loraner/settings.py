@@ -77,7 +77,10 @@ class TrainingConfig(Strict):
     weight_decay: float = 0.01
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     seed: int = 42
-    group_by_length: bool = True
+    group_by_length: bool = Field(
+        True, description="batches of similar lengths from small random buckets (loraner.train.sampling)"
+    )
+    length_bucket_batches: int = Field(8, ge=1, description="batches per length bucket")
     logging_steps: int = 50
     max_steps: int = -1
     save_total_limit: int = 2

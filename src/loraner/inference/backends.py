@@ -101,6 +101,8 @@ class OnnxBackend:
         # No grow-only arena: activations are freed after each call, so a service's memory falls back
         # after a long text and its peak stays lower; no measurable change in speed (bench/README.md).
         options.enable_cpu_mem_arena = False
+        # Memory patterns are planned per input shape and kept; every request has a new length.
+        options.enable_mem_pattern = False
         try:
             session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -116,6 +118,21 @@ class OnnxBackend:
             feed["token_type_ids"] = np.zeros_like(input_ids)
         feed = {k: v for k, v in feed.items() if k in self.input_names}
         return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX``; a no-op elsewhere). Call before threads start.
+
+    glibc gives each thread that allocates its own arena (up to 8 per core); a service whose requests
+    run on a pool of worker threads then keeps freed activation memory spread over many arenas, and its
+    RSS creeps up request after request. Two arenas keep the peak close to one request's working set.
+    """
+    m_arena_max = -8  # from glibc's malloc.h
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(m_arena_max, int(arenas))
+    except (OSError, AttributeError):
+        return
 
 
 def release_free_heap() -> None:

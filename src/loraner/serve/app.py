@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner import __version__
 from loraner.errors import LoranerError
+from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
 from loraner.serve.middleware import RequestContextMiddleware
@@ -164,6 +165,7 @@ def run_server(
         model = str(model_dir) if model_dir is not None else None
         settings = ServeSettings.from_env(model=model, host=host, port=port, **overrides)
     configure_logging(settings.log_level, settings.log_json)
+    limit_malloc_arenas()  # before uvicorn and the model start their threads
     app = create_app(settings)
     log.info(
         "starting",
