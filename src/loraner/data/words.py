@@ -15,11 +15,8 @@ a small table of patterns, checked against the CoNLL-2003 token list in the test
 
 from __future__ import annotations
 
-from typing import Literal
-
 import regex
 
-WordSplit = Literal["conll", "tokenizer"]
 WORD_SPLITS: tuple[str, ...] = ("conll", "tokenizer")
 
 _ABBREVIATIONS = (

@@ -120,6 +120,14 @@ class OnnxBackend:
         return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
 
 
+def _glibc() -> Any:
+    """The C library, for glibc's malloc controls; None where it cannot be loaded."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX``; a no-op elsewhere). Call before threads start.
 
@@ -128,11 +136,9 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     RSS creeps up request after request. Two arenas keep the peak close to one request's working set.
     """
     m_arena_max = -8  # from glibc's malloc.h
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(m_arena_max, int(arenas))
-    except (OSError, AttributeError):
-        return
+    mallopt = getattr(_glibc(), "mallopt", None)  # not glibc (musl, macOS, Windows): nothing to set
+    if mallopt is not None:
+        mallopt(m_arena_max, int(arenas))
 
 
 def release_free_heap() -> None:
@@ -141,11 +147,9 @@ def release_free_heap() -> None:
     Loading a model parses the whole file and copies its weights, then frees the parse buffers; glibc
     keeps those pages, so an int8 RoBERTa-base session held about 75 MB of RSS it no longer used.
     """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc (musl, macOS, Windows): nothing to trim
+    malloc_trim = getattr(_glibc(), "malloc_trim", None)  # not glibc: nothing to trim
+    if malloc_trim is not None:
+        malloc_trim(0)
 
 
 def resolve_backend_name(model_dir: Path, backend: str) -> str:
