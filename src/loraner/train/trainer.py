@@ -98,9 +98,15 @@ def window_trainer_class() -> type:
             self.label_list = labels or []
             self.pad_id = pad_id
             self.length_buckets = length_buckets
-            # See compute_loss. Trainer then divides by the accumulation steps itself.
-            self.tokens_per_batch = labelled_tokens_per_batch(self.train_dataset, self.args.train_batch_size)
-            self.loss_is_scaled_for_ga = False
+            self.tokens_per_batch = (
+                labelled_tokens_per_batch(self.train_dataset, self.args.train_batch_size)
+                if length_buckets
+                else 0.0
+            )
+            if self.tokens_per_batch:
+                # compute_loss below replaces the model's loss and does not know about accumulation:
+                # Trainer must divide it by the accumulation steps. The model's own loss keeps the default.
+                self.loss_is_scaled_for_ga = False
 
         def compute_loss(
             self,
@@ -117,7 +123,7 @@ def window_trainer_class() -> type:
             would dominate, which cost 5 F1 points after one epoch (bench/README.md). A constant divisor
             weighs every token the same, as random batches do on average.
             """
-            if not self.length_buckets or not self.tokens_per_batch:
+            if not self.tokens_per_batch:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             import torch
 
