@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import subprocess
 
 import httpx
 import pytest
@@ -47,6 +49,31 @@ def test_predict_returns_character_offsets_into_the_text(client):
         assert e["text"] == TEXT[e["start"] : e["end"]]
         assert set(e) == {"type", "text", "start", "end", "score"}
     assert [e["text"] for e in data["entities"]] == ["José Müller", "Oslo", "東京", "São Paulo"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"content-type": "application/x-www-form-urlencoded"}, {}],  # what `curl -d` sends; no type at all
+)
+def test_when_json_body_is_sent_as_a_form_then_it_is_read_as_json(client, headers):
+    body = json.dumps({"text": TEXT}).encode()
+    response = client.post("/predict", content=body, headers=headers)  # raw bytes: httpx adds no type
+    assert response.status_code == 200
+    assert [e["text"] for e in response.json()["entities"]] == ["José Müller", "Oslo", "東京", "São Paulo"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl on this machine")
+def test_plain_curl_d_answers_with_character_offsets(fake_server):
+    # The issue's own check: `curl -s localhost:8000/predict -d '{"text": "..."}'`, no -H.
+    out = subprocess.run(
+        ["curl", "-s", f"{fake_server}/predict", "-d", json.dumps({"text": TEXT})],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    entities = json.loads(out.stdout)["entities"]
+    assert (entities[0]["text"], entities[0]["start"], entities[0]["end"]) == ("José Müller", 0, 11)
+    assert all(e["text"] == TEXT[e["start"] : e["end"]] for e in entities)
 
 
 def test_batch_answers_in_order_and_equals_singles(client):

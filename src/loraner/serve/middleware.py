@@ -106,7 +106,9 @@ class RequestContextMiddleware:
                 raise BodyTooLarge
             chunks.append(body)
             more = message.get("more_body", False)
-        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+        body = b"".join(chunks)
+        _declare_json(scope, body)
+        return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
 
     def _record(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
         path = _route_path(scope)
@@ -138,6 +140,26 @@ def _replay(messages: list[dict[str, Any]], then: Any = None) -> Any:
         return {"type": "http.disconnect"}
 
     return receive
+
+
+FORM_TYPES = ("", "application/x-www-form-urlencoded")
+
+
+def _declare_json(scope: Scope, body: bytes) -> None:
+    """A JSON body sent as a form (``curl -d '{...}'`` without ``-H``) or with no type is read as JSON.
+
+    Every endpoint takes JSON only; without this the plain ``curl -d`` answer would be a 422. A body
+    that is not JSON keeps its type and gets the usual "must be a JSON object" error.
+    """
+    content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    if content_type not in FORM_TYPES or not body.strip():
+        return
+    try:
+        json.loads(body)
+    except ValueError:
+        return
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+    scope["headers"] = [*headers, (b"content-type", b"application/json")]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
