@@ -41,6 +41,7 @@ class Spec:
     warmup_ratio: float = 0.1
     max_length: int = 256
     max_steps: int = -1  # -1: one epoch
+    batching: str | None = None  # loraner variants: None takes TrainingConfig's default
     eval_examples: str | None = None
 
     @classmethod
@@ -211,10 +212,20 @@ def train(spec: Spec) -> dict[str, Any]:
             args = loraner_args(spec, Path(tmp), n_train, compile_=spec.variant.endswith("compile"))
         else:
             args = usual_args(spec, Path(tmp), n_train)
-        # loraner: its own Trainer subclass, whose sampler serves length-bucketed random batches.
+        # loraner: its own Trainer subclass, with the batching its training config defaults to.
         loraner = spec.variant.startswith("loraner")
         trainer_class = window_trainer_class() if loraner else Trainer
-        extra = {"length_buckets": TrainingConfig().length_bucket_batches} if loraner else {}
+        defaults = TrainingConfig()
+        batching = spec.batching or defaults.batching
+        extra = (
+            {
+                "batching": batching,
+                "bucket_batches": defaults.length_bucket_batches,
+                "chunk_overhead_tokens": defaults.chunk_overhead_tokens,
+            }
+            if loraner
+            else {}
+        )
         trainer = trainer_class(
             model=model,
             args=args,
@@ -227,6 +238,10 @@ def train(spec: Spec) -> dict[str, Any]:
         trainer.train()
         seconds = time.perf_counter() - started
     sizes = collator.rows[: len(timer.times)]
+    # What the model computed: loraner's length chunks trim padding after the collator.
+    computed, real = (
+        (trainer.computed_tokens, trainer.real_tokens) if loraner else (collator.padded, collator.real)
+    )
     width = window_steps(spec.variant, n_train, spec.batch_size, len(timer.times))
     rates = windows(timer.times, sizes, width)
     result: dict[str, Any] = {
@@ -239,10 +254,10 @@ def train(spec: Spec) -> dict[str, Any]:
         "samples_per_s": round(sorted(rates)[len(rates) // 2], 3) if rates else None,
         "first_step_seconds": round(timer.times[0], 2) if timer.times else None,
         "train_seconds": round(seconds, 2),
-        "padding_share": round(1 - collator.real / collator.padded, 4) if collator.padded else None,
-        "tokens_per_step": round(collator.padded / max(1, len(timer.times)), 1),
+        "padding_share": round(1 - real / computed, 4) if computed else None,
+        "tokens_per_step": round(computed / max(1, len(timer.times)), 1),
         "trainable_parameters": count_parameters(model).trainable,
-        "sampler": "length buckets" if loraner else str(args.train_sampling_strategy),
+        "batching": batching if loraner else str(args.train_sampling_strategy),
         "torch_compile": bool(getattr(args, "torch_compile", False)),
     }
     if spec.eval_examples:

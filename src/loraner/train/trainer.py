@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -16,7 +17,8 @@ import numpy as np
 from loraner import __version__
 from loraner.data import load_splits
 from loraner.errors import ConfigError
-from loraner.settings import ExperimentConfig
+from loraner.settings import Batching, ExperimentConfig
+from loraner.train.chunking import split_batch
 from loraner.train.model import ParamCounts, count_parameters, load_base_model, load_tokenizer, wrap_with_lora
 from loraner.train.predict import Encoded, Evaluation, encode_for_model, evaluate_encoded, evaluate_examples
 from loraner.train.sampling import LengthBucketSampler
@@ -66,6 +68,20 @@ def labelled_tokens_per_batch(dataset: Any, batch_size: int) -> float:
     return labelled / math.ceil(len(dataset) / batch_size)
 
 
+def summed_token_loss(model: Any, inputs: dict[str, Any], with_outputs: bool = False) -> Any:
+    """Cross-entropy summed over the labelled (!= -100) tokens; the caller chooses the divisor."""
+    import torch
+
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    outputs = model(**inputs)
+    logits = outputs.logits
+    summed = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    return (summed, outputs) if with_outputs else summed
+
+
 def labels_for(splits: Splits) -> list[str]:
     types = entity_types(splits)
     if not types:
@@ -90,23 +106,64 @@ def window_trainer_class() -> type:
             eval_encoded: Encoded | None = None,
             labels: list[str] | None = None,
             pad_id: int = 0,
-            length_buckets: int | None = None,
+            batching: Batching = "random",
+            bucket_batches: int = 8,
+            chunk_overhead_tokens: int = 32,
             **kwargs: Any,
         ):
             super().__init__(*args, **kwargs)
             self.eval_encoded = eval_encoded
             self.label_list = labels or []
             self.pad_id = pad_id
-            self.length_buckets = length_buckets
+            self.batching = batching
+            self.bucket_batches = bucket_batches
+            self.chunk_overhead_tokens = chunk_overhead_tokens
+            self.computed_tokens = 0  # positions run through the model in training steps, padding included
+            self.real_tokens = 0
             self.tokens_per_batch = (
                 labelled_tokens_per_batch(self.train_dataset, self.args.train_batch_size)
-                if length_buckets
+                if batching == "length_buckets"
                 else 0.0
             )
             if self.tokens_per_batch:
                 # compute_loss below replaces the model's loss and does not know about accumulation:
                 # Trainer must divide it by the accumulation steps. The model's own loss keeps the default.
                 self.loss_is_scaled_for_ga = False
+
+        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            """``length_chunks``: the random batch run as length-sorted chunks (loraner.train.chunking),
+            each chunk's summed loss divided by the whole batch's labelled tokens, so the gradient is
+            the unchunked batch's. Other modes: the stock step."""
+            mask = inputs.get("attention_mask")
+            if self.batching != "length_chunks" or mask is None or "labels" not in inputs:
+                if mask is not None:
+                    self.computed_tokens += mask.numel()
+                    self.real_tokens += int(mask.sum())
+                return super().training_step(model, inputs, num_items_in_batch)
+            model.train()
+            inputs = self._prepare_inputs(inputs)
+            # Trainer counts the labelled tokens of all accumulated batches when the model takes loss
+            # kwargs; otherwise this batch's mean is divided by the accumulation steps, as stock does.
+            whole = num_items_in_batch is not None
+            count = num_items_in_batch if whole else inputs["labels"].ne(-100).sum()
+            chunks = split_batch(inputs, self.chunk_overhead_tokens)
+            total = 0.0
+            for i, chunk in enumerate(chunks):
+                self.computed_tokens += chunk["attention_mask"].numel()
+                self.real_tokens += int(chunk["attention_mask"].sum())
+                with self.compute_loss_context_manager():
+                    loss = summed_token_loss(model, chunk) / max(float(count), 1.0)
+                if not whole:
+                    loss = loss / self.current_gradient_accumulation_steps
+                elif self.args.average_tokens_across_devices:
+                    # The count is summed over processes and DDP averages gradients: undo the average.
+                    loss = loss * self.accelerator.num_processes
+                # Under DDP only the last chunk's backward should all-reduce the gradients.
+                last = i == len(chunks) - 1
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                    self.accelerator.backward(loss)
+                total = total + loss.detach()
+            return total
 
         def compute_loss(
             self,
@@ -125,26 +182,16 @@ def window_trainer_class() -> type:
             """
             if not self.tokens_per_batch:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            import torch
-
-            labels = inputs.pop("labels")
-            outputs = model(**inputs)
-            logits = outputs.logits
-            summed = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)).float(),
-                labels.reshape(-1),
-                ignore_index=-100,
-                reduction="sum",
-            )
-            loss = summed / self.tokens_per_batch
+            loss, outputs = summed_token_loss(model, inputs, with_outputs=True)
+            loss = loss / self.tokens_per_batch
             return (loss, outputs) if return_outputs else loss
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset
-            if not self.length_buckets or not isinstance(dataset, WindowDataset):
+            if self.batching != "length_buckets" or not isinstance(dataset, WindowDataset):
                 return super()._get_train_sampler(train_dataset)
             return LengthBucketSampler(
-                dataset.lengths(), self.args.train_batch_size, self.length_buckets, self.args.seed
+                dataset.lengths(), self.args.train_batch_size, self.bucket_batches, self.args.seed
             )
 
         def evaluate(
@@ -288,7 +335,9 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         eval_encoded=eval_enc,
         labels=labels,
         pad_id=tokenizer.pad_token_id or 0,
-        length_buckets=cfg.training.length_bucket_batches if cfg.training.group_by_length else None,
+        batching=cfg.training.batching,
+        bucket_batches=cfg.training.length_bucket_batches,
+        chunk_overhead_tokens=cfg.training.chunk_overhead_tokens,
     )
     started = time.perf_counter()
     resume_from = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
