@@ -46,6 +46,7 @@ class Sizes:
     train_steps_padded: int  # baseline C pads to 256 tokens: every step costs the same, fewer suffice
     f1_train_sentences: int  # CoNLL train sentences for the F1 check (one epoch, MiniLM)
     f1_eval_sentences: int
+    f1_seeds: int  # training runs per recipe for the F1 check (seed-to-seed noise)
     compile_steps: int  # steps of the torch.compile probe (0 = skip)
 
 
@@ -69,6 +70,7 @@ FULL = Sizes(
     train_steps_padded=4,
     f1_train_sentences=6000,  # one epoch, 375 steps
     f1_eval_sentences=1000,
+    f1_seeds=3,
     compile_steps=0,  # the torch.compile probe: --set compile_steps=50 (bench/README.md has the result)
 )
 
@@ -92,6 +94,7 @@ QUICK = Sizes(
     train_steps_padded=2,
     f1_train_sentences=0,
     f1_eval_sentences=0,
+    f1_seeds=1,
     compile_steps=0,
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ def write_examples(path: Path, examples: Sequence[Any], labels: Sequence[str] | 
 def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
     work = ctx.work / "training"
     spec_path, out = work / f"{name}.spec.json", work / f"{name}.result.json"
-    spec = {**spec, "out": str(out), "threads": ctx.threads, "seed": ctx.seed}
+    spec = {"threads": ctx.threads, "seed": ctx.seed, **spec, "out": str(out)}
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     out.unlink(missing_ok=True)
     log = work / f"{name}.log"
@@ -121,10 +122,15 @@ def f1_runs(ctx: Context) -> dict[str, Any]:
         "examples": write_examples(work / "f1-train.json", train),
         "eval_examples": write_examples(work / "f1-dev.json", dev),
     }
-    runs = {v: run_worker(ctx, {**base, "variant": v}, f"f1-{v}") for v in ("D", "loraner")}
+    seeds = [ctx.seed + i for i in range(ctx.sizes.f1_seeds)]
+    runs = {
+        v: [run_worker(ctx, {**base, "variant": v, "seed": s}, f"f1-{v}-{s}") for s in seeds]
+        for v in ("D", "loraner")
+    }
     return {
         "train_sentences": len(train),
         "dev_sentences": len(dev),
+        "seeds": seeds,
         "runs": runs,
         **compare_f1(runs, ctx.seed),
     }
@@ -149,40 +155,66 @@ def entity_counts(gold: Sequence[str], pred: Sequence[str]) -> tuple[int, int, i
     return len(g & p), len(g), len(p)
 
 
+def sentence_counts(evaluation: dict[str, Any]) -> list[tuple[int, int, int]]:
+    return [entity_counts(g, p) for g, p in zip(evaluation["gold"], evaluation["pred"], strict=True)]
+
+
 def f1_of(counts: Sequence[tuple[int, int, int]]) -> float:
     tp = sum(c[0] for c in counts)
     total = sum(c[1] + c[2] for c in counts)
     return 2 * tp / total if total else 1.0
 
 
-def compare_f1(runs: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]:
-    """F1(loraner) - F1(D) with a paired bootstrap over dev sentences: the noise of the test set."""
-    if any("evaluation" not in r for r in runs.values()):
-        return {
-            "error": "; ".join(
-                r.get("error", "no evaluation") for r in runs.values() if "evaluation" not in r
-            )
-        }
-    d, ours = runs["D"]["evaluation"], runs["loraner"]["evaluation"]
-    counts_d = [entity_counts(g, p) for g, p in zip(d["gold"], d["pred"], strict=True)]
-    counts_l = [entity_counts(g, p) for g, p in zip(ours["gold"], ours["pred"], strict=True)]
+# Two-sided 95% quantiles of Student's t by degrees of freedom (the seed-to-seed part of the noise).
+T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
+
+
+def compare_f1(runs: dict[str, list[dict[str, Any]]], seed: int) -> dict[str, Any]:
+    """Mean F1 over training seeds, loraner minus D, and how much of that is noise.
+
+    Two sources of noise: the dev sentences (paired bootstrap over sentences of the seed-averaged F1
+    difference) and the training run itself (dropout draws and batch order: one epoch's F1 moves by
+    about a point from seed to seed, bench/README.md). The noise band combines the bootstrap
+    half-width with t x the standard error of the difference of the seed means.
+    """
+    failed = [r for rs in runs.values() for r in rs if "evaluation" not in r]
+    if failed:
+        return {"error": "; ".join(r.get("error", "no evaluation") for r in failed)}
+    counts = {v: [sentence_counts(r["evaluation"]) for r in rs] for v, rs in runs.items()}
+    per_seed = {v: [f1_of(c) for c in cs] for v, cs in counts.items()}
+    mean = {v: sum(fs) / len(fs) for v, fs in per_seed.items()}
     rng = random.Random(seed)
-    n = len(counts_d)
+    n = len(counts["D"][0])
     diffs = []
     for _ in range(BOOTSTRAP):
         idx = [rng.randrange(n) for _ in range(n)]
-        diffs.append(f1_of([counts_l[i] for i in idx]) - f1_of([counts_d[i] for i in idx]))
+        avg = {v: sum(f1_of([c[i] for i in idx]) for c in cs) / len(cs) for v, cs in counts.items()}
+        diffs.append(avg["loraner"] - avg["D"])
     diffs.sort()
     low, high = diffs[int(0.025 * BOOTSTRAP)], diffs[int(0.975 * BOOTSTRAP) - 1]
-    for r in runs.values():  # the tags were only needed here
-        r["evaluation"] = {"f1": r["evaluation"]["f1"]}
+    sentence_noise = (high - low) / 2
+    seed_noise = seed_half_width(per_seed["D"], per_seed["loraner"])
+    for rs in runs.values():  # the tags were only needed here
+        for r in rs:
+            r["evaluation"] = {"f1": r["evaluation"].get("f1")}
     return {
-        "f1_D": round(f1_of(counts_d), 4),
-        "f1_loraner": round(f1_of(counts_l), 4),
-        "f1_diff_points": round(100 * (f1_of(counts_l) - f1_of(counts_d)), 2),
+        "f1_D": round(mean["D"], 4),
+        "f1_loraner": round(mean["loraner"], 4),
+        "f1_per_seed": {v: [round(f, 4) for f in fs] for v, fs in per_seed.items()},
+        "f1_diff_points": round(100 * (mean["loraner"] - mean["D"]), 2),
         "bootstrap_ci95_points": [round(100 * low, 2), round(100 * high, 2)],
-        "noise_points": round(100 * (high - low) / 2, 2),
+        "sentence_noise_points": round(100 * sentence_noise, 2),
+        "seed_noise_points": round(100 * seed_noise, 2),
+        "noise_points": round(100 * (sentence_noise**2 + seed_noise**2) ** 0.5, 2),
     }
+
+
+def seed_half_width(a: Sequence[float], b: Sequence[float]) -> float:
+    """95% half-width of mean(b) - mean(a) from the seed-to-seed spread (Welch-style, pooled df)."""
+    if len(a) < 2 or len(b) < 2:
+        return 0.0
+    var = sum(statistics.variance(x) / len(x) for x in (a, b))
+    return T_975.get(len(a) + len(b) - 2, 2.0) * var**0.5
 
 
 # --- the workload ----------------------------------------------------------------------------------
@@ -224,7 +256,8 @@ def f1_target(f1: dict[str, Any]) -> dict[str, Any]:
         f1["f1_diff_points"],
         ">=",
         -noise,
-        f"CoNLL dev, 1 epoch on {f1['train_sentences']} sentences; noise = 95% bootstrap half-width",
+        f"CoNLL dev, 1 epoch on {f1['train_sentences']} sentences, mean of {len(f1['seeds'])} seeds; "
+        "noise: dev bootstrap and seed spread",
     )
 
 
@@ -243,7 +276,7 @@ def report(result: dict[str, Any]) -> None:
                 100 * r["padding_share"],
                 r["first_step_seconds"],
                 r["peak_rss_mb"],
-                f"{r['steps']} steps, sampler {r['sampler']}",
+                f"{r['steps']} steps, batching {r['batching']}",
             ]
         )
     name = result["speed"][0].get("model_name", "")
@@ -257,15 +290,22 @@ def report(result: dict[str, Any]) -> None:
         runs = f1["runs"]
         print_table(
             f"Training F1: MiniLM on CoNLL, 1 epoch on {f1['train_sentences']} sentences, "
-            f"dev {f1['dev_sentences']} sentences",
-            ["recipe", "dev F1", "samples/s", "peak RSS MB"],
+            f"dev {f1['dev_sentences']} sentences, seeds {f1['seeds']}",
+            ["recipe", "dev F1 per seed", "mean", "samples/s", "peak RSS MB"],
             [
-                [v, f"{r['evaluation']['f1']:.4f}", r["samples_per_s"], r["peak_rss_mb"]]
-                for v, r in runs.items()
+                [
+                    v,
+                    " ".join(f"{f:.4f}" for f in f1["f1_per_seed"][v]),
+                    f"{f1[f'f1_{v}']:.4f}",
+                    statistics.median(r["samples_per_s"] for r in rs),
+                    max(r["peak_rss_mb"] for r in rs),
+                ]
+                for v, rs in runs.items()
             ],
         )
         print(
-            f"F1 loraner - D = {f1['f1_diff_points']} points, 95% bootstrap CI {f1['bootstrap_ci95_points']}"
+            f"F1 loraner - D = {f1['f1_diff_points']} points; noise ±{f1['noise_points']} "
+            f"(dev bootstrap ±{f1['sentence_noise_points']}, seeds ±{f1['seed_noise_points']})"
         )
     else:
         print(f"\nTraining F1: skipped: {f1.get('skipped') or f1.get('error')}")

@@ -74,7 +74,24 @@ def test_when_both_recipes_predict_the_same_then_f1_difference_is_zero():
         "pred": [["B-PER", "I-PER", "O"], ["O"]],
         "f1": 0.67,
     }
-    runs = {"D": {"evaluation": dict(tags)}, "loraner": {"evaluation": dict(tags)}}
+    runs = {"D": [{"evaluation": dict(tags)}], "loraner": [{"evaluation": dict(tags)}]}
     out = compare_f1(runs, seed=0)
     assert out["f1_D"] == out["f1_loraner"] == pytest.approx(2 / 3, abs=1e-4)
     assert out["f1_diff_points"] == 0 and out["bootstrap_ci95_points"] == [0, 0]
+    assert out["seed_noise_points"] == 0 and out["noise_points"] == 0
+
+
+def test_seed_to_seed_spread_widens_the_noise_band():
+    from bench.training import compare_f1
+
+    gold = [["B-PER"], ["B-LOC"], ["B-ORG"], ["B-PER"]]
+
+    def run(hits: int) -> dict:
+        pred = [g if i < hits else ["O"] for i, g in enumerate(gold)]
+        return {"evaluation": {"gold": gold, "pred": pred}}
+
+    steady = compare_f1({"D": [run(3), run(3)], "loraner": [run(3), run(3)]}, seed=0)
+    spread = compare_f1({"D": [run(2), run(4)], "loraner": [run(2), run(4)]}, seed=0)
+    assert steady["seed_noise_points"] == 0 and steady["f1_per_seed"]["D"] == [0.8571, 0.8571]
+    assert spread["f1_diff_points"] == 0 and spread["seed_noise_points"] > 10
+    assert spread["noise_points"] >= spread["seed_noise_points"]
