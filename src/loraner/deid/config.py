@@ -74,6 +74,10 @@ class DeidConfig(_Strict):
       is tagged ``O`` only when P(O) >= threshold, otherwise its best entity label wins. Raising it trades
       precision for recall, the usual choice for de-identification. ``null`` = plain argmax.
     - ``recognizers``: pattern recognisers fused with the model output (see :mod:`loraner.deid.recognizers`).
+    - ``tidy``: model spans cut at line breaks and trimmed of edge separators (see
+      :func:`loraner.deid.spans.tidy_spans`).
+    - ``propagate``: types whose predicted names count wherever else they occur in the same text
+      (see :mod:`loraner.deid.propagation`); part of the model's output, on with or without recognisers.
     """
 
     types: list[str] = Field(default_factory=lambda: list(DEFAULT_TYPES), min_length=1)
@@ -84,6 +88,11 @@ class DeidConfig(_Strict):
     include_original: bool = False
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     recognizers: RecognizerConfig = Field(default_factory=RecognizerConfig)
+    tidy: bool = Field(False, description="cut model spans at line breaks and trim separators at their edges")
+    propagate: list[str] = Field(
+        default_factory=list,
+        description="types whose predicted names are also PHI wherever else they appear in the text",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -106,10 +115,11 @@ class DeidConfig(_Strict):
     @model_validator(mode="after")
     def _known_types(self) -> DeidConfig:
         known = set(self.types)
-        for name in self.per_type:
+        named = [("per_type", name) for name in self.per_type] + [("propagate", t) for t in self.propagate]
+        for field, name in named:
             if name not in known:
                 raise ValueError(
-                    f"unknown entity type {name!r} in per_type; known: {', '.join(sorted(known))} "
+                    f"unknown entity type {name!r} in {field}; known: {', '.join(sorted(known))} "
                     "(add it to 'types' if it is intended)"
                 )
         return self

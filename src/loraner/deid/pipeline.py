@@ -16,8 +16,9 @@ from typing import Any, NamedTuple
 
 from loraner.deid.config import DeidConfig, resolve_secret, validate_deid_config
 from loraner.deid.engine import DeidResult, deidentify_batch
+from loraner.deid.propagation import propagate_spans
 from loraner.deid.recognizers import fuse_spans, recognize
-from loraner.deid.spans import check_spans
+from loraner.deid.spans import check_spans, tidy_spans
 from loraner.errors import DataError
 from loraner.types import Entity
 
@@ -64,13 +65,19 @@ class DeidPipeline:
 
 
 def fused_spans(text: str, model_entities: Sequence[Entity], config: DeidConfig) -> list[Entity]:
-    """The spans to de-identify: model spans, plus pattern spans when ``config.recognizers.enabled``.
+    """The spans to de-identify: model spans, with their names spread to the rest of the text for the
+    ``config.propagate`` types, plus pattern spans when ``config.recognizers.enabled``.
 
     Fusing with no pattern spans still resolves overlaps, so the list always equals what the engine
     replaces (entity scores are computed on it).
     """
     # Fusion re-slices entity text from ``text``, which would hide a detector whose offsets are off.
     check_spans(text, model_entities, source="detector output")
+    if config.tidy:
+        model_entities = tidy_spans(text, model_entities)
+    if config.propagate:
+        spread = propagate_spans(text, model_entities, config.propagate)
+        model_entities = fuse_spans(model_entities, spread, text=text)
     patterns = recognize(text, config.recognizers) if config.recognizers.enabled else []
     return fuse_spans(model_entities, patterns, text=text)
 

@@ -63,3 +63,43 @@ def resolve_overlaps(spans: Iterable[SpanLike]) -> list[SpanLike]:
         if not any(overlaps(cand, k) for k in kept):
             kept.append(cand)
     return sorted(kept, key=lambda s: (s.start, s.end))
+
+
+_OPENERS, _CLOSERS = "([{", ")]}"
+_EDGE_JUNK = " \t\r\n\f\v,;:"
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start, end`` without separators at the edges, nor a bracket whose partner is outside the span."""
+    while True:
+        before = (start, end)
+        while start < end and text[start] in _EDGE_JUNK:
+            start += 1
+        while end > start and text[end - 1] in _EDGE_JUNK:
+            end -= 1
+        piece = text[start:end]
+        if piece and piece[0] in _OPENERS and _CLOSERS[_OPENERS.index(piece[0])] not in piece:
+            start += 1
+        if piece and piece[-1] in _CLOSERS and _OPENERS[_CLOSERS.index(piece[-1])] not in piece:
+            end -= 1
+        if (start, end) == before:
+            return start, end
+
+
+def tidy_spans(text: str, entities: Iterable[Entity]) -> list[Entity]:
+    """Model entities cut at line breaks, without separators (``,;:`` and spaces) or unpaired brackets at
+    their edges; pieces with no letter or digit are dropped.
+
+    Why: the clinical notes' PHI never spans a line break (1 gold span in 11,781) and almost never starts
+    or ends with punctuation, but a token classifier's spans do: "02637889350 \\n\\n30", "sykehus,", ")".
+    Each such span is a false positive *and* a missed gold span under exact-span scoring.
+    """
+    out = []
+    for entity in entities:
+        at = entity.start
+        for line in text[entity.start : entity.end].splitlines(keepends=True):
+            start, end = _trimmed(text, at, at + len(line))
+            at += len(line)
+            if any(ch.isalnum() for ch in text[start:end]):
+                out.append(Entity(entity.type, text[start:end], start, end, entity.score))
+    return out
