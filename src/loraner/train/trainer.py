@@ -141,18 +141,20 @@ def window_trainer_class() -> type:
                     self.real_tokens += int(mask.sum())
                 return super().training_step(model, inputs, num_items_in_batch)
             model.train()
-            inputs = self._prepare_inputs(inputs)
             # Trainer counts the labelled tokens of all accumulated batches when the model takes loss
             # kwargs; otherwise this batch's mean is divided by the accumulation steps, as stock does.
             whole = num_items_in_batch is not None
             count = num_items_in_batch if whole else inputs["labels"].ne(-100).sum()
-            chunks = split_batch(inputs, self.chunk_overhead_tokens)
+            divisor = count.clamp(min=1) if hasattr(count, "clamp") else max(count, 1)
             total = 0.0
+            # Cut on the collated (host) batch, so counting tokens never waits for a device.
+            chunks = split_batch(inputs, self.chunk_overhead_tokens)
             for i, chunk in enumerate(chunks):
                 self.computed_tokens += chunk["attention_mask"].numel()
                 self.real_tokens += int(chunk["attention_mask"].sum())
+                chunk = self._prepare_inputs(chunk)
                 with self.compute_loss_context_manager():
-                    loss = summed_token_loss(model, chunk) / max(float(count), 1.0)
+                    loss = summed_token_loss(model, chunk) / divisor
                 if not whole:
                     loss = loss / self.current_gradient_accumulation_steps
                 elif self.args.average_tokens_across_devices:
