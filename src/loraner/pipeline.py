@@ -222,6 +222,8 @@ def run_deid_evaluation(
         "split": split,
         "model": str(model_dir),
         "threshold": config.threshold,
+        "tidy": config.tidy,
+        "propagate": list(config.propagate),
         "operators": _operator_names(config),
         "views": scores,
     }
@@ -376,7 +378,8 @@ def _write_deid_report(path: Path, result: dict[str, Any], sections: list[str]) 
         "**Contains PHI from the evaluation data (leaks, sample notes): keep it local, never commit or "
         "share it.**",
         "",
-        f"Model: `{result['model']}` · O threshold: {result['threshold']} · operators: "
+        f"Model: `{result['model']}` · O threshold: {result['threshold']} · tidy: {result['tidy']} · "
+        f"propagate: {', '.join(result['propagate']) or 'none'} · operators: "
         + ", ".join(f"{t}={op}" for t, op in result["operators"].items()),
         "",
         render_markdown_table(DEID_SUMMARY_HEADERS, deid_summary_rows(result)),

@@ -187,3 +187,14 @@ def test_when_model_is_an_adapter_then_the_error_says_merge_first(cfg, tmp_path)
     (tmp_path / "adapter_config.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ModelError, match="merge it first"):
         run_deid_evaluation(tmp_path, cfg, "test")
+
+
+def test_when_tidy_and_propagate_are_set_then_the_scores_and_the_report_say_so(cfg, tmp_path):
+    config = validate_deid_config({"tidy": True, "propagate": ["PATIENT"]})
+    report = tmp_path / "deid-report-test.md"
+    result = run_deid_evaluation(
+        Path("gold"), cfg, "test", config, False, report=report, predict_batch=GoldDetector(cfg)
+    )
+    assert (result["tidy"], result["propagate"]) == (True, ["PATIENT"])
+    assert "tidy: True · propagate: PATIENT" in report.read_text(encoding="utf-8")
+    assert result["views"]["notes"]["without_recognizers"]["char_recall"] == 1.0
