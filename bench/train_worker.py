@@ -195,7 +195,7 @@ def train(spec: Spec) -> dict[str, Any]:
     from loraner.settings import TrainingConfig
     from loraner.train.model import count_parameters, load_base_model, load_tokenizer, wrap_with_lora
     from loraner.train.predict import encode_for_model
-    from loraner.train.trainer import WindowDataset, window_trainer_class
+    from loraner.train.trainer import WindowDataset, batching_options, window_trainer_class
 
     torch.set_num_threads(spec.threads)
     set_seed(spec.seed)
@@ -215,17 +215,8 @@ def train(spec: Spec) -> dict[str, Any]:
         # loraner: its own Trainer subclass, with the batching its training config defaults to.
         loraner = spec.variant.startswith("loraner")
         trainer_class = window_trainer_class() if loraner else Trainer
-        defaults = TrainingConfig()
-        batching = spec.batching or defaults.batching
-        extra = (
-            {
-                "batching": batching,
-                "bucket_batches": defaults.length_bucket_batches,
-                "chunk_overhead_tokens": defaults.chunk_overhead_tokens,
-            }
-            if loraner
-            else {}
-        )
+        training = TrainingConfig() if spec.batching is None else TrainingConfig(batching=spec.batching)
+        extra = batching_options(training) if loraner else {}
         trainer = trainer_class(
             model=model,
             args=args,
@@ -257,7 +248,7 @@ def train(spec: Spec) -> dict[str, Any]:
         "padding_share": round(1 - real / computed, 4) if computed else None,
         "tokens_per_step": round(computed / max(1, len(timer.times)), 1),
         "trainable_parameters": count_parameters(model).trainable,
-        "batching": batching if loraner else str(args.train_sampling_strategy),
+        "batching": training.batching if loraner else str(args.train_sampling_strategy),
         "torch_compile": bool(getattr(args, "torch_compile", False)),
     }
     if spec.eval_examples:

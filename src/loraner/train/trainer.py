@@ -17,7 +17,7 @@ import numpy as np
 from loraner import __version__
 from loraner.data import load_splits
 from loraner.errors import ConfigError
-from loraner.settings import Batching, ExperimentConfig
+from loraner.settings import Batching, ExperimentConfig, TrainingConfig
 from loraner.train.chunking import split_batch
 from loraner.train.model import ParamCounts, count_parameters, load_base_model, load_tokenizer, wrap_with_lora
 from loraner.train.predict import Encoded, Evaluation, encode_for_model, evaluate_encoded, evaluate_examples
@@ -82,6 +82,15 @@ def summed_token_loss(model: Any, inputs: dict[str, Any], with_outputs: bool = F
     return (summed, outputs) if with_outputs else summed
 
 
+def batching_options(training: TrainingConfig) -> dict[str, Any]:
+    """The :class:`WindowTrainer` keyword arguments of a training config's batching settings."""
+    return {
+        "batching": training.batching,
+        "bucket_batches": training.length_bucket_batches,
+        "chunk_overhead_tokens": training.chunk_overhead_tokens,
+    }
+
+
 def labels_for(splits: Splits) -> list[str]:
     types = entity_types(splits)
     if not types:
@@ -136,9 +145,7 @@ def window_trainer_class() -> type:
             the unchunked batch's. Other modes: the stock step."""
             mask = inputs.get("attention_mask")
             if self.batching != "length_chunks" or mask is None or "labels" not in inputs:
-                if mask is not None:
-                    self.computed_tokens += mask.numel()
-                    self.real_tokens += int(mask.sum())
+                self._count_tokens(mask)
                 return super().training_step(model, inputs, num_items_in_batch)
             model.train()
             # Trainer counts the labelled tokens of all accumulated batches when the model takes loss
@@ -150,8 +157,7 @@ def window_trainer_class() -> type:
             # Cut on the collated (host) batch, so counting tokens never waits for a device.
             chunks = split_batch(inputs, self.chunk_overhead_tokens)
             for i, chunk in enumerate(chunks):
-                self.computed_tokens += chunk["attention_mask"].numel()
-                self.real_tokens += int(chunk["attention_mask"].sum())
+                self._count_tokens(chunk["attention_mask"])
                 chunk = self._prepare_inputs(chunk)
                 with self.compute_loss_context_manager():
                     loss = summed_token_loss(model, chunk) / divisor
@@ -166,6 +172,12 @@ def window_trainer_class() -> type:
                     self.accelerator.backward(loss)
                 total = total + loss.detach()
             return total
+
+        def _count_tokens(self, mask: Any) -> None:
+            """Positions computed (padding included) and real ones, from a host-side attention mask."""
+            if mask is not None:
+                self.computed_tokens += mask.numel()
+                self.real_tokens += int(mask.sum())
 
         def compute_loss(
             self,
@@ -337,9 +349,7 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         eval_encoded=eval_enc,
         labels=labels,
         pad_id=tokenizer.pad_token_id or 0,
-        batching=cfg.training.batching,
-        bucket_batches=cfg.training.length_bucket_batches,
-        chunk_overhead_tokens=cfg.training.chunk_overhead_tokens,
+        **batching_options(cfg.training),
     )
     started = time.perf_counter()
     resume_from = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
