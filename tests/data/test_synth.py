@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import random
 import re
 from datetime import date
 from pathlib import Path
@@ -13,12 +12,11 @@ from loraner.data.synth import (
     LABELS,
     format_date,
     generate_notes,
-    is_valid_national_id,
-    norwegian_national_id,
     synth_splits,
     write_synth,
 )
 from loraner.errors import ConfigError
+from loraner.fnr import valid_fnr
 from loraner.settings import DataConfig
 from loraner.types import SpanExample
 
@@ -73,29 +71,8 @@ def test_when_eleven_digit_ids_then_checksums_valid(notes: list[SpanExample]) ->
     ids = [n.text[s.start : s.end] for n in notes for s in n.spans if s.label == "ID"]
     national = [i for i in ids if re.fullmatch(r"\d{6} ?\d{5}", i)]
     assert len(national) > 20
-    assert all(is_valid_national_id(i) for i in national)
+    assert all(valid_fnr(i) for i in national)
     assert len(set(ids)) > len(national)  # other ID formats too
-
-
-@pytest.mark.parametrize("birth", [date(1950, 1, 31), date(1999, 12, 1), date(2005, 6, 15)])
-@pytest.mark.parametrize("male", [True, False])
-def test_when_national_id_made_then_valid_and_encodes_birth_and_sex(birth: date, male: bool) -> None:
-    value = norwegian_national_id(birth, male, random.Random(1))
-    assert is_valid_national_id(value)
-    assert value[:6] == birth.strftime("%d%m%y")
-    assert int(value[8]) % 2 == int(male)
-
-
-@pytest.mark.parametrize(
-    ("value", "valid"),
-    [
-        ("01010050150", False),  # a wrong check digit
-        ("0101005015", False),  # too short
-        ("abcdefghijk", False),
-    ],
-)
-def test_when_national_id_checked_then_bad_ones_rejected(value: str, valid: bool) -> None:
-    assert is_valid_national_id(value) is valid
 
 
 def test_when_date_styles_vary_then_formats_differ() -> None:

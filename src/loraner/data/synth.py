@@ -20,6 +20,7 @@ from pathlib import Path
 from loraner.data import synth_templates as T
 from loraner.data.jsonl import write_span_jsonl
 from loraner.errors import ConfigError
+from loraner.fnr import fnr_for
 from loraner.settings import DataConfig
 from loraner.types import Span, SpanExample, Splits
 
@@ -49,52 +50,6 @@ PLACEHOLDER_LABELS = {
 # Faker spells Norwegian Bokmål/Nynorsk as no_NO.
 _FAKER_LOCALE = {"nb_NO": "no_NO", "nn_NO": "no_NO", "nb": "no_NO", "no": "no_NO"}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-# Weights of the national-ID check digits (Skatteetaten's mod-11 scheme).
-_K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2)
-_K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-
-
-# --- Norwegian national IDs -------------------------------------------------------------------
-
-
-def _check_digit(digits: Sequence[int], weights: Sequence[int]) -> int | None:
-    rest = 11 - sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
-    if rest == 11:
-        return 0
-    return None if rest == 10 else rest  # 10 has no digit: that individual number is unused
-
-
-def norwegian_national_id(birth: date, male: bool, rng: random.Random, d_number: bool = False) -> str:
-    """An 11-digit fødselsnummer (or D-number: day + 40) with valid check digits.
-
-    The individual number's range encodes the century (000-499 for 1900-1999, 500-999 for
-    2000-2039) and its last digit the sex (odd for men).
-    """
-    day = birth.day + 40 if d_number else birth.day
-    head = [int(c) for c in f"{day:02d}{birth.month:02d}{birth.year % 100:02d}"]
-    low, high = (500, 999) if birth.year >= 2000 else (0, 499)
-    while True:
-        individual = rng.randint(low, high)
-        if individual % 2 != int(male):
-            continue
-        digits = head + [int(c) for c in f"{individual:03d}"]
-        k1 = _check_digit(digits, _K1_WEIGHTS)
-        k2 = None if k1 is None else _check_digit([*digits, k1], _K2_WEIGHTS)
-        if k1 is not None and k2 is not None:
-            return "".join(map(str, [*digits, k1, k2]))
-
-
-def is_valid_national_id(value: str) -> bool:
-    """True if ``value`` (spaces ignored) is 11 digits with both mod-11 check digits right."""
-    digits = [int(c) for c in value.replace(" ", "") if c.isdigit()]
-    if len(digits) != 11 or len(value.replace(" ", "")) != 11:
-        return False
-    return (
-        _check_digit(digits[:9], _K1_WEIGHTS) == digits[9]
-        and _check_digit(digits[:10], _K2_WEIGHTS) == digits[10]
-    )
-
 
 # --- formats ----------------------------------------------------------------------------------
 
@@ -279,7 +234,7 @@ class NoteGenerator:
         def day(value: date) -> str:
             return format_date(value, style, norwegian)
 
-        fnr = norwegian_national_id(birth, male, rng, d_number=rng.random() < 0.1)
+        fnr = fnr_for(birth, rng, male=male, d_number=rng.random() < 0.1)
         if not norwegian and rng.random() < 0.5:
             fnr = f"{rng.randint(100, 665)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}"
         elif rng.random() < 0.25:
