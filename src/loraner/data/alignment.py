@@ -1,20 +1,18 @@
 """Subword alignment and long-sequence windows.
 
-Every example becomes an :class:`EncodedDoc`: its subword ids (no special tokens), the *unit* each
-subword belongs to, and the training label of each subword. A unit is what gets scored: a word for
-word-level examples, a subword for character-span examples. Documents longer than the model's
-``max_length`` are cut into overlapping :class:`Window` slices; each token is *owned* by exactly
-one window (the overlap is split at its middle) so predictions merge back without duplicates.
+Training encodes every example as subword ids (no special tokens) with one training label per subword:
+a word-level example labels the first subword of each word, a character-span example labels every
+subword by the span it overlaps. Documents longer than the model's ``max_length`` are cut into
+overlapping windows; each token is *owned* by exactly one window (the overlap is split at its middle),
+which is how the inference engine (:mod:`loraner.inference`) merges windows back too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-
-import numpy as np
 
 from loraner.errors import DataError
 from loraner.types import Example, Span, SpanExample, WordExample
@@ -25,11 +23,7 @@ IGNORE = -100
 @dataclass
 class EncodedDoc:
     input_ids: list[int]
-    token_units: list[int]  # unit index per subword, -1 if none
     token_labels: list[int]  # training label per subword, IGNORE where not trained
-    scoring: list[bool]  # the subword whose prediction is its unit's prediction
-    unit_gold: list[str]  # gold IOB2 tag per unit
-    unit_offsets: list[tuple[int, int]] = field(default_factory=list)  # char offsets (span examples)
 
 
 @dataclass(frozen=True)
@@ -74,9 +68,10 @@ def window_bounds(n_tokens: int, body: int, stride: int) -> list[tuple[int, int,
     """
     if body <= 0:
         raise ValueError("window body must be positive")
+    if not 0 <= stride <= body // 2:  # settings.window_problem keeps callers inside this
+        raise ValueError(f"stride {stride} must be in [0, {body // 2}] for windows of {body} tokens")
     if n_tokens <= body:
         return [(0, n_tokens, 0, n_tokens)]
-    stride = min(stride, body // 2)
     step = body - stride
     starts = sorted({*range(0, n_tokens - body, step), n_tokens - body})
     bounds = []
@@ -111,39 +106,62 @@ def window_features(doc: EncodedDoc, window: Window, specials: SpecialTokens) ->
 # --- encoding ------------------------------------------------------------------------------------
 
 
+def subword_tags(
+    word_ids: Sequence[int | None], word_tags: Sequence[str], label_all_subwords: bool = False
+) -> list[str | None]:
+    """Per token, the tag it is trained (and scored) on: its word's tag on the word's first subword;
+    ``None`` on later subwords (or, with ``label_all_subwords``, the tag turned inside) and on tokens
+    that belong to no word."""
+    tags: list[str | None] = []
+    previous = None
+    for word in word_ids:
+        if word is None:
+            tags.append(None)
+        elif word != previous:
+            tags.append(word_tags[word])
+        else:
+            tags.append(_inside(word_tags[word]) if label_all_subwords else None)
+        previous = word
+    return tags
+
+
 def encode_word_example(
     ex: WordExample, tokenizer: Any, label2id: dict[str, int], label_all_subwords: bool = False
 ) -> EncodedDoc:
     """First subword of each word carries the word's tag; the rest are ignored (or ``I-`` if labelled)."""
     if not ex.tokens:
-        return EncodedDoc([], [], [], [], [])
+        return EncodedDoc([], [])
     enc = tokenizer(ex.tokens, is_split_into_words=True, add_special_tokens=False, verbose=False)
-    word_ids = enc.word_ids()
-    labels, scoring, units = [], [], []
-    previous = None
-    for word in word_ids:
-        first = word is not None and word != previous
-        tag = ex.tags[word] if word is not None else "O"
-        if first:
-            labels.append(_label_id(tag, label2id, ex.id))
-        elif word is not None and label_all_subwords:
-            labels.append(_label_id(_inside(tag), label2id, ex.id))
-        else:
-            labels.append(IGNORE)
-        scoring.append(first)
-        units.append(-1 if word is None else word)
-        previous = word
-    return EncodedDoc(list(enc["input_ids"]), units, labels, scoring, list(ex.tags))
+    tags = subword_tags(enc.word_ids(), ex.tags, label_all_subwords)
+    return EncodedDoc(list(enc["input_ids"]), _label_ids(tags, label2id, ex.id))
 
 
 def encode_span_example(ex: SpanExample, tokenizer: Any, label2id: dict[str, int]) -> EncodedDoc:
-    """Every subword is a unit: the first one overlapping a span gets ``B-``, the following ones ``I-``."""
+    """Every subword is labelled: the first one overlapping a span gets ``B-``, the following ones ``I-``."""
     enc = tokenizer(ex.text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = [tuple(o) for o in enc["offset_mapping"]]
-    tags = char_spans_to_token_tags(offsets, ex.spans)
-    labels = [_label_id(t, label2id, ex.id) for t in tags]
-    n = len(offsets)
-    return EncodedDoc(list(enc["input_ids"]), list(range(n)), labels, [True] * n, tags, offsets)
+    tags = char_spans_to_token_tags([tuple(o) for o in enc["offset_mapping"]], ex.spans)
+    return EncodedDoc(list(enc["input_ids"]), _label_ids(tags, label2id, ex.id))
+
+
+def gold_token_tags(
+    offsets: Sequence[tuple[int, int]],
+    word_ids: Sequence[int | None],
+    spans: Sequence[Span],
+    word_level: bool,
+) -> list[str | None]:
+    """The tags a text's tokens would be trained on, from its gold character spans, for any
+    tokenization of the text (the inference engine's): per subword for span-trained models, on the first
+    subword of each word for word-trained ones. ``None`` where a token is not scored."""
+    if not word_level:
+        return list(char_spans_to_token_tags(offsets, spans))
+    extents: dict[int, tuple[int, int]] = {}
+    for (start, end), word in zip(offsets, word_ids, strict=True):
+        if word is not None and end > start:
+            low, high = extents.get(word, (start, end))
+            extents[word] = (min(low, start), max(high, end))
+    n_words = max((w for w in word_ids if w is not None), default=-1) + 1
+    word_tags = char_spans_to_token_tags([extents.get(w, (0, 0)) for w in range(n_words)], spans)
+    return subword_tags(word_ids, word_tags)
 
 
 def char_spans_to_token_tags(offsets: Sequence[tuple[int, int]], spans: Sequence[Span]) -> list[str]:
@@ -185,6 +203,10 @@ def _inside(tag: str) -> str:
     return "I-" + tag[2:] if tag.startswith("B-") else tag
 
 
+def _label_ids(tags: Sequence[str | None], label2id: dict[str, int], source: str) -> list[int]:
+    return [IGNORE if tag is None else _label_id(tag, label2id, source) for tag in tags]
+
+
 def _label_id(tag: str, label2id: dict[str, int], source: str) -> int:
     try:
         return label2id[tag]
@@ -193,36 +215,3 @@ def _label_id(tag: str, label2id: dict[str, int], source: str) -> int:
         raise DataError(
             f"label {tag!r} is not in the model's labels ({known})", source=source or None
         ) from None
-
-
-# --- merging predictions back ----------------------------------------------------------------------
-
-
-def merge_unit_predictions(
-    docs: Sequence[EncodedDoc],
-    windows: Sequence[Window],
-    window_predictions: Sequence[np.ndarray],
-    n_prefix: int,
-) -> list[np.ndarray]:
-    """Per doc, the prediction row of each unit's scoring subword, taken from the window owning it.
-
-    ``window_predictions[k]`` is indexed by position in window ``k`` (specials included), so it may
-    be label ids (1-D) or per-label scores (2-D). Units never reached (a word with no subwords) get
-    ``-1`` rows, which callers treat as ``O``.
-    """
-    merged: list[np.ndarray] = []
-    for doc in docs:
-        row_shape = tuple(np.shape(window_predictions[0])[1:]) if window_predictions else ()
-        shape = (len(doc.unit_gold), *row_shape)
-        merged.append(np.full(shape, -1, dtype=np.float32 if len(shape) > 1 else np.int64))
-    for window, pred in zip(windows, window_predictions, strict=True):
-        doc = docs[window.doc]
-        for t in range(window.own_start, window.own_end):
-            unit = doc.token_units[t]
-            if unit >= 0 and doc.scoring[t]:
-                merged[window.doc][unit] = pred[n_prefix + t - window.start]
-    return merged
-
-
-def unit_tags(merged: np.ndarray, id2label: dict[int, str]) -> list[str]:
-    return [id2label.get(int(i), "O") if i >= 0 else "O" for i in merged]

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from loraner.data.paths import split_files
-from loraner.data.spans import resolve_overlaps, warn_dropped
+from loraner.data.spans import warn_dropped
 from loraner.errors import DataError
 from loraner.settings import DataConfig
+from loraner.spans import resolve_overlaps
 from loraner.types import Span, SpanExample, Splits
 
 OVERLAP_RULE = "kept the longer span; on ties the earlier one"
@@ -106,7 +107,8 @@ def parse_record(record: Any, where: _Where) -> tuple[SpanExample, int]:
     if not isinstance(record["spans"], list):
         raise where.error(f"'spans' must be a list, got {type(record['spans']).__name__}")
     spans = [_parse_span(raw, i, len(text), where) for i, raw in enumerate(record["spans"])]
-    kept, dropped = resolve_overlaps(spans)
+    kept = resolve_overlaps(spans)
+    dropped = len(spans) - len(kept)
     example_id = record.get("id")
     return SpanExample(
         text=text, spans=kept, id=str(example_id) if example_id is not None else where.default_id

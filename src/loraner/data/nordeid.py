@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from loraner.data.paths import split_files
-from loraner.data.spans import resolve_overlaps
 from loraner.errors import ConfigError, DataError
 from loraner.settings import DataConfig
+from loraner.spans import resolve_overlaps
 from loraner.types import Span, SpanExample, Splits
 
 TAG_LABELS: dict[str, str] = {
@@ -158,7 +158,8 @@ def parse_tagged_text(raw: str) -> tuple[str, list[Span], Repairs]:
         else:
             trimmed.append(tight)
     # Sorted by open order, so on equal extents the outer tag (opened first) wins the tie.
-    kept, state.repairs.nested = resolve_overlaps(trimmed)
+    kept = resolve_overlaps(trimmed)
+    state.repairs.nested = len(trimmed) - len(kept)
     return text, kept, state.repairs
 
 

@@ -6,6 +6,8 @@ Readers are registered at the package edge (``loraner/data/__init__.py``), one c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from loraner.data.sampling import sample_splits
 from loraner.errors import ConfigError
@@ -13,13 +15,22 @@ from loraner.settings import DataConfig
 from loraner.types import Example, Span, SpanExample, Splits, WordExample
 
 Reader = Callable[[DataConfig], Splits]
+# What a reader's examples label: whole words (WordExample, tags per word) or character spans.
+Unit = Literal["words", "spans"]
 
-_READERS: dict[str, Reader] = {}
+
+@dataclass(frozen=True)
+class ReaderEntry:
+    read: Reader
+    unit: Unit
 
 
-def register_reader(name: str, reader: Reader) -> Reader:
+_READERS: dict[str, ReaderEntry] = {}
+
+
+def register_reader(name: str, reader: Reader, *, unit: Unit) -> Reader:
     """Make ``reader`` the one used for ``DataConfig.format == name``."""
-    _READERS[name] = reader
+    _READERS[name] = ReaderEntry(reader, unit)
     return reader
 
 
@@ -27,13 +38,22 @@ def supported_formats() -> list[str]:
     return sorted(_READERS)
 
 
-def get_reader(name: str) -> Reader:
+def _entry(name: str) -> ReaderEntry:
     try:
         return _READERS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown data format {name!r}; supported: {', '.join(supported_formats())}"
+            f"data.format: unknown format {name!r}; supported: {', '.join(supported_formats())}"
         ) from None
+
+
+def get_reader(name: str) -> Reader:
+    return _entry(name).read
+
+
+def reader_unit(name: str) -> Unit:
+    """``words`` or ``spans``: what examples of data format ``name`` label."""
+    return _entry(name).unit
 
 
 def load_splits(cfg: DataConfig) -> Splits:

@@ -18,9 +18,10 @@ from loraner.errors import DataError
 Scheme = Literal["IO", "IOB1", "IOB2", "BIOES"]
 SCHEMES: tuple[Scheme, ...] = ("IO", "IOB1", "IOB2", "BIOES")
 
-# A prefix is exactly one capital letter and a dash: ``building-airport`` is an IO type name,
-# not a prefix, while ``X-FOO`` is an (invalid) prefixed tag.
-_PREFIXED = re.compile(r"^([A-Z])-(.+)$")
+# A prefix is exactly one capital letter and a dash (or an underscore, as some published checkpoints
+# write ``B_PER``): ``building-airport`` is an IO type name, not a prefix, while ``X-FOO`` is an
+# (invalid) prefixed tag.
+_PREFIXED = re.compile(r"^([A-Z])[-_](.+)$")
 # L(ast)/U(nit) are BILOU's names for BIOES' E(nd)/S(ingle).
 _PREFIX_ALIASES = {"L": "E", "U": "S"}
 _KNOWN_PREFIXES = frozenset("BIESLU")
@@ -176,6 +177,35 @@ def to_iob2(
         out.append(f"{'B' if begins else 'I'}-{tag.type}")
         open_type = None if strategy.closes(tag) else tag.type
     return out
+
+
+def spans_from_tags(tags: Sequence[Tag]) -> list[tuple[int, int, str]]:
+    """Entities of one parsed tag sequence as ``(first, last + 1, type)`` position ranges.
+
+    The one decoder of the project: gold IOB2 tags become spans with it, and so do a model's predicted
+    labels (any scheme). It is lenient like seqeval's default mode: an ``I-`` (or unprefixed IO label)
+    after ``O`` or after another type starts an entity instead of being dropped; ``E-``/``S-`` close one.
+    On valid IOB2 this is exactly the strict reading.
+    """
+    spans: list[tuple[int, int, str]] = []
+    open_at: int | None = None
+    open_type = ""
+    for i, tag in enumerate(tags):
+        if tag.prefix == "O":
+            if open_at is not None:
+                spans.append((open_at, i, open_type))
+            open_at = None
+            continue
+        if tag.prefix in ("B", "S") or open_at is None or tag.type != open_type:
+            if open_at is not None:
+                spans.append((open_at, i, open_type))
+            open_at, open_type = i, tag.type
+        if tag.prefix in ("E", "S"):
+            spans.append((open_at, i + 1, open_type))
+            open_at = None
+    if open_at is not None:
+        spans.append((open_at, len(tags), open_type))
+    return spans
 
 
 def _line_of(line: int | Sequence[int] | None, index: int) -> int | None:

@@ -15,9 +15,15 @@ a small table of patterns, checked against the CoNLL-2003 token list in the test
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import regex
 
-WORD_SPLITS: tuple[str, ...] = ("conll", "tokenizer")
+# What a *word* (the unit that carries one label) is when raw text reaches a model: ``conll`` cuts
+# corpus-style words with :func:`split_words` (models trained on word-level data), ``tokenizer`` takes
+# the tokenizer's own pre-tokenizer words (models trained on character spans).
+WordSplit = Literal["conll", "tokenizer"]
+WORD_SPLITS: tuple[str, ...] = get_args(WordSplit)
 
 _ABBREVIATIONS = (
     "Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Corp|Co|Ltd|Bros|vs|Mt|Ft|Gen|Gov|Sen|Rep|Lt|Col|Sgt|Capt|Cmdr|Adm|Prof|Rev"
