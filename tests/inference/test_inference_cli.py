@@ -75,7 +75,6 @@ def test_when_jsonl_line_is_bad_then_error_names_it(runner, tiny_onnx_dir, tmp_p
     [
         ([], "give either TEXT or --input"),
         (["some text", "--input", "x.jsonl"], "give either TEXT or --input"),
-        (["--aggregation", "median", "text"], "aggregation"),
         (["--input", "same.jsonl", "--output", "same.jsonl"], "--output must differ"),
     ],
 )
@@ -83,6 +82,22 @@ def test_when_arguments_conflict_then_readable_error(runner, tiny_onnx_dir, args
     result = runner.invoke(app, ["predict", "-m", str(tiny_onnx_dir), *args])
     assert result.exit_code == 1
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "choices"),
+    [
+        ("--aggregation", "median", "'first', 'average', 'max'"),
+        ("--backend", "tensorflow", "'auto', 'torch', 'onnx'"),
+        ("--word-split", "spaces", "'conll', 'tokenizer'"),
+    ],
+)
+def test_when_a_choice_is_unknown_then_usage_error_lists_the_choices(
+    runner, tiny_onnx_dir, option, value, choices
+):
+    result = runner.invoke(app, ["predict", "-m", str(tiny_onnx_dir), option, value, "text"])
+    squashed = " ".join(result.output.replace("│", " ").split())  # rich wraps the error box
+    assert result.exit_code == 2 and f"'{value}' is not one of {choices}" in squashed
 
 
 def test_when_model_missing_then_error_not_traceback(runner, tmp_path):

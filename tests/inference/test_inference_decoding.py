@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from loraner.data.schemes import Tag, parse_tag, spans_from_tags
+from loraner.errors import ModelError
 from loraner.inference.decoding import (
-    Tag,
     choose_labels,
     decode_entities,
     group_words,
-    parse_label,
-    spans_from_tags,
+    parse_labels,
     word_distributions,
 )
 
@@ -19,7 +19,7 @@ from loraner.inference.decoding import (
 @pytest.mark.parametrize(
     ("label", "expected"),
     [
-        ("O", Tag("O", None)),  # outside
+        ("O", Tag("O", "")),  # outside
         ("B-PER", Tag("B", "PER")),  # IOB2 begin
         ("I-LOC", Tag("I", "LOC")),  # IOB2 inside
         ("E-ORG", Tag("E", "ORG")),  # BIOES end
@@ -27,16 +27,21 @@ from loraner.inference.decoding import (
         ("L-ORG", Tag("E", "ORG")),  # BILOU last == end
         ("U-ORG", Tag("S", "ORG")),  # BILOU unit == single
         ("B_PER", Tag("B", "PER")),  # underscore separator some checkpoints use
-        ("PER", Tag("I", "PER")),  # IO label: bare type
-        ("person-actor", Tag("I", "person-actor")),  # Few-NERD IO type with a dash inside
+        ("PER", Tag("", "PER")),  # IO label: bare type
+        ("person-actor", Tag("", "person-actor")),  # Few-NERD IO type with a dash inside
     ],
 )
 def test_when_label_parsed_then_prefix_and_type(label, expected):
-    assert parse_label(label) == expected
+    assert parse_tag(label) == expected
+
+
+def test_when_a_model_label_cannot_be_decoded_then_model_error_names_it():
+    with pytest.raises(ModelError, match="X-FOO"):
+        parse_labels(["O", "X-FOO"])
 
 
 def tags(*labels: str) -> list[Tag]:
-    return [parse_label(label) for label in labels]
+    return parse_labels(labels)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +95,7 @@ def test_when_o_threshold_then_entity_wherever_p_o_below_it():
 def test_score_is_mean_probability_of_chosen_labels_over_words():
     text = "Ann Lee"
     probs = np.array([[0.1, 0.9, 0.0], [0.3, 0.0, 0.7]], dtype=np.float32)
-    entities = decode_entities(text, probs, [(0, 3), (4, 7)], [0, 1], ["O", "B-PER", "I-PER"])
+    entities = decode_entities(text, probs, [(0, 3), (4, 7)], [0, 1], tags("O", "B-PER", "I-PER"))
     assert len(entities) == 1
     entity = entities[0]
     assert (entity.text, entity.start, entity.end, entity.type) == ("Ann Lee", 0, 7, "PER")

@@ -12,14 +12,16 @@ import ctypes
 import ctypes.util
 import os
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
 from loraner.errors import ModelError
+from loraner.modeldir import ONNX_FILE, ModelMeta, base_fingerprint, has_torch_weights, is_adapter, model_meta
+from loraner.settings import resolve_model_path
 
-ONNX_FILE = "model.onnx"
-BACKENDS = ("auto", "torch", "onnx")
+BackendName = Literal["auto", "torch", "onnx"]
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
 @runtime_checkable
@@ -38,9 +40,13 @@ def default_threads() -> int:
 
 
 class TorchBackend:
+    """A PyTorch token classifier: a loaded checkpoint, or the model being trained (training-time
+    validation runs through the same engine as serving). Runs in eval mode, then restores the model's
+    mode, so it can be called between training steps."""
+
     name = "torch"
 
-    def __init__(self, model: Any, device: str = "cpu") -> None:
+    def __init__(self, model: Any, device: str | None = None) -> None:
         self.model = model
         self.device = device
 
@@ -48,29 +54,90 @@ class TorchBackend:
     def from_pretrained(
         cls, path: str | Path, device: str = "cpu", threads: int | None = None
     ) -> TorchBackend:
-        try:
-            import torch
-            from transformers import AutoModelForTokenClassification
-        except ImportError as exc:
-            raise ModelError(f"the torch backend needs PyTorch ({exc}); use backend='onnx'") from exc
+        """A merged/full model directory, any Hugging Face checkpoint, or a LoRA adapter directory (its
+        base model, recorded in ``loraner.json``, is loaded and the adapter attached, unmerged)."""
+        torch = _import_torch()
         if threads:
             # Process-wide in PyTorch: the last predictor created decides.
             torch.set_num_threads(threads)
-        try:
-            model = AutoModelForTokenClassification.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load a token-classification model from {path}: {exc}") from exc
+        model = load_adapter_model(Path(path)) if is_adapter(Path(path)) else load_token_classifier(path)
         return cls(model.eval().to(device), device)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # present whenever a TorchBackend exists
 
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=torch.from_numpy(input_ids).to(self.device),
-                attention_mask=torch.from_numpy(attention_mask).to(self.device),
-            ).logits
+        device = self.device or next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                out = self.model(
+                    input_ids=torch.from_numpy(input_ids).to(device),
+                    attention_mask=torch.from_numpy(attention_mask).to(device),
+                ).logits
+        finally:
+            self.model.train(was_training)
         return out.float().cpu().numpy()
+
+
+def _import_torch() -> Any:
+    try:
+        import torch  # optional: the ONNX service runs without it
+    except ImportError as exc:
+        raise ModelError(f"the torch backend needs PyTorch ({exc}); use backend='onnx'") from exc
+    return torch
+
+
+def load_token_classifier(name_or_path: str | Path, labels: list[str] | None = None) -> Any:
+    """A Transformers token-classification model. With ``labels``, a new head of that size (a base
+    model for training, or the base an adapter's head is restored onto)."""
+    _import_torch()
+    from transformers import AutoModelForTokenClassification  # imports torch: only with a torch backend
+
+    path = resolve_model_path(str(name_or_path))
+    head: dict[str, Any] = {}
+    if labels is not None:
+        id2label = dict(enumerate(labels))
+        head = {
+            "num_labels": len(labels),
+            "id2label": id2label,
+            "label2id": {label: i for i, label in id2label.items()},
+            "ignore_mismatched_sizes": True,
+        }
+    try:
+        return AutoModelForTokenClassification.from_pretrained(path, **head)
+    except PermissionError as exc:
+        raise ModelError(f"cannot load a model from {path!r}: permission denied ({exc.filename})") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load a token-classification model from {path!r}: {exc}") from exc
+
+
+def load_adapter_model(adapter_dir: Path, base: str | None = None) -> Any:
+    """The base model with the LoRA adapter (and its trained classifier head) attached, unmerged."""
+    from peft import PeftModel  # a [train] extra: only adapters need it
+
+    meta = model_meta(adapter_dir)
+    base_name = base or meta.base_model
+    if not base_name:
+        raise ModelError(
+            f"{adapter_dir}: the base model is unknown (no base_model in loraner.json); pass --base"
+        )
+    base_model = load_token_classifier(base_name, meta.labels)
+    check_base(adapter_dir, meta, base_name, base_model)
+    return PeftModel.from_pretrained(base_model, str(adapter_dir)).eval()
+
+
+def check_base(adapter_dir: Path, meta: ModelMeta, base_name: str, base_model: Any) -> None:
+    """An adapter only means something on the weights it was trained on: refuse another base."""
+    if meta.base_fingerprint is None:  # trained before loraner recorded fingerprints
+        return
+    found = base_fingerprint(base_model)
+    if found != meta.base_fingerprint:
+        trained_on = meta.base_model or "an unrecorded base"
+        raise ModelError(
+            f"{adapter_dir} was trained on {trained_on} (fingerprint {meta.base_fingerprint}), "
+            f"but the base {base_name} has fingerprint {found}: load it onto the base it was trained on"
+        )
 
 
 class OnnxBackend:
@@ -175,7 +242,7 @@ def load_backend(
                 f"the onnx backend runs on cpu only (got device={device!r}); use backend='torch'"
             )
         return OnnxBackend.from_file(model_dir / onnx_file, threads)
-    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
+    if not has_torch_weights(model_dir):
         hint = " It holds model.onnx: use backend='onnx'." if (model_dir / ONNX_FILE).exists() else ""
         raise ModelError(f"{model_dir}: no PyTorch weights (*.safetensors, *.bin).{hint}")
     return TorchBackend.from_pretrained(model_dir, device, threads)

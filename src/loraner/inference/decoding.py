@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
+from loraner.data.schemes import Tag, parse_tag, spans_from_tags
+from loraner.errors import DataError, ModelError
 from loraner.types import Entity
 
+# How a word's label distribution comes from its subwords' (see word_distributions).
 Aggregation = Literal["first", "average", "max"]
-AGGREGATIONS: tuple[str, ...] = ("first", "average", "max")
-
-# Tag prefixes of IOB1/IOB2/BIOES/BILOU label sets, normalised to B/I/E/S. A bare label is IO.
-_PREFIXES = {"B": "B", "I": "I", "E": "E", "L": "E", "S": "S", "U": "S"}
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 
 @dataclass(frozen=True)
@@ -34,19 +34,12 @@ class Word:
     tokens: tuple[int, ...]  # token positions (no special tokens) belonging to the word
 
 
-@dataclass(frozen=True)
-class Tag:
-    prefix: str  # "B", "I", "E", "S" or "O"
-    type: str | None
-
-
-def parse_label(label: str) -> Tag:
-    """``B-PER`` -> (B, PER); ``PER`` (IO sets) -> (I, PER); ``O`` -> (O, None)."""
-    if label == "O":
-        return Tag("O", None)
-    if len(label) > 2 and label[1] in "-_" and label[0] in _PREFIXES:
-        return Tag(_PREFIXES[label[0]], label[2:])
-    return Tag("I", label)
+def parse_labels(labels: Sequence[str]) -> list[Tag]:
+    """A model's label list as tags (any scheme: IOB1/IOB2/BIOES/BILOU, or bare IO types)."""
+    try:
+        return [parse_tag(label) for label in labels]
+    except DataError as exc:
+        raise ModelError(f"the model's labels cannot be decoded: {exc}") from None
 
 
 def group_words(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> list[Word]:
@@ -126,36 +119,12 @@ def choose_labels(dist: np.ndarray, o_index: int | None, o_threshold: float | No
     return np.where(dist[:, o_index] < o_threshold, best_entity, o_index)
 
 
-def spans_from_tags(tags: Sequence[Tag]) -> list[tuple[int, int, str]]:
-    """``(first, last + 1, type)`` word ranges. Lenient like seqeval's default mode: an ``I-`` after
-    ``O`` or after another type starts an entity rather than being dropped."""
-    spans: list[tuple[int, int, str]] = []
-    open_at: int | None = None
-    open_type: str | None = None
-    for i, tag in enumerate(tags):
-        if tag.prefix == "O":
-            if open_at is not None:
-                spans.append((open_at, i, open_type or ""))
-            open_at, open_type = None, None
-            continue
-        if tag.prefix in ("B", "S") or open_at is None or tag.type != open_type:
-            if open_at is not None:
-                spans.append((open_at, i, open_type or ""))
-            open_at, open_type = i, tag.type
-        if tag.prefix in ("E", "S"):
-            spans.append((open_at, i + 1, open_type or ""))
-            open_at, open_type = None, None
-    if open_at is not None:
-        spans.append((open_at, len(tags), open_type or ""))
-    return spans
-
-
 def decode_entities(
     text: str,
     probs: np.ndarray,
     offsets: Sequence[tuple[int, int]],
     word_ids: Sequence[int | None],
-    labels: Sequence[str],
+    tags: Sequence[Tag],
     aggregation: str = "first",
     o_threshold: float | None = None,
 ) -> list[Entity]:
@@ -168,12 +137,11 @@ def decode_entities(
     if not words:
         return []
     dist = word_distributions(probs, words, aggregation)
-    o_index = labels.index("O") if "O" in labels else None
+    o_index = next((i for i, tag in enumerate(tags) if tag.prefix == "O"), None)
     chosen = choose_labels(dist, o_index, o_threshold)
     word_scores = dist[np.arange(len(words)), chosen]
-    parsed = [parse_label(labels[int(c)]) for c in chosen]
     entities = []
-    for first, stop, type_ in spans_from_tags(parsed):
+    for first, stop, type_ in spans_from_tags([tags[int(c)] for c in chosen]):
         start, end = words[first].start, words[stop - 1].end
         score = float(word_scores[first:stop].mean())
         entities.append(Entity(type=type_, text=text[start:end], start=start, end=end, score=score))

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from loraner.data.alignment import SpecialTokens, window_bounds
-from loraner.data.words import WORD_SPLITS, split_words
-from loraner.errors import ConfigError
+from loraner.data.words import split_words
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,6 @@ def tokenize_texts(
         return []
     if word_split == "conll":
         return _tokenize_words(tokenizer, texts)
-    if word_split != "tokenizer":
-        raise ConfigError(f"word_split {word_split!r} is not one of {', '.join(WORD_SPLITS)}")
     # verbose=False: the "longer than model_max_length" warning does not apply, we window instead.
     enc = tokenizer(
         list(texts),

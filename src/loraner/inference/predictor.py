@@ -4,6 +4,10 @@
 >>> predictor.predict("José Müller lives in Oslo.")                      # doctest: +SKIP
 [Entity(type='PER', text='José Müller', start=0, end=11, score=0.98), ...]
 
+The one windowed inference engine: serving, ``loraner predict``/``deid``, evaluation after training,
+validation during training, the export checks and the benchmarks all predict through it, so a score
+always describes the entities a user gets.
+
 ``predict_batch`` is a pure function of its texts (same texts, same entities, whatever else is in
 the batch), which is what Ray Data's ``map_batches`` and the service's micro-batcher rely on.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +25,8 @@ import numpy as np
 from loraner.data.alignment import special_tokens
 from loraner.data.words import WORD_SPLITS
 from loraner.errors import ConfigError
-from loraner.inference.backends import Backend, load_backend, resolve_backend_name
-from loraner.inference.decoding import AGGREGATIONS, decode_entities
+from loraner.inference.backends import Backend, load_backend
+from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
 from loraner.inference.encoding import (
     Chunk,
     TokenizedText,
@@ -32,13 +36,15 @@ from loraner.inference.encoding import (
     softmax,
     tokenize_texts,
 )
-from loraner.inference.model_dir import effective_max_length, load_tokenizer, model_spec
+from loraner.modeldir import ONNX_FILE, ModelMeta, load_tokenizer, model_meta, model_type
+from loraner.settings import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE, o_threshold_problem, window_problem
 from loraner.types import Entity, types_of_labels
 
 # Padded tokens per forward pass: one 512-token window, or about 16 sentences of 32 tokens. Bounds the
 # activation memory of one call (int8 RoBERTa-base: about 50 MB instead of 370 MB for a 3,000-token
 # note in one batch of 7 windows), which keeps a served int8 model under 450 MB; see bench/README.md.
 DEFAULT_MAX_BATCH_TOKENS = 512
+DEFAULT_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,29 @@ class ModelInfo:
         }
 
 
+@dataclass(frozen=True)
+class TextPrediction:
+    """One text's prediction with what it was decoded from: its tokens and, per token, the label
+    probabilities from the window that owns the token (evaluation scores loss and accuracy on them)."""
+
+    entities: list[Entity]
+    tokens: TokenizedText
+    probs: np.ndarray  # (tokens, labels)
+
+
+@dataclass(frozen=True)
+class PredictorSettings:
+    """How text becomes windows and batches, and how labels become entities."""
+
+    max_length: int = DEFAULT_MAX_LENGTH
+    stride: int = DEFAULT_STRIDE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
+    aggregation: str = "first"
+    o_threshold: float | None = None
+    word_split: str = "tokenizer"
+
+
 class NERPredictor:
     """Tokenizer + backend + decoding settings. Build one with :meth:`from_pretrained`, or assemble
     it from parts (any object with ``logits(input_ids, attention_mask)`` is a backend)."""
@@ -78,9 +107,9 @@ class NERPredictor:
         backend: Backend,
         labels: Sequence[str],
         *,
-        max_length: int = 512,
-        stride: int = 64,
-        batch_size: int = 16,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        stride: int = DEFAULT_STRIDE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         aggregation: str = "first",
         o_threshold: float | None = None,
@@ -91,36 +120,50 @@ class NERPredictor:
         self.tokenizer = tokenizer
         self.backend = backend
         self.labels = list(labels)
+        self.tags = parse_labels(self.labels)
         self.specials = special_tokens(tokenizer)
-        self.max_length = int(max_length)
-        self.stride = int(stride)
-        self.batch_size = int(batch_size)
-        self.max_batch_tokens = None if max_batch_tokens is None else int(max_batch_tokens)
-        self.aggregation = aggregation
-        self.o_threshold = o_threshold
-        self.word_split = word_split
+        self.settings = PredictorSettings(
+            int(max_length),
+            int(stride),
+            int(batch_size),
+            None if max_batch_tokens is None else int(max_batch_tokens),
+            aggregation,
+            o_threshold,
+            word_split,
+        )
         self.name = name
         self.path = path
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         # The Rust tokenizer is shared state (padding/truncation flags); calls are short, so serialise them.
         self._tokenizer_lock = threading.Lock()
-        self._check()
+        _check(self.settings, self.specials.count)
 
-    def _check(self) -> None:
-        if self.aggregation not in AGGREGATIONS:
-            raise ConfigError(f"aggregation {self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
-        if self.max_length - self.specials.count < 2:
-            raise ConfigError(f"max_length {self.max_length} leaves no room for text between special tokens")
-        if self.stride < 0:
-            raise ConfigError(f"stride must be >= 0 (got {self.stride})")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1 (got {self.batch_size})")
-        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
-            raise ConfigError(f"max_batch_tokens must be >= 1 or None (got {self.max_batch_tokens})")
-        if self.word_split not in WORD_SPLITS:
-            raise ConfigError(f"word_split {self.word_split!r} is not one of {', '.join(WORD_SPLITS)}")
-        if self.o_threshold is not None and not 0.0 < self.o_threshold <= 1.0:
-            raise ConfigError(f"o_threshold must be in (0, 1] (got {self.o_threshold})")
+    # Read-only views of the settings, for callers and the service's info.
+    max_length = property(lambda self: self.settings.max_length)
+    stride = property(lambda self: self.settings.stride)
+    batch_size = property(lambda self: self.settings.batch_size)
+    max_batch_tokens = property(lambda self: self.settings.max_batch_tokens)
+    aggregation = property(lambda self: self.settings.aggregation)
+    o_threshold = property(lambda self: self.settings.o_threshold)
+    word_split = property(lambda self: self.settings.word_split)
+
+    @classmethod
+    def from_meta(
+        cls, tokenizer: Any, backend: Backend, meta: ModelMeta, *, path: str = "", **settings: Any
+    ) -> NERPredictor:
+        """A predictor that windows and cuts words as ``meta`` (the model's ``loraner.json``) records;
+        ``settings`` are :class:`PredictorSettings` fields for batching and decoding."""
+        return cls(
+            tokenizer,
+            backend,
+            meta.labels,
+            max_length=meta.window(tokenizer),
+            stride=meta.stride,
+            word_split=meta.word_split,
+            name=meta.name or "model",
+            path=path,
+            **settings,
+        )
 
     @classmethod
     def from_pretrained(
@@ -132,37 +175,45 @@ class NERPredictor:
         threads: int | None = None,
         max_length: int | None = None,
         stride: int | None = None,
-        batch_size: int = 16,
-        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
-        aggregation: str = "first",
-        o_threshold: float | None = None,
         word_split: str | None = None,
-        onnx_file: str = "model.onnx",
+        onnx_file: str = ONNX_FILE,
+        **settings: Any,
     ) -> NERPredictor:
-        """Load a merged/exported model directory or any HF token-classification checkpoint.
+        """Load a model directory (merged, exported ONNX, a LoRA adapter with its base) or any Hugging
+        Face token-classification checkpoint.
 
-        ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto``
-        (ONNX when ``model.onnx`` is present). ``threads`` sets the runtime's intra-op threads.
-        A forward pass takes at most ``batch_size`` windows and ``max_batch_tokens`` padded tokens
-        (``None``: no token cap; more memory on long texts). ``word_split`` (``conll`` or ``tokenizer``)
-        defaults to what training recorded in ``loraner.json``: see :func:`model_dir.word_split_of`.
+        ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto`` (ONNX when
+        ``model.onnx`` is present). ``threads`` sets the runtime's intra-op threads. ``max_length``,
+        ``stride`` and ``word_split`` override what training recorded in ``loraner.json``. Other keyword
+        arguments are :class:`PredictorSettings` fields: a forward pass takes at most ``batch_size``
+        windows and ``max_batch_tokens`` padded tokens (``None``: no token cap; more memory on long texts).
         """
-        spec = model_spec(path, max_length, stride, word_split)
-        tokenizer = load_tokenizer(spec)
-        runtime = load_backend(spec.path, backend, device, threads, onnx_file)
-        return cls(
-            tokenizer,
-            runtime,
-            spec.labels,
-            max_length=effective_max_length(spec, tokenizer),
-            stride=spec.stride,
-            batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens,
-            aggregation=aggregation,
-            o_threshold=o_threshold,
-            word_split=spec.word_split,
-            name=spec.name,
-            path=str(spec.path),
+        path = Path(path)
+        meta = model_meta(path).with_overrides(max_length=max_length, stride=stride, word_split=word_split)
+        tokenizer = load_tokenizer(path, model_type(path))
+        runtime = load_backend(path, backend, device, threads, onnx_file)
+        return cls.from_meta(tokenizer, runtime, meta, path=str(path), **settings)
+
+    def with_backend(self, backend: Backend) -> NERPredictor:
+        """The same tokenizer and settings over another runtime (e.g. the ONNX export of this model)."""
+        return NERPredictor(
+            self.tokenizer,
+            backend,
+            self.labels,
+            name=self.name,
+            path=self.path,
+            **vars(self.settings),
+        )
+
+    def with_settings(self, **changes: Any) -> NERPredictor:
+        """The same model with other :class:`PredictorSettings` (shares tokenizer and backend)."""
+        return NERPredictor(
+            self.tokenizer,
+            self.backend,
+            self.labels,
+            name=self.name,
+            path=self.path,
+            **vars(replace(self.settings, **changes)),
         )
 
     @property
@@ -179,11 +230,24 @@ class NERPredictor:
             types=types_of_labels(self.labels),
         )
 
-    def predict(self, text: str) -> list[Entity]:
-        return self.predict_batch([text])[0]
+    def predict(self, text: str, *, o_threshold: float | None = None) -> list[Entity]:
+        return self.predict_batch([text], o_threshold=o_threshold)[0]
 
-    def predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
-        """Entities per text, in input order. Windows of all texts are batched together by length."""
+    def predict_batch(self, texts: Sequence[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
+        """Entities per text, in input order. Windows of all texts are batched together by length.
+
+        ``o_threshold`` replaces the predictor's own for this call (de-identification passes its own).
+        """
+        return [p.entities for p in self.analyze_batch(texts, o_threshold=o_threshold)]
+
+    def analyze_batch(
+        self, texts: Sequence[str], *, o_threshold: float | None = None
+    ) -> list[TextPrediction]:
+        """:meth:`predict_batch` with each text's tokens and token probabilities."""
+        threshold = self.o_threshold if o_threshold is None else o_threshold
+        problem = o_threshold_problem(threshold)
+        if problem:
+            raise ConfigError(problem)
         if isinstance(texts, str):
             raise TypeError("predict_batch takes a sequence of texts; use predict(text) for one")
         for i, text in enumerate(texts):
@@ -193,8 +257,10 @@ class NERPredictor:
             docs = tokenize_texts(self.tokenizer, texts, self.word_split)
         probs = self.token_probabilities(docs)
         return [
-            decode_entities(
-                text, p, doc.offsets, doc.word_ids, self.labels, self.aggregation, self.o_threshold
+            TextPrediction(
+                decode_entities(text, p, doc.offsets, doc.word_ids, self.tags, self.aggregation, threshold),
+                doc,
+                p,
             )
             for text, doc, p in zip(texts, docs, probs, strict=True)
         ]
@@ -224,6 +290,19 @@ class NERPredictor:
         out[chunk.doc][chunk.own_start : chunk.own_end] = logits[first : first + count]
 
 
-def backend_name_for(path: str | Path, backend: str = "auto") -> str:
-    """Which runtime ``from_pretrained(path, backend)`` would use (for logs and the service info)."""
-    return resolve_backend_name(Path(path), backend)
+def _check(settings: PredictorSettings, n_specials: int) -> None:
+    problem = window_problem(settings.max_length, settings.stride)
+    if problem is None and settings.max_length - n_specials < 2:
+        problem = f"max_length {settings.max_length} leaves no room for text between special tokens"
+    if problem is None and settings.aggregation not in AGGREGATIONS:
+        problem = f"aggregation {settings.aggregation!r} is not one of {', '.join(AGGREGATIONS)}"
+    if problem is None and settings.batch_size < 1:
+        problem = f"batch_size must be >= 1 (got {settings.batch_size})"
+    if problem is None and settings.max_batch_tokens is not None and settings.max_batch_tokens < 1:
+        problem = f"max_batch_tokens must be >= 1 or None (got {settings.max_batch_tokens})"
+    if problem is None and settings.word_split not in WORD_SPLITS:
+        problem = f"word_split {settings.word_split!r} is not one of {', '.join(WORD_SPLITS)}"
+    if problem is None:
+        problem = o_threshold_problem(settings.o_threshold)
+    if problem:
+        raise ConfigError(problem)

@@ -1,0 +1,366 @@
+"""The model directory: the files a trained model leaves, and the one place that reads and writes them.
+
+=========================  ==========================  ================================================
+file                       written by                  what
+=========================  ==========================  ================================================
+``loraner.json``           train; copied by merge and  :class:`ModelMeta`: labels, window, word split,
+                           export                      base model and its fingerprint, data format
+``config.json``, weights   train (full), merge         a Transformers model (``id2label``)
+``adapter_config.json``,   train (LoRA)                the PEFT adapter with the trained classifier
+``adapter_model.*``
+``tokenizer.json`` ...     train, merge, export        the fast tokenizer
+``model.onnx``,            export onnx                 the ONNX graph and its parity report
+``export_report.json``
+=========================  ==========================  ================================================
+
+A run directory (``loraner train -o RUN``) holds ``adapter/`` and ``merged/``. Any Hugging Face
+token-classification checkpoint is a model directory too: without ``loraner.json`` its labels come
+from ``config.json`` and everything else from the defaults of :class:`ModelMeta`.
+
+Reads JSON only (no torch, no weights), so the ONNX service can use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from loraner import __version__
+from loraner.data.registry import reader_unit
+from loraner.data.words import WordSplit
+from loraner.errors import ConfigError, ModelError
+from loraner.settings import DEFAULT_STRIDE, resolve_model_path, window_problem
+
+log = logging.getLogger(__name__)
+
+META_FILE = "loraner.json"
+CONFIG_FILE = "config.json"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+ONNX_FILE = "model.onnx"
+EXPORT_REPORT_FILE = "export_report.json"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+TORCH_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+
+# How ``model.onnx`` may be quantized by ``loraner export onnx`` (dynamic: weights int8, activations
+# quantized per call).
+Quantization = Literal["int8"]
+QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
+
+# Positions of BERT-style encoders: the window of a checkpoint that does not say.
+MAX_POSITIONS = 512
+
+# Byte-level BPE models saw a space before every word in pre-training, so words must be tokenized with
+# that space, also the first one and pre-split words ("add_prefix_space").
+PREFIX_SPACE_MODEL_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "longformer", "bart", "gpt2", "deberta", "camembert", "luke"}
+)
+
+# Config keys that identify a base model's architecture, for the fingerprint.
+_FINGERPRINT_CONFIG_KEYS = (
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+)
+
+
+class ModelMeta(BaseModel):
+    """``loraner.json``: what a model needs besides its weights to predict as it was trained.
+
+    Unknown keys (from a newer loraner) are ignored with a warning rather than refused, so an older
+    service can still serve a newer model.
+    """
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    loraner_version: str = __version__
+    name: str | None = None
+    labels: list[str] = Field(..., min_length=1)
+    max_length: int | None = Field(
+        None, description="window in tokens; None: the tokenizer's limit, at most 512 positions"
+    )
+    stride: int = DEFAULT_STRIDE
+    # A checkpoint without loraner.json gets "conll": published NER checkpoints are nearly all trained on
+    # word-level corpora (CoNLL, OntoNotes, WikiANN) with labels on first subwords.
+    word_split: WordSplit = "conll"
+    data_format: str | None = None
+    label_all_subwords: bool = False
+    lora: bool = False
+    base_model: str | None = None
+    base_fingerprint: dict[str, str] | None = None
+    config: dict[str, Any] | None = Field(None, description="the experiment config of the training run")
+    merged_from: str | None = None
+    onnx: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_run_config(cls, data: Any) -> Any:
+        """loraner.json files written before ``data_format``/``word_split``/``name`` were recorded."""
+        if not isinstance(data, dict):
+            return data
+        run = data.get("config") if isinstance(data.get("config"), dict) else {}
+        data = dict(data)
+        data.setdefault("name", run.get("name"))
+        fmt = data.get("data_format") or (run.get("data") or {}).get("format")
+        if fmt:
+            data["data_format"] = fmt
+            if "word_split" not in data:
+                data["word_split"] = "conll" if _unit(fmt) == "words" else "tokenizer"
+        return data
+
+    @model_validator(mode="after")
+    def _window(self) -> ModelMeta:
+        problem = window_problem(self.max_length, self.stride) if self.max_length else None
+        if problem is None and self.stride < 0:
+            problem = f"stride must be >= 0 (got {self.stride})"
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def with_overrides(
+        self, *, max_length: int | None = None, stride: int | None = None, word_split: str | None = None
+    ) -> ModelMeta:
+        """This metadata with the caller's choices (None keeps the recorded value), checked again."""
+        updates = {"max_length": max_length, "stride": stride, "word_split": word_split}
+        raw = {**self.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+        try:
+            return ModelMeta.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc)) from None
+
+    def window(self, tokenizer: Any) -> int:
+        """The window size: the recorded one, else the tokenizer's, never above 512 positions."""
+        if self.max_length:
+            return self.max_length
+        limit = getattr(tokenizer, "model_max_length", None) or MAX_POSITIONS
+        return int(min(limit, MAX_POSITIONS))
+
+
+def _unit(data_format: str) -> str | None:
+    try:
+        return reader_unit(data_format)
+    except ConfigError:  # a format of another loraner version: fall back to the default
+        return None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in exc.errors()
+    )
+
+
+# --------------------------------------------------------------------------- reading and writing
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``{}`` when the file does not exist."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: cannot read it ({_reason(exc)})") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_meta(model_dir: Path, labels: list[str] | None = None) -> ModelMeta | None:
+    """``loraner.json`` of ``model_dir``, or None when the directory has none. ``labels``: the list to
+    use when the file records none (``config.json``'s, for a checkpoint that only adds a few settings)."""
+    path = Path(model_dir) / META_FILE
+    raw = read_json(path)
+    if not raw:
+        return None
+    if labels and not raw.get("labels"):
+        raw["labels"] = labels
+    unknown = sorted(set(raw) - set(ModelMeta.model_fields))
+    if unknown:
+        log.warning("%s: ignoring keys this loraner version does not know: %s", path, ", ".join(unknown))
+    try:
+        return ModelMeta.model_validate(raw)
+    except ValidationError as exc:
+        raise ModelError(f"{path}: {_problems(exc)}") from None
+
+
+def write_meta(model_dir: Path, meta: ModelMeta) -> Path:
+    path = Path(model_dir) / META_FILE
+    path.write_text(meta.model_dump_json(indent=2, exclude_none=True), encoding="utf-8")
+    return path
+
+
+def copy_meta(source_dir: Path, target_dir: Path, **updates: Any) -> ModelMeta:
+    """The metadata of ``source_dir`` (recorded or derived) with ``updates``, written to ``target_dir``."""
+    meta = model_meta(source_dir).model_copy(update=updates)
+    write_meta(target_dir, meta)
+    return meta
+
+
+def labels_from_config(config: dict[str, Any], source: Path) -> list[str]:
+    id2label = config.get("id2label") or {}
+    try:
+        return [id2label[k] for k in sorted(id2label, key=int)]
+    except ValueError:
+        raise ModelError(f"{source}: id2label has a key that is not an integer") from None
+
+
+def model_meta(model_dir: str | Path) -> ModelMeta:
+    """What ``model_dir`` says about itself: ``loraner.json``, else ``config.json``'s labels and the
+    defaults. Fails with a message naming the directory when it holds no model or its files disagree."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ModelError(f"{path}: model directory not found")
+    config_path = path / CONFIG_FILE
+    config = read_json(config_path)
+    config_labels = labels_from_config(config, config_path)
+    meta = read_meta(path, config_labels)
+    if meta is None:
+        if not config and not any(path.iterdir()):
+            raise ModelError(f"{path}: no model in {path} (the directory is empty)")
+        if not config_labels:
+            raise ModelError(
+                f"{path}: not a model directory (no {META_FILE}, and no {CONFIG_FILE} with id2label)"
+            )
+        return ModelMeta(labels=config_labels, name=path.resolve().name)
+    if config_labels and len(config_labels) != len(meta.labels):
+        raise ModelError(
+            f"{path}: {META_FILE} has {len(meta.labels)} labels but {CONFIG_FILE} has {len(config_labels)}"
+        )
+    if not meta.name:
+        meta = meta.model_copy(update={"name": path.resolve().name})
+    return meta
+
+
+def model_type(model_dir: Path) -> str | None:
+    return read_json(Path(model_dir) / CONFIG_FILE).get("model_type")
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model directory as given, or the model of a run directory (``merged/``, else ``adapter/``)."""
+    path = Path(path)
+    for sub in (MERGED_DIR, ADAPTER_DIR):
+        if not (path / META_FILE).exists() and (path / sub).is_dir():
+            return path / sub
+    return path
+
+
+def is_adapter(model_dir: Path) -> bool:
+    return (Path(model_dir) / ADAPTER_CONFIG_FILE).exists()
+
+
+def has_torch_weights(model_dir: Path) -> bool:
+    return any(any(Path(model_dir).glob(pattern)) for pattern in TORCH_WEIGHT_PATTERNS)
+
+
+def make_readable(model_dir: Path) -> None:
+    """Files readable by everyone, folders listable: safetensors writes its files with mode 0600, so a
+    model mounted into a container that runs as another user could not be read."""
+    for root, dirs, files in os.walk(model_dir):
+        for name in dirs:
+            _add_mode(Path(root) / name, 0o755)
+        for name in files:
+            _add_mode(Path(root) / name, 0o644)
+
+
+def _add_mode(path: Path, bits: int) -> None:
+    os.chmod(path, path.stat().st_mode | bits)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied: the process cannot read it (check the file's owner and mode)"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def tokenizer_class(model_dir: Path) -> Any:
+    """The class ``tokenizer_config.json`` names, else ``AutoTokenizer``.
+
+    ``AutoTokenizer`` imports Transformers' model-config code, which imports torch whenever it is
+    installed: about 225 MB more RSS and 2 s more start-up for an ONNX service that never uses it.
+    """
+    import transformers  # heavy: only when a tokenizer is actually loaded
+
+    name = read_json(model_dir / TOKENIZER_CONFIG_FILE).get("tokenizer_class")
+    found = getattr(transformers, name, None) if isinstance(name, str) else None
+    return found if found is not None and hasattr(found, "from_pretrained") else transformers.AutoTokenizer
+
+
+def load_tokenizer(name_or_path: str | Path, kind: str | None = None) -> Any:
+    """The fast tokenizer of a model directory, a hub id or ``pkg:MODULE``, set up to tokenize words as
+    the model saw them in pre-training (``add_prefix_space`` for byte-level BPE models). ``kind``: the
+    model type, when the caller knows it."""
+    source = resolve_model_path(str(name_or_path))
+    local = Path(source)
+    if local.is_dir():
+        kind = kind or model_type(local)
+        cls = tokenizer_class(local)
+    else:
+        kind = kind or _hub_model_type(source)
+        from transformers import AutoTokenizer  # heavy: only when a tokenizer is actually loaded
+
+        cls = AutoTokenizer
+    kwargs = {"add_prefix_space": True} if kind in PREFIX_SPACE_MODEL_TYPES else {}
+    try:
+        tokenizer = cls.from_pretrained(source, **kwargs)
+    except PermissionError as exc:
+        raise ModelError(f"{source}: cannot load the tokenizer ({_reason(exc)})") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{source}: cannot load the tokenizer: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError(f"{source}: a fast tokenizer (tokenizer.json) is needed for character offsets")
+    return tokenizer
+
+
+def _hub_model_type(name: str) -> str | None:
+    from transformers import AutoConfig  # heavy, and only for hub ids
+
+    try:
+        return AutoConfig.from_pretrained(name).model_type
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read a model config from {name!r}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- base-model fingerprint
+
+
+def base_fingerprint(model: Any) -> dict[str, str]:
+    """Identifies the weights an adapter was trained on: a hash of the architecture's config and of a
+    few frozen tensors (the input embeddings, the first and the last encoder weight matrix).
+
+    ``model`` is the base Transformers model *before* LoRA wraps it (its classifier head is excluded:
+    that is part of the adapter).
+    """
+    config = model.config.to_dict()
+    arch = {k: config.get(k) for k in _FINGERPRINT_CONFIG_KEYS}
+    matrices = [
+        (name, p) for name, p in model.named_parameters() if p.dim() == 2 and "classifier" not in name
+    ]
+    chosen = [("embeddings", model.get_input_embeddings().weight)]
+    chosen += [matrices[1], matrices[-1]] if len(matrices) > 2 else matrices
+    digest = hashlib.sha256()
+    for name, tensor in chosen:
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return {
+        "config": hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:16],
+        "weights": digest.hexdigest()[:16],
+    }

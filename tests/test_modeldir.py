@@ -1,0 +1,136 @@
+"""The model directory's contract (loraner.modeldir): ModelMeta defaults and checks, reading what a
+directory says about itself, and clear errors for directories that hold no usable model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loraner.errors import ConfigError, ModelError
+from loraner.modeldir import (
+    META_FILE,
+    ModelMeta,
+    make_readable,
+    model_meta,
+    read_meta,
+    resolve_model_dir,
+    write_meta,
+)
+from loraner.settings import DEFAULT_STRIDE, load_config
+from loraner.train.trainer import model_meta as training_meta
+
+LABELS = ["O", "B-PER", "I-PER"]
+
+
+def write(path: Path, name: str, data: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("data_format", "word_split"), [("conll", "conll"), ("jsonl", "tokenizer")])
+def test_training_records_the_units_its_data_labelled(tmp_path, data_format, word_split):
+    cfg = load_config("quickstart", [f"data.format={data_format}", f"data.path={tmp_path}"])
+    meta = training_meta(cfg, LABELS, {"config": "c", "weights": "w"})
+    assert (meta.word_split, meta.data_format, meta.max_length, meta.stride) == (
+        word_split,
+        data_format,
+        128,
+        24,
+    )
+    assert (meta.base_model, meta.base_fingerprint, meta.name) == (
+        cfg.model.name_or_path,
+        {"config": "c", "weights": "w"},
+        "quickstart",
+    )
+
+
+def test_meta_round_trips_through_the_directory(tmp_path):
+    meta = ModelMeta(labels=LABELS, max_length=64, stride=8, word_split="tokenizer", name="m")
+    write_meta(tmp_path, meta)
+    assert read_meta(tmp_path) == meta
+
+
+def test_older_meta_without_word_split_gets_it_from_the_run_config(tmp_path):
+    write(tmp_path, META_FILE, {"labels": LABELS, "config": {"name": "old", "data": {"format": "synth"}}})
+    meta = read_meta(tmp_path)
+    assert (meta.word_split, meta.data_format, meta.name) == ("tokenizer", "synth", "old")
+
+
+def test_unknown_keys_from_a_newer_version_are_ignored_with_a_warning(tmp_path, caplog):
+    write(tmp_path, META_FILE, {"labels": LABELS, "adapters_v9": {"x": 1}})
+    assert read_meta(tmp_path).labels == LABELS
+    assert "adapters_v9" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"labels": []}, "labels"),  # nothing to predict
+        ({"labels": LABELS, "max_length": 64, "stride": 40}, "stride 40 is too large for max_length 64"),
+        ({"labels": LABELS, "stride": -1}, "stride must be >= 0"),
+        ({"labels": LABELS, "word_split": "spaces"}, "word_split"),
+    ],
+)
+def test_when_meta_is_invalid_then_the_error_names_the_file_and_field(tmp_path, meta, message):
+    write(tmp_path, META_FILE, meta)
+    with pytest.raises(ModelError, match=message) as info:
+        read_meta(tmp_path)
+    assert META_FILE in str(info.value)
+
+
+def test_a_checkpoint_without_loraner_json_gets_its_labels_from_config_and_the_defaults(tmp_path):
+    write(tmp_path, "config.json", {"id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}})
+    meta = model_meta(tmp_path)
+    assert (meta.labels, meta.max_length, meta.stride, meta.word_split) == (
+        LABELS,
+        None,
+        DEFAULT_STRIDE,
+        "conll",
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "no model in"),  # an empty mount
+        ({"notes.txt": {}}, "not a model directory"),
+        ({"config.json": {"id2label": {"x": "O"}}}, "not an integer"),
+    ],
+)
+def test_when_the_directory_holds_no_usable_model_then_the_error_says_so(tmp_path, files, message):
+    tmp_path.mkdir(exist_ok=True)
+    for name, data in files.items():
+        write(tmp_path, name, data)
+    with pytest.raises(ModelError, match=message):
+        model_meta(tmp_path)
+
+
+def test_when_meta_and_config_disagree_on_the_label_count_then_error(tmp_path):
+    write(tmp_path, "config.json", {"id2label": {"0": "O", "1": "B-PER"}})
+    write(tmp_path, META_FILE, {"labels": LABELS})
+    with pytest.raises(ModelError, match=r"3 labels but config\.json has 2"):
+        model_meta(tmp_path)
+
+
+def test_overrides_are_checked_like_the_recorded_values():
+    meta = ModelMeta(labels=LABELS, max_length=64, stride=8)
+    assert meta.with_overrides(stride=16).stride == 16
+    with pytest.raises(ConfigError, match="too large"):
+        meta.with_overrides(stride=40)
+
+
+def test_a_run_directory_resolves_to_its_merged_model(tmp_path):
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "adapter").mkdir()
+    assert resolve_model_dir(tmp_path) == tmp_path / "merged"
+    assert resolve_model_dir(tmp_path / "adapter") == tmp_path / "adapter"
+
+
+def test_saved_files_become_readable_by_other_users(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    weights.chmod(0o600)  # what safetensors writes
+    make_readable(tmp_path)
+    assert weights.stat().st_mode & 0o044 == 0o044
