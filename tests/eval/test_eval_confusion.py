@@ -1,4 +1,7 @@
-"""Type confusion from tag sequences, with hand-counted expectations."""
+"""Type confusion between gold and predicted character spans, with hand-counted expectations.
+
+Cases are written as IOB2 tags over one-character words ("w w w ...") and turned into spans.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from loraner.eval.confusion import MISSED, SPURIOUS, extract_chunks, type_confusion
+from loraner.data.examples import as_span_example
+from loraner.eval.confusion import MISSED, SPURIOUS, type_confusion
+from loraner.eval.plots import plot_confusion
+from loraner.types import WordExample
+
+
+def spans(sequences: list[list[str]]):
+    return [as_span_example(WordExample(["w"] * len(tags), tags)).spans for tags in sequences]
+
+
+def confusion_of(gold: list[list[str]], pred: list[list[str]], labels: list[str] | None = None):
+    return type_confusion(spans(gold), spans(pred), labels)
+
+
+def plot(confusion, path: Path) -> Path:
+    return plot_confusion(confusion, path, "confusion")
+
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -83,26 +102,14 @@ def pairs(confusion) -> dict[tuple[str, str], int]:
             {("PER", "PER"): 2, ("LOC", MISSED): 1, ("PER", "LOC"): 1, (SPURIOUS, "DATE"): 1},
             id="mixed-over-two-sentences",
         ),
-        pytest.param(
-            # Strict decoding, as in the metrics: the orphan I-PER is no entity, so gold PER is missed.
-            [["B-PER", "I-PER"]],
-            [["I-PER", "I-PER"]],
-            {("PER", MISSED): 1},
-            id="orphan-I-is-not-an-entity",
-        ),
     ],
 )
 def test_when_hand_checked_sequences_then_counts_match(gold, pred, expected):
-    assert pairs(type_confusion(gold, pred)) == expected
-
-
-def test_when_extracting_then_chunks_have_type_and_exclusive_end():
-    tags = ["B-a-b", "I-a-b", "O", "I-c", "B-c", "I-c"]
-    assert extract_chunks(tags) == [("a-b", 0, 2), ("c", 4, 6)]
+    assert pairs(confusion_of(gold, pred)) == expected
 
 
 def test_when_labels_given_then_their_order_is_kept_and_new_types_appended_sorted():
-    conf = type_confusion([["B-PER", "B-ZZZ", "B-AAA"]], [["B-PER", "B-ZZZ", "B-AAA"]], labels=["PER", "LOC"])
+    conf = confusion_of([["B-PER", "B-ZZZ", "B-AAA"]], [["B-PER", "B-ZZZ", "B-AAA"]], labels=["PER", "LOC"])
     assert conf.labels == ["PER", "LOC", "AAA", "ZZZ"]
     assert conf.row_labels[-1] == SPURIOUS and conf.col_labels[-1] == MISSED
     assert conf.matrix[1] == [0, 0, 0, 0, 0]  # unseen LOC still has an all-zero row
@@ -113,15 +120,15 @@ def test_when_written_to_csv_then_content_is_exact(tmp_path):
     # LOC[0:1] -> LOC, PER[2:3] -> LOC (wrong type), PER[4:5] missed, spurious PER at 6.
     gold = [["B-LOC", "O", "B-PER", "O", "B-PER", "O", "O"]]
     pred = [["B-LOC", "O", "B-LOC", "O", "O", "O", "B-PER"]]
-    path = type_confusion(gold, pred).to_csv(tmp_path / "out" / "confusion.csv")
+    path = confusion_of(gold, pred).to_csv(tmp_path / "out" / "confusion.csv")
     assert path.read_text(encoding="utf-8") == (
         "gold\\pred,LOC,PER,MISSED\nLOC,1,0,0\nPER,1,0,1\nSPURIOUS,0,1,0\n"
     )
 
 
 def test_when_plotted_then_file_is_a_png(tmp_path):
-    conf = type_confusion([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "B-PER"]])
-    path = conf.plot(tmp_path / "cm.png")
+    conf = confusion_of([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "B-PER"]])
+    path = plot(conf, tmp_path / "cm.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -129,17 +136,17 @@ def test_when_many_types_then_plot_grows_with_them(tmp_path):
     types = [f"type-{i:02d}" for i in range(66)]
     gold = [[f"B-{t}", "O"] for t in types]
     pred = [[f"B-{types[(i + 1) % 66]}", "O"] if i % 5 == 0 else [f"B-{t}", "O"] for i, t in enumerate(types)]
-    big = png_size(type_confusion(gold, pred).plot(tmp_path / "big.png"))
-    small = png_size(type_confusion(gold[:2], pred[:2]).plot(tmp_path / "small.png"))
+    big = png_size(plot(confusion_of(gold, pred), tmp_path / "big.png"))
+    small = png_size(plot(confusion_of(gold[:2], pred[:2]), tmp_path / "small.png"))
     assert big[0] > 2 * small[0] and big[1] > 2 * small[1]
 
 
 def test_when_no_entities_then_matrix_is_just_the_zero_corner(tmp_path):
-    conf = type_confusion([["O"]], [["O"]])
+    conf = confusion_of([["O"]], [["O"]])
     assert conf.labels == [] and conf.matrix == [[0]]
-    assert conf.plot(tmp_path / "empty.png").read_bytes()[:8] == PNG_MAGIC
+    assert plot(conf, tmp_path / "empty.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_when_io_labels_then_value_error():
-    with pytest.raises(ValueError, match="IOB2"):
-        type_confusion([["person-other"]], [["art-other"]])
+def test_when_document_counts_differ_then_value_error():
+    with pytest.raises(ValueError, match="1 gold documents but 2"):
+        type_confusion([[]], [[], []])

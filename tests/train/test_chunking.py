@@ -80,14 +80,16 @@ def lora_gradients(
 ) -> dict:
     from transformers import DataCollatorForTokenClassification, TrainingArguments
 
+    from loraner.inference.backends import load_token_classifier
+    from loraner.modeldir import load_tokenizer
     from loraner.settings import LoraSettings
-    from loraner.train.model import load_base_model, load_tokenizer, wrap_with_lora
-    from loraner.train.trainer import WindowDataset, window_trainer_class
+    from loraner.train.model import wrap_with_lora
+    from loraner.train.trainer import WindowDataset, WindowTrainer
 
     torch.manual_seed(0)
-    tokenizer = load_tokenizer(str(model_dir))
+    tokenizer = load_tokenizer(model_dir)
     model = wrap_with_lora(
-        load_base_model(str(model_dir), ["O", "B-X", "I-X"]),
+        load_token_classifier(str(model_dir), ["O", "B-X", "I-X"]),
         LoraSettings(dropout=0.0, target_modules=["query", "value"]),
     )
     for name, param in model.named_parameters():  # LoRA B starts at zero: give it a gradient path
@@ -102,7 +104,7 @@ def lora_gradients(
         report_to="none",
         gradient_accumulation_steps=accumulation,
     )
-    trainer = window_trainer_class()(
+    trainer = WindowTrainer(
         model=model,
         args=args,
         train_dataset=WindowDataset(features),

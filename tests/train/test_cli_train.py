@@ -12,20 +12,30 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, pipelin
 from typer.testing import CliRunner
 
 from loraner.cli import app
-from loraner.export.merge import load_adapter_model
+from loraner.data import load_splits
+from loraner.data.examples import as_span_example
+from loraner.inference.backends import load_adapter_model
+from loraner.inference.predictor import NERPredictor
+from loraner.scores import entity_f1
+from loraner.settings import load_config
 
 FIXTURE_DATA = Path(__file__).parents[1] / "fixtures" / "train"
 runner = CliRunner()
 
 
-def write_config(tmp_path: Path, model_dir: Path, **lora: object) -> Path:
+CONLL_DATA = {
+    "format": "conll",
+    "path": str(FIXTURE_DATA),
+    "splits": {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"},
+}
+# The same sentences as character spans, punctuation attached to the word before it (not word-split).
+SPAN_DATA = {"format": "jsonl", "path": str(FIXTURE_DATA / "spans")}
+
+
+def write_config(tmp_path: Path, model_dir: Path, data: dict | None = None, **lora: object) -> Path:
     config = {
         "name": "tiny",
-        "data": {
-            "format": "conll",
-            "path": str(FIXTURE_DATA),
-            "splits": {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"},
-        },
+        "data": data or CONLL_DATA,
         "model": {"name_or_path": str(model_dir), "max_length": 32, "stride": 8},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"], **lora},
         "training": {
@@ -163,3 +173,31 @@ def test_when_training_then_epoch_validation_scores_match_a_fresh_evaluation(
     best = max(epochs, key=lambda row: row["f1"])
     for key in ("precision", "recall", "f1", "accuracy"):
         assert fresh[key] == pytest.approx(best[key], abs=1e-6), key
+
+
+@pytest.fixture(scope="module")
+def span_run(tmp_path_factory, tiny_roberta_dir) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("span-run")
+    config = write_config(tmp, tiny_roberta_dir, data=SPAN_DATA)
+    invoke("train", str(config), "--output", str(tmp / "out"), "--set", "training.epochs=2")
+    return tmp / "out", config
+
+
+@pytest.mark.parametrize("unit", ["words", "spans"])
+def test_when_evaluating_then_the_score_is_that_of_the_predictors_entities(
+    unit, lora_run, span_run, tmp_path, tiny_roberta_dir
+):
+    """What ``loraner evaluate`` reports is what a user of the predictor gets: the F1 of the entities
+    ``predict_batch`` returns for the test texts, scored against the gold spans."""
+    if unit == "words":
+        run, config = lora_run, write_config(tmp_path, tiny_roberta_dir)
+    else:
+        run, config = span_run
+    out = tmp_path / "eval.json"
+    invoke("evaluate", "--model", str(run), "--config", str(config), "--output", str(out))
+    reported = json.loads(out.read_text())["test"]
+    gold = [as_span_example(ex) for ex in load_splits(load_config(config).data)["test"]]
+    predicted = NERPredictor.from_pretrained(run / "merged").predict_batch([ex.text for ex in gold])
+    assert reported["examples"] == len(gold)
+    assert reported["f1"] == pytest.approx(entity_f1([ex.spans for ex in gold], predicted), abs=1e-9)
+    assert reported["f1"] > 0.0  # a real comparison: the model found some entities

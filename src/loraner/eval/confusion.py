@@ -1,4 +1,4 @@
-"""Confusion between entity types, read from IOB2 tag sequences.
+"""Confusion between entity types.
 
 Each gold entity is paired with the predicted entity that overlaps it most (any overlap counts, so a
 boundary error still shows which type was chosen). Gold entities with no overlapping prediction land in
@@ -8,18 +8,14 @@ the ``MISSED`` column; predictions that overlap no gold entity land in the ``SPU
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqeval.scheme import IOB2, Entities
-
-from loraner.eval.metrics import check_shapes, validate_tags
+from loraner.spans import SpanLike, overlaps, span_type
 
 MISSED = "MISSED"
 SPURIOUS = "SPURIOUS"
-
-# (type, start, end) with ``end`` exclusive, token positions within one sequence.
-Chunk = tuple[str, int, int]
 
 
 @dataclass
@@ -55,51 +51,39 @@ class TypeConfusion:
                 writer.writerow([name, *row])
         return path
 
-    def plot(self, path: str | Path, title: str = "Entity type confusion (gold → predicted)") -> Path:
-        from loraner.eval.plots import plot_confusion
 
-        return plot_confusion(self, path, title)
-
-
-def extract_chunks(sequence: list[str]) -> list[Chunk]:
-    """Entities of one IOB2 sequence, decoded exactly like the strict metrics decode them."""
-    return [(e.tag, e.start, e.end) for e in Entities([sequence], IOB2).entities[0]]
+def _overlap(a: SpanLike, b: SpanLike) -> int:
+    return max(0, min(a.end, b.end) - max(a.start, b.start))
 
 
-def _overlap(a: Chunk, b: Chunk) -> int:
-    return max(0, min(a[2], b[2]) - max(a[1], b[1]))
-
-
-def _best_match(gold: Chunk, preds: list[Chunk]) -> Chunk | None:
+def _best_match(gold: SpanLike, preds: Sequence[SpanLike]) -> SpanLike | None:
     # Largest overlap wins; ties go to the leftmost prediction (max keeps the first maximum).
     best = max(preds, key=lambda p: _overlap(gold, p), default=None)
     return best if best is not None and _overlap(gold, best) > 0 else None
 
 
-def _pairs(gold_seq: list[str], pred_seq: list[str]) -> list[tuple[str, str]]:
-    gold_chunks, pred_chunks = extract_chunks(gold_seq), extract_chunks(pred_seq)
+def _pairs(gold: Sequence[SpanLike], pred: Sequence[SpanLike]) -> list[tuple[str, str]]:
+    ordered = sorted(pred, key=lambda p: (p.start, p.end))
     pairs: list[tuple[str, str]] = []
-    for g in gold_chunks:
-        match = _best_match(g, pred_chunks)
-        pairs.append((g[0], match[0] if match else MISSED))
-    for p in pred_chunks:
-        if not any(_overlap(p, g) for g in gold_chunks):
-            pairs.append((SPURIOUS, p[0]))
+    for g in gold:
+        match = _best_match(g, ordered)
+        pairs.append((span_type(g), span_type(match) if match else MISSED))
+    for p in ordered:
+        if not any(overlaps(p, g) for g in gold):
+            pairs.append((SPURIOUS, span_type(p)))
     return pairs
 
 
 def type_confusion(
-    gold: list[list[str]], pred: list[list[str]], labels: list[str] | None = None
+    gold: Sequence[Sequence[SpanLike]], pred: Sequence[Sequence[SpanLike]], labels: list[str] | None = None
 ) -> TypeConfusion:
-    """Count gold-type → predicted-type pairs over all sequences.
+    """Count gold-type → predicted-type pairs over documents (``gold[i]``, ``pred[i]`` of document ``i``).
 
     ``labels`` fixes the type order (e.g. the model's types, so unseen types still get a row); types
-    found in the data but absent from ``labels`` are appended sorted. Raises ValueError on non-IOB2
-    tags or sequences of different lengths.
+    found in the data but absent from ``labels`` are appended sorted.
     """
-    check_shapes(gold, pred)
-    validate_tags(gold, "gold")
-    validate_tags(pred, "pred")
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold documents but {len(pred)} predicted")
     pairs = [pair for g, p in zip(gold, pred, strict=True) for pair in _pairs(g, p)]
     found = {t for pair in pairs for t in pair} - {MISSED, SPURIOUS}
     order = list(labels or [])

@@ -15,10 +15,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from loraner.eval.confusion import TypeConfusion
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from loraner.eval.confusion import TypeConfusion
 
 LOSS_SERIES = (("train_loss", "train loss"), ("eval_loss", "validation loss"))
 SCORE_SERIES = (("precision", "precision"), ("recall", "recall"), ("f1", "F1"))

@@ -7,12 +7,17 @@ or shows "—").
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 DASH = "—"
 SCORE_KEYS = ("precision", "recall", "f1", "accuracy")
@@ -83,19 +88,16 @@ def render_markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]])
     return "\n".join(lines)
 
 
-def render_text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Aligned plain-text table for terminals: first column left-aligned, the rest right-aligned."""
-    table = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        cells = [
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(table[0]), rule, *(line(r) for r in table[1:])])
+def render_text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
+    """An aligned plain-text table for terminals (rich, no colour): first column left, the rest right."""
+    table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for column in table.columns[1:]:
+        column.justify = "right"
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    sink = io.StringIO()
+    Console(file=sink, width=200, color_system=None, highlight=False).print(table)
+    return "\n".join(line.rstrip() for line in sink.getvalue().splitlines()).strip("\n")
 
 
 # --------------------------------------------------------------------------- parameter efficiency

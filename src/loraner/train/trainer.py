@@ -1,47 +1,65 @@
-"""LoRA (or full) fine-tuning with the Hugging Face Trainer, driven by an :class:`ExperimentConfig`."""
+"""LoRA (or full) fine-tuning with the Hugging Face Trainer, driven by an :class:`ExperimentConfig`.
+
+Validation after each epoch, the "before" and the test scores all go through the inference engine
+(:func:`loraner.eval.evaluate.evaluate` over a :class:`~loraner.inference.TorchBackend` wrapping the
+model being trained), so every number describes the entities the served model returns.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments, set_seed
 
-from loraner import __version__
-from loraner.data import load_splits
+from loraner.data import load_splits, reader_unit
+from loraner.data.alignment import IGNORE, encode_examples, special_tokens, window_features, windows_for
 from loraner.errors import ConfigError
+from loraner.eval.evaluate import Evaluation, evaluate
+from loraner.inference.backends import TorchBackend, load_token_classifier
+from loraner.inference.predictor import NERPredictor
+from loraner.modeldir import (
+    ADAPTER_DIR,
+    MERGED_DIR,
+    ModelMeta,
+    base_fingerprint,
+    load_tokenizer,
+    make_readable,
+    write_meta,
+)
 from loraner.settings import Batching, ExperimentConfig, TrainingConfig
 from loraner.train.chunking import split_batch
-from loraner.train.model import ParamCounts, count_parameters, load_base_model, load_tokenizer, wrap_with_lora
-from loraner.train.predict import Encoded, Evaluation, encode_for_model, evaluate_encoded, evaluate_examples
+from loraner.train.model import ParamCounts, count_parameters, wrap_with_lora
 from loraner.train.sampling import LengthBucketSampler
-from loraner.types import Example, Splits, WordExample, entity_types, iob2_labels
+from loraner.types import Example, Splits, entity_types, iob2_labels
 
 log = logging.getLogger(__name__)
 
-META_FILE = "loraner.json"
+PredictorFor = Callable[[Any], NERPredictor]
 
 
 @dataclass
 class TrainResult:
     config: ExperimentConfig
-    labels: list[str]
+    meta: ModelMeta
     params: ParamCounts
     before: dict[str, Any] | None
     test: Evaluation | None
     validation: dict[str, Any] | None
     epochs: list[dict[str, Any]]
     timing: dict[str, float]
-    test_examples: list[Example] = field(default_factory=list)
-    model: Any = None
-    tokenizer: Any = None
+
+    @property
+    def labels(self) -> list[str]:
+        return self.meta.labels
 
 
 class WindowDataset:
@@ -60,24 +78,37 @@ class WindowDataset:
         return [len(f["input_ids"]) for f in self.features]
 
 
+def window_dataset(
+    examples: Sequence[Example],
+    tokenizer: Any,
+    label2id: dict[str, int],
+    max_length: int,
+    stride: int,
+    label_all_subwords: bool = False,
+) -> WindowDataset:
+    """Training windows of ``examples`` with their labels (see :mod:`loraner.data.alignment`)."""
+    specials = special_tokens(tokenizer)
+    docs = encode_examples(examples, tokenizer, label2id, label_all_subwords)
+    windows = windows_for(docs, max_length, stride, specials)
+    return WindowDataset([window_features(docs[w.doc], w, specials) for w in windows])
+
+
 def labelled_tokens_per_batch(dataset: Any, batch_size: int) -> float:
     """Mean number of scored (label != -100) tokens per training batch; 0 when unknown."""
     if not isinstance(dataset, WindowDataset) or not len(dataset):
         return 0.0
-    labelled = sum(sum(1 for y in f["labels"] if y != -100) for f in dataset.features)
+    labelled = sum(sum(1 for y in f["labels"] if y != IGNORE) for f in dataset.features)
     return labelled / math.ceil(len(dataset) / batch_size)
 
 
 def summed_token_loss(model: Any, inputs: dict[str, Any], with_outputs: bool = False) -> Any:
     """Cross-entropy summed over the labelled (!= -100) tokens; the caller chooses the divisor."""
-    import torch
-
     inputs = dict(inputs)
     labels = inputs.pop("labels")
     outputs = model(**inputs)
     logits = outputs.logits
     summed = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
+        logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
     )
     return (summed, outputs) if with_outputs else summed
 
@@ -98,146 +129,129 @@ def labels_for(splits: Splits) -> list[str]:
     return iob2_labels(types)
 
 
-def window_trainer_class() -> type:
-    """The Trainer with ``evaluate`` replaced by loraner's windowed evaluation.
+class WindowTrainer(Trainer):
+    """The Trainer with loraner's batching and with ``evaluate`` scoring through the inference engine.
 
-    Why: the stock loop scores windows, not documents, and (transformers v5) reorders evaluation
-    batches by length when length grouping is on, so predictions cannot be mapped back by position.
-    Scoring through :func:`evaluate_encoded` gives per-epoch numbers from the same windowing and
-    merging code as the before/after numbers, and feeds best-checkpoint selection.
+    Why the evaluation: the stock loop scores windows, not documents, and (transformers v5) reorders
+    evaluation batches by length when length grouping is on. Scoring the predictor's entities on the
+    validation examples gives per-epoch numbers computed as the served model's, and feeds
+    best-checkpoint selection.
     """
-    from transformers import Trainer
 
-    class WindowTrainer(Trainer):
-        def __init__(
-            self,
-            *args: Any,
-            eval_encoded: Encoded | None = None,
-            labels: list[str] | None = None,
-            pad_id: int = 0,
-            batching: Batching = "random",
-            bucket_batches: int = 8,
-            chunk_overhead_tokens: int = 32,
-            **kwargs: Any,
-        ):
-            super().__init__(*args, **kwargs)
-            self.eval_encoded = eval_encoded
-            self.label_list = labels or []
-            self.pad_id = pad_id
-            self.batching = batching
-            self.bucket_batches = bucket_batches
-            self.chunk_overhead_tokens = chunk_overhead_tokens
-            self.computed_tokens = 0  # positions run through the model in training steps, padding included
-            self.real_tokens = 0
-            self.tokens_per_batch = (
-                labelled_tokens_per_batch(self.train_dataset, self.args.train_batch_size)
-                if batching == "length_buckets"
-                else 0.0
-            )
-            if self.tokens_per_batch:
-                # compute_loss below replaces the model's loss and does not know about accumulation:
-                # Trainer must divide it by the accumulation steps. The model's own loss keeps the default.
-                self.loss_is_scaled_for_ga = False
+    def __init__(
+        self,
+        *args: Any,
+        eval_examples: Sequence[Example] = (),
+        predictor_for: PredictorFor | None = None,
+        batching: Batching = "random",
+        bucket_batches: int = 8,
+        chunk_overhead_tokens: int = 32,
+        **kwargs: Any,
+    ):
+        if predictor_for is not None:
+            # Trainer refuses per-epoch evaluation without an eval dataset: ours are the examples.
+            kwargs.setdefault("eval_dataset", list(eval_examples))
+        super().__init__(*args, **kwargs)
+        self.eval_examples = list(eval_examples)
+        self.predictor_for = predictor_for
+        self.batching = batching
+        self.bucket_batches = bucket_batches
+        self.chunk_overhead_tokens = chunk_overhead_tokens
+        self.computed_tokens = 0  # positions run through the model in training steps, padding included
+        self.real_tokens = 0
+        self.tokens_per_batch = (
+            labelled_tokens_per_batch(self.train_dataset, self.args.train_batch_size)
+            if batching == "length_buckets"
+            else 0.0
+        )
+        if self.tokens_per_batch:
+            # compute_loss below replaces the model's loss and does not know about accumulation:
+            # Trainer must divide it by the accumulation steps. The model's own loss keeps the default.
+            self.loss_is_scaled_for_ga = False
 
-        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
-            """``length_chunks``: the random batch run as length-sorted chunks (loraner.train.chunking),
-            each chunk's summed loss divided by the whole batch's labelled tokens, so the gradient is
-            the unchunked batch's. Other modes: the stock step."""
-            mask = inputs.get("attention_mask")
-            if self.batching != "length_chunks" or mask is None or "labels" not in inputs:
-                self._count_tokens(mask)
-                return super().training_step(model, inputs, num_items_in_batch)
-            model.train()
-            # Trainer counts the labelled tokens of all accumulated batches when the model takes loss
-            # kwargs; otherwise this batch's mean is divided by the accumulation steps, as stock does.
-            whole = num_items_in_batch is not None
-            count = num_items_in_batch if whole else inputs["labels"].ne(-100).sum()
-            divisor = count.clamp(min=1) if hasattr(count, "clamp") else max(count, 1)
-            total = 0.0
-            # Cut on the collated (host) batch, so counting tokens never waits for a device.
-            chunks = split_batch(inputs, self.chunk_overhead_tokens)
-            for i, chunk in enumerate(chunks):
-                self._count_tokens(chunk["attention_mask"])
-                chunk = self._prepare_inputs(chunk)
-                with self.compute_loss_context_manager():
-                    loss = summed_token_loss(model, chunk) / divisor
-                if not whole:
-                    loss = loss / self.current_gradient_accumulation_steps
-                elif self.args.average_tokens_across_devices:
-                    # The count is summed over processes and DDP averages gradients: undo the average.
-                    loss = loss * self.accelerator.num_processes
-                # Under DDP only the last chunk's backward should all-reduce the gradients.
-                last = i == len(chunks) - 1
-                with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
-                    self.accelerator.backward(loss)
-                total = total + loss.detach()
-            return total
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        """``length_chunks``: the random batch run as length-sorted chunks (loraner.train.chunking),
+        each chunk's summed loss divided by the whole batch's labelled tokens, so the gradient is
+        the unchunked batch's. Other modes: the stock step."""
+        mask = inputs.get("attention_mask")
+        if self.batching != "length_chunks" or mask is None or "labels" not in inputs:
+            self._count_tokens(mask)
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        # Trainer counts the labelled tokens of all accumulated batches when the model takes loss
+        # kwargs; otherwise this batch's mean is divided by the accumulation steps, as stock does.
+        whole = num_items_in_batch is not None
+        count = num_items_in_batch if whole else inputs["labels"].ne(-100).sum()
+        divisor = count.clamp(min=1) if hasattr(count, "clamp") else max(count, 1)
+        total = 0.0
+        # Cut on the collated (host) batch, so counting tokens never waits for a device.
+        chunks = split_batch(inputs, self.chunk_overhead_tokens)
+        for i, chunk in enumerate(chunks):
+            self._count_tokens(chunk["attention_mask"])
+            chunk = self._prepare_inputs(chunk)
+            with self.compute_loss_context_manager():
+                loss = summed_token_loss(model, chunk) / divisor
+            if not whole:
+                loss = loss / self.current_gradient_accumulation_steps
+            elif self.args.average_tokens_across_devices:
+                # The count is summed over processes and DDP averages gradients: undo the average.
+                loss = loss * self.accelerator.num_processes
+            # Under DDP only the last chunk's backward should all-reduce the gradients.
+            last = i == len(chunks) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                self.accelerator.backward(loss)
+            total = total + loss.detach()
+        return total
 
-        def _count_tokens(self, mask: Any) -> None:
-            """Positions computed (padding included) and real ones, from a host-side attention mask."""
-            if mask is not None:
-                self.computed_tokens += mask.numel()
-                self.real_tokens += int(mask.sum())
+    def _count_tokens(self, mask: Any) -> None:
+        """Positions computed (padding included) and real ones, from a host-side attention mask."""
+        if mask is not None:
+            self.computed_tokens += mask.numel()
+            self.real_tokens += int(mask.sum())
 
-        def compute_loss(
-            self,
-            model: Any,
-            inputs: dict[str, Any],
-            return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:
-            """Cross-entropy summed over the batch's labelled tokens, divided by the *average* count per
-            batch, not by this batch's own count.
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        """Cross-entropy summed over the batch's labelled tokens, divided by the *average* count per
+        batch, not by this batch's own count.
 
-            With length-grouped batches a per-batch mean would give each token of a short batch several
-            times the weight of a token in a long one: short sentences (CoNLL's headlines and tables)
-            would dominate, which cost 5 F1 points after one epoch (bench/README.md). A constant divisor
-            weighs every token the same, as random batches do on average.
-            """
-            if not self.tokens_per_batch:
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss, outputs = summed_token_loss(model, inputs, with_outputs=True)
-            loss = loss / self.tokens_per_batch
-            return (loss, outputs) if return_outputs else loss
+        With length-grouped batches a per-batch mean would give each token of a short batch several
+        times the weight of a token in a long one: short sentences (CoNLL's headlines and tables)
+        would dominate, which cost 5 F1 points after one epoch (bench/README.md). A constant divisor
+        weighs every token the same, as random batches do on average.
+        """
+        if not self.tokens_per_batch:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = summed_token_loss(model, inputs, with_outputs=True)
+        loss = loss / self.tokens_per_batch
+        return (loss, outputs) if return_outputs else loss
 
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            dataset = train_dataset if train_dataset is not None else self.train_dataset
-            if self.batching != "length_buckets" or not isinstance(dataset, WindowDataset):
-                return super()._get_train_sampler(train_dataset)
-            return LengthBucketSampler(
-                dataset.lengths(), self.args.train_batch_size, self.bucket_batches, self.args.seed
-            )
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.batching != "length_buckets" or not isinstance(dataset, WindowDataset):
+            return super()._get_train_sampler(train_dataset)
+        return LengthBucketSampler(
+            dataset.lengths(), self.args.train_batch_size, self.bucket_batches, self.args.seed
+        )
 
-        def evaluate(
-            self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
-        ):
-            if self.eval_encoded is None:
-                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            evaluation = evaluate_encoded(
-                self.model,
-                self.eval_encoded,
-                self.label_list,
-                self.pad_id,
-                self.args.per_device_eval_batch_size,
-            )
-            keys = ("loss", "precision", "recall", "f1", "accuracy")
-            metrics = {f"{metric_key_prefix}_{k}": float(evaluation.metrics[k]) for k in keys}
-            self.log(metrics)
-            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-            return metrics
-
-    return WindowTrainer
-
-
-def torch_cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        if self.predictor_for is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        evaluation = evaluate(self.predictor_for(self.model), self.eval_examples)
+        keys = ("loss", "precision", "recall", "f1", "accuracy")
+        metrics = {f"{metric_key_prefix}_{k}": float(evaluation.metrics[k]) for k in keys}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
 
 def mixed_precision_flags(mode: str) -> dict[str, bool]:
-    import torch
-
     if mode == "no" or (mode == "auto" and not torch.cuda.is_available()):
         return {}
     if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
@@ -245,9 +259,7 @@ def mixed_precision_flags(mode: str) -> dict[str, bool]:
     return {"fp16": True}
 
 
-def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) -> Any:
-    from transformers import TrainingArguments
-
+def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) -> TrainingArguments:
     t = cfg.training
     steps_per_epoch = math.ceil(n_train / (t.batch_size * t.gradient_accumulation))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
@@ -278,7 +290,7 @@ def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) ->
         # Explicit: transformers hides bars whenever its own log level is quiet, as the CLI sets it.
         disable_tqdm=False,
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch_cuda_available(),
+        dataloader_pin_memory=torch.cuda.is_available(),
         **mixed_precision_flags(t.mixed_precision),
     )
 
@@ -308,9 +320,6 @@ def epoch_table(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> TrainResult:
     """Fine-tune per ``cfg``; save the adapter (or full model) under ``output_dir``. Returns the results."""
-    import torch
-    from transformers import DataCollatorForTokenClassification, set_seed
-
     if cfg.training.threads:
         torch.set_num_threads(cfg.training.threads)
     set_seed(cfg.training.seed)
@@ -323,32 +332,37 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = load_tokenizer(cfg.model.name_or_path)
     m = cfg.model
-    train_enc = encode_for_model(
+    train_set = window_dataset(
         splits["train"], tokenizer, label2id, m.max_length, m.stride, m.label_all_subwords
     )
-    eval_split = "validation" if splits.get("validation") else "train"
-    eval_enc = encode_for_model(splits[eval_split], tokenizer, label2id, m.max_length, m.stride)
-    log.info("train: %d examples -> %d windows", len(splits["train"]), len(train_enc.windows))
+    eval_examples = splits.get("validation") or splits["train"]
+    log.info("train: %d examples -> %d windows", len(splits["train"]), len(train_set))
 
-    model = load_base_model(m.name_or_path, labels)
+    model = load_token_classifier(m.name_or_path, labels)
+    meta = model_meta(cfg, labels, base_fingerprint(model))
     if cfg.lora.enabled:
         model = wrap_with_lora(model, cfg.lora)
     params = count_parameters(model)
 
+    def predictor_for(model: Any) -> NERPredictor:
+        # Whole evaluation batches (no token cap): memory is not the constraint while training.
+        backend = TorchBackend(model)
+        return NERPredictor.from_meta(
+            tokenizer, backend, meta, batch_size=cfg.training.eval_batch_size, max_batch_tokens=None
+        )
+
     test_examples = splits.get("test") or []
     before = None
     if cfg.report.evaluate_before and test_examples:
-        before = _evaluate(model, tokenizer, test_examples, labels, cfg).metrics
+        before = evaluate(predictor_for(model), test_examples).metrics
 
-    trainer = window_trainer_class()(
+    trainer = WindowTrainer(
         model=model,
-        args=training_arguments(cfg, output_dir, len(train_enc.features)),
-        train_dataset=WindowDataset(train_enc.features),
-        eval_dataset=WindowDataset(eval_enc.features),
+        args=training_arguments(cfg, output_dir, len(train_set)),
+        train_dataset=train_set,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
-        eval_encoded=eval_enc,
-        labels=labels,
-        pad_id=tokenizer.pad_token_id or 0,
+        eval_examples=eval_examples,
+        predictor_for=predictor_for,
         **batching_options(cfg.training),
     )
     started = time.perf_counter()
@@ -358,13 +372,12 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     train_output = trainer.train(resume_from_checkpoint=True if resume_from else None)
     train_seconds = time.perf_counter() - started
 
-    model = trainer.model
     validation = trainer.evaluate()
-    test = _evaluate(model, tokenizer, test_examples, labels, cfg) if test_examples else None
-    save_model(model, tokenizer, labels, cfg, output_dir, word_split_of(splits["train"]))
+    test = evaluate(predictor_for(trainer.model), test_examples, progress=True) if test_examples else None
+    save_model(trainer.model, tokenizer, meta, output_dir)
     return TrainResult(
         config=cfg,
-        labels=labels,
+        meta=meta,
         params=params,
         before=before,
         test=test,
@@ -373,61 +386,37 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         timing={
             "train_seconds": round(train_seconds, 1),
             "train_samples_per_second": train_output.metrics.get("train_samples_per_second", 0.0),
-            "train_windows": len(train_enc.features),
+            "train_windows": len(train_set),
         },
-        test_examples=list(test_examples),
-        model=model,
-        tokenizer=tokenizer,
     )
 
 
-def _evaluate(
-    model: Any, tokenizer: Any, examples: Sequence[Example], labels: list[str], cfg: ExperimentConfig
-):
-    return evaluate_examples(
-        model,
-        tokenizer,
-        examples,
-        labels,
-        cfg.model.max_length,
-        cfg.model.stride,
-        cfg.training.eval_batch_size,
+def model_meta(cfg: ExperimentConfig, labels: list[str], fingerprint: dict[str, str]) -> ModelMeta:
+    """What the trained model's directory records about it (``loraner.json``)."""
+    # Inference must cut raw text into the units that carried labels: corpus words for word-level data
+    # (each word's first subword was trained), the tokenizer's words for character spans (every subword was).
+    unit = reader_unit(cfg.data.format)
+    return ModelMeta(
+        name=cfg.name,
+        labels=labels,
+        max_length=cfg.model.max_length,
+        stride=cfg.model.stride,
+        word_split="conll" if unit == "words" else "tokenizer",
+        data_format=cfg.data.format,
+        label_all_subwords=cfg.model.label_all_subwords,
+        lora=cfg.lora.enabled,
+        base_model=cfg.model.name_or_path,
+        base_fingerprint=fingerprint,
+        config=cfg.model_dump(mode="json"),
     )
 
 
-def word_split_of(examples: Sequence[Example]) -> str:
-    """How inference must cut raw text into labelled units: corpus words for word-level data (each
-    word's first subword was trained), the tokenizer's words for character-span data (every subword was)."""
-    return "conll" if isinstance(examples[0], WordExample) else "tokenizer"
-
-
-def model_meta(labels: list[str], cfg: ExperimentConfig, word_split: str = "tokenizer") -> dict[str, Any]:
-    return {
-        "loraner_version": __version__,
-        "base_model": cfg.model.name_or_path,
-        "labels": labels,
-        "max_length": cfg.model.max_length,
-        "stride": cfg.model.stride,
-        "label_all_subwords": cfg.model.label_all_subwords,
-        "word_split": word_split,
-        "lora": cfg.lora.enabled,
-        "config": cfg.model_dump(mode="json"),
-    }
-
-
-def save_model(
-    model: Any,
-    tokenizer: Any,
-    labels: list[str],
-    cfg: ExperimentConfig,
-    output_dir: Path,
-    word_split: str = "tokenizer",
-) -> Path:
+def save_model(model: Any, tokenizer: Any, meta: ModelMeta, output_dir: Path) -> Path:
     """LoRA: adapter (with the trained classifier) to ``adapter/``; full tuning: model to ``merged/``."""
-    target = output_dir / ("adapter" if cfg.lora.enabled else "merged")
+    target = output_dir / (ADAPTER_DIR if meta.lora else MERGED_DIR)
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
-    meta = model_meta(labels, cfg, word_split)
-    (target / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    write_meta(target, meta)
+    make_readable(target)
     return target

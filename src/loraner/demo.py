@@ -1,0 +1,40 @@
+"""``make demo``: the quickstart preset end to end, offline: synthetic notes -> LoRA on MiniLM -> report
+-> merged model -> served with the demo page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loraner.errors import ModelError
+from loraner.modeldir import MERGED_DIR
+from loraner.settings import load_config
+from loraner.train.run import run_training
+
+
+def run_demo(output: Path, min_f1: float = 0.95, serve: bool = True, port: int = 8000) -> dict[str, Any]:
+    """Quickstart preset end to end; fails loudly if the test F1 misses ``min_f1``."""
+    # The synth reader also writes the generated notes as JSONL under data.path, for inspection.
+    cfg = load_config("quickstart", [f"data.path={output / 'synth'}"])
+    run_dir = output / "quickstart"
+    metrics = run_training(cfg, run_dir)
+    f1 = metrics["test"]["f1"]
+    print(
+        f"quickstart test F1 = {f1:.4f} (precision {metrics['test']['precision']:.4f}, "
+        f"recall {metrics['test']['recall']:.4f}); report: {run_dir / 'report.md'}"
+    )
+    if f1 < min_f1:
+        raise ModelError(f"quickstart test F1 {f1:.4f} is below the required {min_f1}")
+    if serve:
+        _serve_demo(run_dir / MERGED_DIR, port)
+    return metrics
+
+
+def _serve_demo(model_dir: Path, port: int) -> None:
+    try:
+        from loraner.serve.app import run_server  # the [serve] extra is optional
+    except ImportError:
+        print("serving is not installed in this environment (pip install 'loraner[serve]')")
+        return
+    print(f"serving {model_dir}: demo page at http://127.0.0.1:{port}/demo  (Ctrl-C to stop)")
+    run_server(model_dir, host="127.0.0.1", port=port)
