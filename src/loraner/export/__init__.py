@@ -1,11 +1,11 @@
-"""Export: merging adapters, ONNX."""
+"""Export: merging adapters into their base, ONNX (fp32 or int8) with parity checks."""
 
-from loraner.export.merge import META_FILE, merge_adapter, read_meta
+from loraner.export.merge import merge_adapter
 
-__all__ = ["META_FILE", "export_onnx", "merge_adapter", "read_meta"]
+__all__ = ["export_onnx", "merge_adapter"]
 
 
-def __getattr__(name: str) -> object:  # lazy, so `import loraner.export` stays light
+def __getattr__(name: str) -> object:  # lazy: ONNX export imports torch and onnx, merging does not need them
     if name == "export_onnx":
         from loraner.export.onnx import export_onnx
 

@@ -27,16 +27,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from transformers import AutoModelForTokenClassification
 
 from loraner import __version__
 from loraner.errors import ConfigError, ModelError
-from loraner.export.merge import META_FILE, read_meta
+from loraner.inference.backends import OnnxBackend
+from loraner.inference.encoding import make_chunks, pad, tokenize_texts
+from loraner.inference.predictor import NERPredictor
+from loraner.modeldir import (
+    CONFIG_FILE,
+    EXPORT_REPORT_FILE,
+    ONNX_FILE,
+    QUANTIZATIONS,
+    copy_meta,
+    make_readable,
+)
+from loraner.scores import entity_f1
 
 log = logging.getLogger(__name__)
-
-ONNX_FILE = "model.onnx"
-REPORT_FILE = "export_report.json"
-QUANTIZATIONS = ("int8",)
 DEFAULT_OPSET = 17
 
 # A default held-out sample: names, places and organisations in the languages the presets use, with
@@ -100,8 +111,6 @@ def export_onnx(
     if not texts:
         raise ConfigError("the export sample has no non-empty texts")
 
-    from loraner.inference import NERPredictor, OnnxBackend
-
     torch_predictor = NERPredictor.from_pretrained(model_dir, backend="torch", threads=threads)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="loraner-onnx-") as tmp:
@@ -127,7 +136,7 @@ def export_onnx(
             _write_report(output_dir, report)
             raise ModelError(
                 f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} (> atol {atol:.0e}); "
-                f"see {output_dir / REPORT_FILE}"
+                f"see {output_dir / EXPORT_REPORT_FILE}"
             )
         final_path = fp32_path
         if quantize == "int8":
@@ -153,17 +162,15 @@ def export_onnx(
     _save_companions(model_dir, output_dir, torch_predictor, opset, quantize)
     report.seconds = round(time.perf_counter() - started, 2)
     _write_report(output_dir, report)
+    make_readable(output_dir)
     log.info("exported %s to %s (%s)", model_dir, output_dir / ONNX_FILE, quantize or "fp32")
     return report
 
 
 def _torch_export(model_dir: Path, target: Path, opset: int) -> None:
-    import torch
-    from transformers import AutoModelForTokenClassification
-
     # Eager attention traces to plain ops that every onnxruntime build fuses; SDPA paths may not trace.
     model = AutoModelForTokenClassification.from_pretrained(str(model_dir), attn_implementation="eager")
-    wrapper = _logits_only(model).eval()  # eval() on the wrapper too: export restores its train flag
+    wrapper = LogitsOnly(model).eval()  # eval() on the wrapper too: export restores its train flag
     ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]], dtype=torch.long)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
@@ -187,26 +194,20 @@ def _torch_export(model_dir: Path, target: Path, opset: int) -> None:
         raise ModelError(f"torch.onnx.export failed for {model_dir}: {exc}") from exc
 
 
-def _logits_only(model: Any) -> Any:
+class LogitsOnly(torch.nn.Module):
     """Wraps a HF model so the traced graph has exactly two inputs and one output."""
-    import torch
 
-    class LogitsOnly(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
 
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-    return LogitsOnly()
+    def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
 def _sample_windows(predictor: Any, texts: Sequence[str]) -> list[tuple[int, ...]]:
     """The model inputs the predictor would build for ``texts`` (special tokens, windows)."""
-    from loraner.inference.encoding import make_chunks, tokenize_texts
-
-    docs = tokenize_texts(predictor.tokenizer, texts)
+    docs = tokenize_texts(predictor.tokenizer, texts, predictor.word_split)
     return [c.ids for c in make_chunks(docs, predictor.specials, predictor.max_length, predictor.stride)]
 
 
@@ -214,8 +215,6 @@ def _logits_parity(
     reference: Any, candidate: Any, windows: Sequence[tuple[int, ...]], pad_id: int
 ) -> tuple[float, float]:
     """Max |logit diff| and argmax agreement over real (unpadded) positions, in padded batches of 8."""
-    from loraner.inference.encoding import pad
-
     max_diff, same, total = 0.0, 0, 0
     for at in range(0, len(windows), 8):
         rows = windows[at : at + 8]
@@ -239,10 +238,6 @@ def _quantize_and_check(
     floor: float,
     threads: int | None,
 ) -> dict[str, Any]:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from loraner.inference import NERPredictor, OnnxBackend
-
     source = _preprocess(fp32_path) if preprocess else fp32_path
     try:
         quantize_dynamic(str(source), str(int8_path), weight_type=QuantType.QInt8, per_channel=per_channel)
@@ -252,13 +247,10 @@ def _quantize_and_check(
     int8_backend = OnnxBackend.from_file(int8_path, threads)
     max_diff, token_agreement = _logits_parity(fp32_backend, int8_backend, windows, torch_predictor.pad_id)
 
-    def predictor(backend: Any) -> Any:
-        p = torch_predictor
-        return NERPredictor(p.tokenizer, backend, p.labels, max_length=p.max_length, stride=p.stride)
-
-    reference = predictor(fp32_backend).predict_batch(list(texts))
-    quantized = predictor(int8_backend).predict_batch(list(texts))
-    agreement, n_ref, n_int8 = entity_agreement(reference, quantized)
+    reference = torch_predictor.with_backend(fp32_backend).predict_batch(list(texts))
+    quantized = torch_predictor.with_backend(int8_backend).predict_batch(list(texts))
+    agreement = entity_f1(reference, quantized)
+    n_ref, n_int8 = sum(map(len, reference)), sum(map(len, quantized))
     return {
         "weight_type": "QInt8",
         "per_channel": per_channel,
@@ -276,8 +268,6 @@ def _quantize_and_check(
 
 def _preprocess(fp32_path: Path) -> Path:
     """onnxruntime's recommended pre-quantization pass: shape inference plus graph optimisation."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     target = fp32_path.with_name("model.pre.onnx")
     # Symbolic shape inference is skipped: it fails on exported BERT graphs and leaves temporary
     # files in the working directory; plain ONNX shape inference is enough for dynamic quantization.
@@ -288,31 +278,15 @@ def _preprocess(fp32_path: Path) -> Path:
     return target
 
 
-def entity_agreement(
-    reference: Sequence[Sequence[Any]], candidate: Sequence[Sequence[Any]]
-) -> tuple[float, int, int]:
-    """F1 of ``candidate`` entities against ``reference`` ((start, end, type) must match exactly)."""
-    ref = {(i, e.start, e.end, e.type) for i, ents in enumerate(reference) for e in ents}
-    cand = {(i, e.start, e.end, e.type) for i, ents in enumerate(candidate) for e in ents}
-    if not ref and not cand:
-        return 1.0, 0, 0
-    return 2 * len(ref & cand) / (len(ref) + len(cand)), len(ref), len(cand)
-
-
 def _save_companions(
     model_dir: Path, output_dir: Path, predictor: Any, opset: int, quantize: str | None
 ) -> None:
     """Tokenizer, config.json and provenance next to model.onnx, so the directory loads on its own."""
     predictor.tokenizer.save_pretrained(str(output_dir))
-    shutil.copyfile(model_dir / "config.json", output_dir / "config.json")
-    meta = read_meta(model_dir)
-    meta.setdefault("labels", predictor.labels)
-    meta.setdefault("max_length", predictor.max_length)
-    meta.setdefault("stride", predictor.stride)
-    meta.setdefault("name", predictor.name)
-    meta["onnx"] = {"source": str(model_dir), "opset": opset, "quantization": quantize or "none"}
-    (output_dir / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    shutil.copyfile(model_dir / CONFIG_FILE, output_dir / CONFIG_FILE)
+    onnx = {"source": str(model_dir), "opset": opset, "quantization": quantize or "none"}
+    copy_meta(model_dir, output_dir, max_length=predictor.max_length, onnx=onnx)
 
 
 def _write_report(output_dir: Path, report: ExportReport) -> None:
-    (output_dir / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    (output_dir / EXPORT_REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
