@@ -60,7 +60,9 @@ def test_when_shorthand_is_used_then_it_expands():
             {"default": {"operator": "pseudonymize", "min_shift_days": 30, "max_shift_days": 10}},
             "min_shift_days (30) exceeds max_shift_days (10)",
         ),
-        ({"threshold": 1.5}, "threshold"),
+        ({"o_threshold": 1.5}, "o_threshold"),  # above the range
+        ({"o_threshold": 0}, "o_threshold"),  # P(O) < 0 never holds: nothing would ever be PHI
+        ({"threshold": 0.5}, "renamed o_threshold"),  # the old name says where it went
         ({"secret_env": "NOT A NAME"}, "not a valid environment variable name"),
         ({"types": []}, "types"),
     ],
@@ -121,6 +123,6 @@ def test_when_hash_secret_missing_then_error_names_where_hash_is_configured():
         resolve_secret(cfg, {})
 
 
-def test_when_threshold_is_set_then_it_is_carried():
-    assert validate_deid_config({"threshold": 0.3}).threshold == 0.3
-    assert DeidConfig().threshold is None
+def test_when_o_threshold_is_set_then_it_is_carried():
+    assert validate_deid_config({"o_threshold": 0.3}).o_threshold == 0.3
+    assert DeidConfig().o_threshold is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from loraner.deid import DeidEvaluator, deidentify, evaluate_document, validate_deid_config
-from loraner.deid.metrics import f_beta
 from loraner.types import Span
 
 TEXT = "Kari Nordmann bor i Oslo, tlf 91234567."
@@ -89,16 +88,3 @@ def test_when_no_phi_at_all_then_recall_is_one():
     s = DeidEvaluator().summary()
     assert s["char_recall"] == 1.0
     assert s["entity"]["micro"]["f1"] == 0.0
-
-
-@pytest.mark.parametrize(
-    ("p", "r", "beta", "expected"),
-    [
-        (1.0, 0.5, 1.0, 2 / 3),
-        (1.0, 0.5, 2.0, 5 * 0.5 / (4 + 0.5)),
-        (0.5, 1.0, 2.0, 5 * 0.5 / 3.0),
-        (0, 0, 2, 0),
-    ],
-)
-def test_when_f_beta_is_computed_then_it_matches_formula(p, r, beta, expected):
-    assert f_beta(p, r, beta) == pytest.approx(expected)

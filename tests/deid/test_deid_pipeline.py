@@ -116,12 +116,12 @@ def test_when_hash_needs_a_missing_secret_then_config_error_before_the_detector_
 
 
 def test_when_overrides_are_given_then_they_are_validated_like_the_file():
-    base = config(threshold=0.5, recognizers={"enabled": True, "fnr": False})
-    changed = with_overrides(base, threshold=0.9, recognizers=False)
-    assert (changed.threshold, changed.recognizers.enabled, changed.recognizers.fnr) == (0.9, False, False)
+    base = config(o_threshold=0.5, recognizers={"enabled": True, "fnr": False})
+    changed = with_overrides(base, o_threshold=0.9, recognizers=False)
+    assert (changed.o_threshold, changed.recognizers.enabled, changed.recognizers.fnr) == (0.9, False, False)
     assert with_overrides(base) == base  # nothing given: unchanged
-    with pytest.raises(ConfigError, match="threshold"):
-        with_overrides(base, threshold=1.5)
+    with pytest.raises(ConfigError, match="o_threshold"):
+        with_overrides(base, o_threshold=1.5)
 
 
 def test_when_entities_come_from_elsewhere_then_deidentify_entities_matches_the_pipeline():

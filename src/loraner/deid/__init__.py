@@ -14,10 +14,10 @@ from loraner.deid.config import (
     validate_deid_config,
 )
 from loraner.deid.engine import DeidResult, ReplacedSpan, deidentify, deidentify_batch
-from loraner.deid.fnr import valid_fnr
 from loraner.deid.metrics import DeidEvaluator, evaluate_document
 from loraner.deid.pipeline import DeidOutput, DeidPipeline, with_overrides
 from loraner.deid.recognizers import fuse_spans, recognize
+from loraner.fnr import valid_fnr
 
 __all__ = [
     "DeidConfig",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from loraner.deid.operators import (
     OPERATOR_NAMES,
@@ -22,18 +22,14 @@ from loraner.deid.operators import (
     ReplaceOperator,
 )
 from loraner.errors import ConfigError
-from loraner.settings import find_config
+from loraner.settings import OThreshold, Strict, find_config
 
 DEFAULT_TYPES = ("ID", "DATE", "LOC", "PATIENT", "AGE", "PHONE")
 DEFAULT_SECRET_ENV = "LORANER_DEID_SECRET"
 RECOGNIZER_NAMES = ("phone", "fnr", "date")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RecognizerConfig(_Strict):
+class RecognizerConfig(Strict):
     """Pattern recognisers fused with the model's spans for extra recall (off unless ``enabled``)."""
 
     enabled: bool = False
@@ -60,7 +56,7 @@ def _shorthand(value: Any) -> Any:
     return {"operator": value} if isinstance(value, str) else value
 
 
-class DeidConfig(_Strict):
+class DeidConfig(Strict):
     """Operators per entity type, plus the settings they share.
 
     - ``types``: the known entity types; a ``per_type`` key outside it is an error (catches ``PATIENTS``).
@@ -70,9 +66,10 @@ class DeidConfig(_Strict):
       same in every document and process (needs the secret). Otherwise they are random per call
       (``deidentify``) or per batch (``deidentify_batch``).
     - ``include_original``: copy the original span text into each result item. Sensitive; off by default.
-    - ``threshold``: O-label probability cut-off for the predictor (not used here, only carried): a token
-      is tagged ``O`` only when P(O) >= threshold, otherwise its best entity label wins. Raising it trades
-      precision for recall, the usual choice for de-identification. ``null`` = plain argmax.
+    - ``o_threshold``: O-label probability cut-off for the predictor (not used here, only carried for
+      whoever runs the detector): a word is tagged ``O`` only when P(O) >= o_threshold, otherwise its
+      best entity label wins. Raising it trades precision for recall, the usual choice for
+      de-identification. ``null`` = the predictor's own setting.
     - ``recognizers``: pattern recognisers fused with the model output (see :mod:`loraner.deid.recognizers`).
     - ``tidy``: model spans cut at line breaks and trimmed of edge separators (see
       :func:`loraner.deid.spans.tidy_spans`).
@@ -86,7 +83,7 @@ class DeidConfig(_Strict):
     secret_env: str = DEFAULT_SECRET_ENV
     consistent_across_documents: bool = False
     include_original: bool = False
-    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    o_threshold: OThreshold | None = None
     recognizers: RecognizerConfig = Field(default_factory=RecognizerConfig)
     tidy: bool = Field(False, description="cut model spans at line breaks and trim separators at their edges")
     propagate: list[str] = Field(
@@ -168,7 +165,8 @@ def _describe(err: Mapping[str, Any]) -> str:
     loc = [str(p) for p in err["loc"]]
     kind = err["type"]
     if kind == "extra_forbidden":
-        return f"{_path(loc[:-1])}: unknown field {loc[-1]!r}"
+        renamed = " (renamed o_threshold)" if loc == ["threshold"] else ""
+        return f"{_path(loc[:-1])}: unknown field {loc[-1]!r}{renamed}"
     where = _path(loc)
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag")

@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 
 from loraner.deid.config import DeidConfig, resolve_secret
 from loraner.deid.operators import OperatorContext
-from loraner.deid.spans import SpanLike, check_spans, resolve_overlaps, span_type
+from loraner.deid.spans import check_spans
 from loraner.deid.surrogates import SurrogateState
 from loraner.errors import DataError
+from loraner.spans import SpanLike, resolve_overlaps, span_type
 
 
 @dataclass(frozen=True)

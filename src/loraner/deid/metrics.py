@@ -10,24 +10,12 @@ Leak lists contain raw PHI: they are for the local report only, never for logs o
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from loraner.deid.engine import DeidResult
-from loraner.deid.spans import SpanLike, span_type
-
-
-@dataclass
-class Counts:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-
-    def add(self, other: Counts) -> None:
-        self.tp += other.tp
-        self.fp += other.fp
-        self.fn += other.fn
+from loraner.scores import Counts, micro, score_row, span_counts
+from loraner.spans import SpanLike, span_type
 
 
 @dataclass(frozen=True)
@@ -40,41 +28,6 @@ class Leak:
     end: int
     intact_chars: int
     fully: bool
-
-
-def f_beta(precision: float, recall: float, beta: float) -> float:
-    b2 = beta * beta
-    denom = b2 * precision + recall
-    return (1 + b2) * precision * recall / denom if denom else 0.0
-
-
-def scores(c: Counts) -> dict[str, float | int]:
-    p = c.tp / (c.tp + c.fp) if c.tp + c.fp else 0.0
-    r = c.tp / (c.tp + c.fn) if c.tp + c.fn else 0.0
-    return {
-        "precision": p,
-        "recall": r,
-        "f1": f_beta(p, r, 1.0),
-        "f2": f_beta(p, r, 2.0),  # recall-weighted: a missed name costs more than an extra tag
-        "support": c.tp + c.fn,
-        "tp": c.tp,
-        "fp": c.fp,
-        "fn": c.fn,
-    }
-
-
-def entity_counts(gold: Iterable[SpanLike], pred: Iterable[SpanLike]) -> dict[str, Counts]:
-    """Per-type exact-match counts (start, end and type must all agree)."""
-    g = Counter((s.start, s.end, span_type(s)) for s in gold)
-    p = Counter((s.start, s.end, span_type(s)) for s in pred)
-    out: dict[str, Counts] = {}
-    for key in g.keys() | p.keys():
-        c = out.setdefault(key[2], Counts())
-        hit = min(g[key], p[key])
-        c.tp += hit
-        c.fn += g[key] - hit
-        c.fp += p[key] - hit
-    return out
 
 
 def protected_positions(text: str, result: DeidResult) -> set[int]:
@@ -150,7 +103,7 @@ class DeidEvaluator:
 
     def add(self, text: str, gold: Sequence[SpanLike], pred: Sequence[SpanLike], result: DeidResult) -> None:
         self.documents += 1
-        for kind, counts in entity_counts(gold, pred).items():
+        for kind, counts in span_counts(gold, pred).items():
             self.entities.setdefault(kind, Counts()).add(counts)
         doc = char_coverage(text, gold, result)
         self.chars.phi += doc.overall.phi
@@ -162,14 +115,11 @@ class DeidEvaluator:
         self.leaks += doc.leaks
 
     def summary(self, *, include_leaks: bool = True) -> dict[str, object]:
-        micro = Counts()
-        for c in self.entities.values():
-            micro.add(c)
         out: dict[str, object] = {
             "documents": self.documents,
             "entity": {
-                "per_type": {k: scores(self.entities[k]) for k in sorted(self.entities)},
-                "micro": scores(micro),
+                "per_type": {k: score_row(self.entities[k]) for k in sorted(self.entities)},
+                "micro": score_row(micro(self.entities)),
             },
             "char_recall": _ratio(self.chars),
             "char_recall_per_type": {k: _ratio(self.chars_per_type[k]) for k in sorted(self.chars_per_type)},

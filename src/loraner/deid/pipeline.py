@@ -6,7 +6,8 @@ The detector is any ``predict_batch`` callable (texts → entities per text), e.
 >>> pipeline = DeidPipeline(predictor.predict_batch, load_deid_config("configs/deid.yaml"))  # doctest: +SKIP
 >>> entities, result = pipeline.run("Kari Nordmann, tlf. 912 34 567")                      # doctest: +SKIP
 
-``config.threshold`` is *not* applied here: it belongs to whoever builds the predictor (``o_threshold``).
+``config.o_threshold`` is *not* applied here: the caller binds it to the detector, e.g.
+``partial(predictor.predict_batch, o_threshold=config.o_threshold)``.
 """
 
 from __future__ import annotations
@@ -98,13 +99,13 @@ def deidentify_entities(
 
 
 def with_overrides(
-    config: DeidConfig, *, threshold: float | None = None, recognizers: bool | None = None
+    config: DeidConfig, *, o_threshold: float | None = None, recognizers: bool | None = None
 ) -> DeidConfig:
     """``config`` with command-line overrides (``None`` = keep), re-validated so a bad value fails the
     same way as in the YAML file."""
     raw: dict[str, Any] = config.model_dump()
-    if threshold is not None:
-        raw["threshold"] = threshold
+    if o_threshold is not None:
+        raw["o_threshold"] = o_threshold
     if recognizers is not None:
         raw["recognizers"] = {**raw["recognizers"], "enabled": recognizers}
     return validate_deid_config(raw, "deid config overrides")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from loraner.deid.config import RecognizerConfig
 from loraner.deid.dates import MONTH_NAMES, parse_date
-from loraner.deid.fnr import valid_fnr
-from loraner.deid.spans import SpanLike, resolve_overlaps, span_score, span_type
-from loraner.types import Entity, Span
+from loraner.fnr import valid_fnr
+from loraner.spans import SpanLike, resolve_overlaps, span_score, span_type
+from loraner.types import Entity
 
 __all__ = [
     "VALIDATED_SCORE",
@@ -231,8 +231,3 @@ def fuse_spans(
             raise TypeError("fuse_spans: pass text= when the inputs are Span objects (they carry no text)")
         out.append(Entity(c.type, span_text, c.start, c.end, c.score))
     return out
-
-
-def spans_of(entities: Iterable[Entity]) -> list[Span]:
-    """Plain spans (dropping text and score), e.g. to compare with gold."""
-    return [Span(e.start, e.end, e.type) for e in entities]

@@ -1,31 +1,12 @@
-"""Span helpers shared by the de-identification modules.
-
-Gold annotations arrive as :class:`~loraner.types.Span` (``label``, no score) and predictions as
-:class:`~loraner.types.Entity` (``type``, ``score``); everything here accepts both.
-"""
+"""Span checks and clean-up for de-identification (the overlap rules are :mod:`loraner.spans`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 from loraner.errors import DataError
-from loraner.types import Entity, Span
-
-SpanLike = Span | Entity
-
-
-def span_type(span: SpanLike) -> str:
-    return span.label if isinstance(span, Span) else span.type
-
-
-def span_score(span: SpanLike) -> float:
-    # Gold spans carry no score; treat them as certain.
-    return 1.0 if isinstance(span, Span) else float(span.score)
-
-
-def overlaps(a: SpanLike, b: SpanLike) -> bool:
-    """Half-open intervals: spans that only touch (``a.end == b.start``) do not overlap."""
-    return a.start < b.end and b.start < a.end
+from loraner.spans import SpanLike, span_type
+from loraner.types import Entity
 
 
 def check_spans(text: str, spans: Sequence[SpanLike], *, source: str = "spans") -> None:
@@ -46,23 +27,6 @@ def check_spans(text: str, spans: Sequence[SpanLike], *, source: str = "spans") 
                 "at those offsets",
                 source=source,
             )
-
-
-def resolve_overlaps(spans: Iterable[SpanLike]) -> list[SpanLike]:
-    """Greedy non-overlapping subset, sorted by start.
-
-    Priority: longer span first; on a tie the higher score, then the earlier start. Empty spans are dropped
-    (they cannot hold PHI and would make offsets ambiguous).
-    """
-    ranked = sorted(
-        (s for s in spans if s.end > s.start),
-        key=lambda s: (-(s.end - s.start), -span_score(s), s.start),
-    )
-    kept: list[SpanLike] = []
-    for cand in ranked:
-        if not any(overlaps(cand, k) for k in kept):
-            kept.append(cand)
-    return sorted(kept, key=lambda s: (s.start, s.end))
 
 
 _OPENERS, _CLOSERS = "([{", ")]}"

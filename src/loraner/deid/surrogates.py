@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from loraner.deid.dates import shift_date_text
-from loraner.deid.fnr import generate_fnr, is_d_number
+from loraner.fnr import generate_fnr, is_d_number
 
 if TYPE_CHECKING:
     from faker import Faker
