@@ -11,7 +11,11 @@ from typing import Any
 
 import typer
 
+from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
+from loraner.commands import inference as inference_commands
+from loraner.commands.deid import RecognizerChoice
+from loraner.inference.backends import BackendName
 
 app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
 data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
@@ -42,8 +46,8 @@ def train(
 ) -> None:
     """Fine-tune per CONFIG; write metrics.json, report.md, confusion_matrix.png, adapter/ and merged/."""
     _setup(verbose)
-    from loraner.pipeline import run_training
     from loraner.settings import load_config
+    from loraner.train.run import run_training  # the [train] extra: imported only by this command
 
     cfg = load_config(config, set_)
     out = output or Path("runs") / cfg.name
@@ -67,14 +71,15 @@ def evaluate(
     deid_config: Path | None = typer.Option(
         None, "--deid-config", help="Operators for --deid, e.g. configs/deid.yaml (default: [TYPE])"
     ),
-    recognizers: str = typer.Option(
-        "both", "--recognizers", help="--deid pattern recognisers: with|without|both"
-    ),
+    recognizers: RecognizerChoice = typer.Option("both", "--recognizers", help="--deid pattern recognisers"),
+    backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
 ) -> None:
-    """Evaluate a trained model on a split: entity P/R/F1 per type, token accuracy, loss; with --deid also
-    de-identification: entity P/R/F1/F2, character-level PHI recall and leak counts."""
+    """Evaluate a trained model on a split, as it is served (its own window and word split): entity
+    P/R/F1 per type, token accuracy, loss; with --deid also de-identification: entity P/R/F1/F2,
+    character-level PHI recall and leak counts."""
     _setup()
-    from loraner.pipeline import run_evaluation
+    from loraner.eval.evaluate import evaluate_model
+    from loraner.eval.report import format_metrics_table
     from loraner.settings import load_config
 
     cfg = load_config(config, set_)
@@ -84,12 +89,10 @@ def evaluate(
         from loraner.commands.deid import evaluate_deid
 
         deid_scores = evaluate_deid(model, cfg, split, deid_config, recognizers, target)
-    metrics = run_evaluation(model, cfg, split)
+    metrics = evaluate_model(model, cfg, split, backend=backend)
     if deid_scores is not None:
         metrics["deid"] = deid_scores
     target.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    from loraner.eval.report import format_metrics_table
-
     typer.echo(format_metrics_table(metrics))
     typer.echo(f"written: {target}")
 
@@ -103,7 +106,7 @@ def merge(
 ) -> None:
     """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors)."""
     _setup()
-    from loraner.export.merge import merge_adapter
+    from loraner.export.merge import merge_adapter  # the [train] extra: imported only by this command
 
     merge_adapter(adapter, output, base)
     typer.echo(f"merged model written to {output}")
@@ -119,7 +122,7 @@ def data_synth(
     seed: int = typer.Option(13, "--seed"),
 ) -> None:
     """Generate seeded clinical-style notes with PHI character spans (the project's own data)."""
-    from loraner.data.synth import write_synth
+    from loraner.data.synth import write_synth  # needs faker, a [train] extra
 
     counts = {"train": train_count, "validation": validation_count, "test": test_count}
     write_synth(output, counts, seed)
@@ -130,7 +133,7 @@ def data_synth(
 @friendly_errors
 def data_inspect(path: Path = typer.Argument(..., help="A data file or directory")) -> None:
     """Counts per split and per entity type."""
-    from loraner.data.inspect import inspect_splits, load_path
+    from loraner.data.inspect import inspect_splits, load_path  # keeps `loraner --help` fast
 
     typer.echo(json.dumps(inspect_splits(load_path(path)), indent=2, ensure_ascii=False))
 
@@ -147,29 +150,20 @@ def demo(
 ) -> None:
     """The quickstart end to end, offline: synth data -> LoRA on MiniLM -> report -> merged -> serve."""
     _setup()
-    from loraner.pipeline import run_demo
+    from loraner.demo import run_demo  # the [train] extra: imported only by this command
 
     run_demo(output, min_f1=min_f1, serve=serve, port=port)
 
 
 def _print_summary(metrics: dict[str, Any], out: Path) -> None:
-    from loraner.eval.report import format_metrics_table
+    from loraner.eval.report import format_metrics_table  # matplotlib-free, but eval pulls the engine
 
     typer.echo(format_metrics_table(metrics))
     typer.echo(f"outputs in {out}: metrics.json report.md confusion_matrix.png adapter/ merged/")
 
 
-def _register_optional_commands() -> None:
-    """Commands whose modules may be absent in slim installs (e.g. the serving image)."""
-    import importlib
-    import importlib.util
-
-    for module_name in ("loraner.commands.inference", "loraner.commands.deid"):
-        if importlib.util.find_spec(module_name) is not None:
-            importlib.import_module(module_name).register(app)
-
-
-_register_optional_commands()
+inference_commands.register(app)
+deid_commands.register(app)
 
 
 def main() -> None:

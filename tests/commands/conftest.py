@@ -22,9 +22,11 @@ class GazetteerPredictor:
     def __init__(self, **loaded_with: Any) -> None:
         self.loaded_with = loaded_with
         self.batches: list[list[str]] = []
+        self.o_thresholds: list[float | None] = []  # the cut-off each call was given
 
-    def predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
+    def predict_batch(self, texts: Sequence[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
         self.batches.append(list(texts))
+        self.o_thresholds.append(o_threshold)
         return [self.find(t) for t in texts]
 
     @staticmethod

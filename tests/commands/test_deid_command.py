@@ -46,7 +46,7 @@ def test_when_text_then_deidentified_json_without_the_original(runner, fake_mode
         ("LOC", "replace"),
     ]
     assert set(data) == {"text", "items"} and "Kari" not in result.stdout
-    assert fake_model[0].loaded_with["o_threshold"] is None  # built-in defaults: plain argmax
+    assert fake_model[0].o_thresholds == [None]  # built-in defaults: the predictor's own (argmax)
 
 
 def test_when_jsonl_then_one_record_per_line_with_ids_and_no_phi(runner, fake_model, tmp_path):
@@ -116,10 +116,10 @@ def test_when_recognizers_flag_is_given_then_it_overrides_the_config(
     assert ("912 34 567" not in json.loads(result.stdout)["text"]) is phone_replaced
 
 
-def test_when_threshold_is_given_then_the_predictor_gets_it(runner, fake_model):
-    result = run(runner, "--threshold", "0.7", "--backend", "onnx", NOTE)
+def test_when_o_threshold_is_given_then_the_predictor_gets_it(runner, fake_model):
+    result = run(runner, "--o-threshold", "0.7", "--backend", "onnx", NOTE)
     assert result.exit_code == 0, result.output
-    assert fake_model[0].loaded_with["o_threshold"] == 0.7
+    assert fake_model[0].o_thresholds == [0.7]
     assert fake_model[0].loaded_with["backend"] == "onnx"
 
 
@@ -128,7 +128,7 @@ def test_when_threshold_is_given_then_the_predictor_gets_it(runner, fake_model):
     [
         ([], "give either TEXT or --input"),  # nothing to de-identify
         (["--input", "x.jsonl", "text"], "give either TEXT or --input"),  # both
-        (["--threshold", "1.5", "t"], "threshold: Input should be less than or equal to 1"),  # out of range
+        (["--o-threshold", "1.5", "t"], "o_threshold: Input should be less than or equal to 1"),  # range
         (["--config", "/nonexistent/deid.yaml", "t"], "deid config file not found"),
         (["--input", "/nonexistent/notes.jsonl"], "cannot read"),
     ],

@@ -36,6 +36,7 @@ class FakePredictor:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.batch_sizes: list[int] = []
+        self.o_thresholds: list[float | None] = []  # the cut-off each call was given
         self.threads: set[str] = set()
         self._lock = threading.Lock()
 
@@ -43,9 +44,10 @@ class FakePredictor:
     def info(self) -> ModelInfo:
         return ModelInfo("fake-ner", LABELS, "fake", 512, 64, "first", "tokenizer", types=["PER", "LOC"])
 
-    def predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
+    def predict_batch(self, texts: Sequence[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
         with self._lock:
             self.batch_sizes.append(len(texts))
+            self.o_thresholds.append(o_threshold)
             self.threads.add(threading.current_thread().name)
         if self.delay:
             time.sleep(self.delay)

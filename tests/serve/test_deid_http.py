@@ -16,11 +16,12 @@ from serve_helpers import (
     NOT_JSON_BODIES,
     SECRET_TRIGGER,
     FakePredictor,
+    running_server,
+    wait_ready,
 )
 
 from loraner.errors import ConfigError
 from loraner.serve import ServeSettings, create_app
-from loraner.serve.deid import with_o_threshold
 
 TEXT = "José Müller 😀 flew from Oslo to 東京 and São Paulo."
 
@@ -179,8 +180,10 @@ def test_when_deid_is_switched_off_then_no_route_and_no_feature(no_deid_server):
         assert c.post("/predict", json={"text": "Oslo"}).status_code == 200
 
 
-def test_when_environment_names_the_config_then_settings_carry_it():
-    settings = ServeSettings.from_env({"LORANER_DEID_CONFIG": "/etc/deid.yaml", "LORANER_DEID": "false"})
+def test_when_environment_names_the_config_then_settings_carry_it(monkeypatch):
+    monkeypatch.setenv("LORANER_DEID_CONFIG", "/etc/deid.yaml")
+    monkeypatch.setenv("LORANER_DEID", "false")
+    settings = ServeSettings.from_env()
     assert (settings.deid_config, settings.deid) == ("/etc/deid.yaml", False)
 
 
@@ -189,7 +192,7 @@ def test_when_environment_names_the_config_then_settings_carry_it():
     [
         ("default: {operator: hash}\nsecret_env: LORANER_TEST_UNSET_SECRET\n", "LORANER_TEST_UNSET_SECRET"),
         ("default: {operator: shred}\n", "unknown operator 'shred'"),  # typo in the operator
-        ("threshold: 0\n", "threshold must be in (0, 1]"),  # the predictor cannot use 0
+        ("o_threshold: 0\n", "o_threshold: Input should be greater than 0"),  # the predictor cannot use 0
     ],
 )
 def test_when_the_config_cannot_be_used_then_create_app_fails_naming_it(
@@ -207,14 +210,13 @@ def test_when_the_config_file_is_missing_then_create_app_fails():
         create_app(ServeSettings(deid_config="/nonexistent/deid.yaml"), lambda s: FakePredictor())
 
 
-class ThresholdPredictor(FakePredictor):
-    o_threshold: float | None = None
-
-
-def test_when_the_config_has_a_threshold_then_deid_uses_a_variant_and_predict_keeps_its_own():
-    loaded = ThresholdPredictor()
-    variant = with_o_threshold(loaded, 0.8)
-    assert variant is not loaded and variant.o_threshold == 0.8 and loaded.o_threshold is None
-    assert with_o_threshold(loaded, None) is loaded  # no threshold in the config
-    fake = FakePredictor()
-    assert with_o_threshold(fake, 0.8) is fake  # no o_threshold attribute: used as it is
+def test_when_the_config_has_an_o_threshold_then_deid_passes_it_and_predict_keeps_its_own(tmp_path):
+    path = tmp_path / "deid.yaml"
+    path.write_text("o_threshold: 0.8\n", encoding="utf-8")
+    predictor = FakePredictor()
+    with running_server(create_app(ServeSettings(deid_config=str(path)), lambda s: predictor)) as url:
+        wait_ready(url)
+        with httpx.Client(base_url=url, timeout=30) as c:
+            assert c.post("/deidentify", json={"text": "Ola i Oslo"}).status_code == 200
+            assert c.post("/predict", json={"text": "Ola i Oslo"}).status_code == 200
+    assert predictor.o_thresholds == [0.8, None]  # one model, each route with its own cut-off

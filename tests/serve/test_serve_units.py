@@ -17,7 +17,12 @@ from loraner.serve.settings import ServeSettings
 from loraner.types import Entity
 
 
-def test_settings_read_environment_and_overrides_win():
+def set_env(monkeypatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_settings_read_environment_and_overrides_win(monkeypatch):
     env = {
         "LORANER_MODEL": "/models/x",
         "LORANER_BACKEND": "onnx",
@@ -28,11 +33,12 @@ def test_settings_read_environment_and_overrides_win():
         "LORANER_MAX_BATCH_TOKENS": "256",
         "LORANER_WORD_SPLIT": "conll",
     }
-    s = ServeSettings.from_env(env, port=9000, max_batch=None)
+    set_env(monkeypatch, env)
+    s = ServeSettings.from_env(port=9000, max_batch=None)
     assert (s.max_batch_tokens, s.word_split) == (256, "conll")
     assert (s.model, s.backend, s.max_text_chars, s.microbatch_ms) == ("/models/x", "onnx", 500, 2.5)
     assert (s.threads, s.port, s.max_batch, s.log_json) == (None, 9000, 64, False)
-    assert ServeSettings.from_env(env, backend="torch").backend == "torch"
+    assert ServeSettings.from_env(backend="torch").backend == "torch"
 
 
 @pytest.mark.parametrize(
@@ -43,11 +49,14 @@ def test_settings_read_environment_and_overrides_win():
         ({"LORANER_CONCURRENCY": "0"}, "LORANER_CONCURRENCY"),
         ({"LORANER_WORD_SPLIT": "spaces"}, "LORANER_WORD_SPLIT"),
         ({"LORANER_MAX_BATCH_TOKENS": "0"}, "LORANER_MAX_BATCH_TOKENS"),
+        ({"LORANER_LOG_LEVEL": "verbose"}, "LORANER_LOG_LEVEL"),
+        ({"LORANER_O_THRESHOLD": "1.5"}, "LORANER_O_THRESHOLD"),
     ],
 )
-def test_when_environment_value_is_bad_then_error_names_the_variable(env, message):
+def test_when_environment_value_is_bad_then_error_names_the_variable(monkeypatch, env, message):
+    set_env(monkeypatch, env)
     with pytest.raises(ConfigError, match=message):
-        ServeSettings.from_env(env)
+        ServeSettings.from_env()
 
 
 def test_default_factory_passes_every_predictor_setting(monkeypatch):

@@ -12,20 +12,32 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Literal
 
 import typer
+from tqdm import tqdm
 
 from loraner.commands import friendly_errors
 from loraner.commands.inference import CHUNK_LINES, read_jsonl
+from loraner.deid import (
+    DeidConfig,
+    DeidOutput,
+    DeidPipeline,
+    load_deid_config,
+    resolve_secret,
+    with_overrides,
+)
 from loraner.errors import ConfigError, DataError
+from loraner.eval.deid import DEID_SUMMARY_HEADERS, deid_summary_rows, run_deid_evaluation
+from loraner.eval.report import render_text_table
+from loraner.inference import BackendName, NERPredictor
+from loraner.modeldir import resolve_model_dir
+from loraner.settings import ExperimentConfig
 
-if TYPE_CHECKING:
-    from loraner.deid import DeidConfig, DeidOutput, DeidPipeline
-    from loraner.settings import ExperimentConfig
-
-RECOGNIZER_CHOICES = {"with": True, "without": False, "both": "both"}
+RecognizerChoice = Literal["with", "without", "both"]
+RECOGNIZER_CHOICES: dict[str, bool | str] = {"with": True, "without": False, "both": "both"}
 
 
 def register(app: typer.Typer) -> None:
@@ -55,12 +67,14 @@ def deid(
         "-c",
         help="De-identification YAML, e.g. configs/deid.yaml (default: every type becomes [TYPE])",
     ),
-    backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx"),
+    backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
     recognizers: bool | None = typer.Option(
         None, "--recognizers/--no-recognizers", help="Pattern recognisers on/off (default: the config's)"
     ),
-    threshold: float | None = typer.Option(
-        None, "--threshold", help="O-label probability cut-off; higher = more recall (default: the config's)"
+    o_threshold: float | None = typer.Option(
+        None,
+        "--o-threshold",
+        help="O-label probability cut-off; higher = more recall (default: the config's)",
     ),
     include_original: bool = typer.Option(
         False, "--include-original", help='Also write the original text ("original"): sensitive'
@@ -73,7 +87,7 @@ def deid(
         raise ConfigError("give either TEXT or --input FILE (.jsonl or .txt)")
     if input_ is not None and output is not None and output.resolve() == input_.resolve():
         raise ConfigError("--output must differ from --input (it would be overwritten while read)")
-    settings = load_config(config, threshold=threshold, recognizers=recognizers)
+    settings = load_config(config, o_threshold=o_threshold, recognizers=recognizers)
     total = count_documents(input_) if input_ is not None else 1  # bad input fails before the model loads
     pipeline = build_pipeline(model, settings, backend, threads)
     if text is not None:
@@ -98,23 +112,18 @@ def deid_file(
 
 
 def load_config(
-    path: Path | None, *, threshold: float | None = None, recognizers: bool | None = None
+    path: Path | None, *, o_threshold: float | None = None, recognizers: bool | None = None
 ) -> DeidConfig:
     """The YAML at ``path`` (or the built-in defaults) with command-line overrides applied."""
-    from loraner.deid import DeidConfig, load_deid_config, with_overrides
-
     base = load_deid_config(path) if path is not None else DeidConfig()
-    return with_overrides(base, threshold=threshold, recognizers=recognizers)
+    return with_overrides(base, o_threshold=o_threshold, recognizers=recognizers)
 
 
 def build_pipeline(model: Path, config: DeidConfig, backend: str, threads: int | None) -> DeidPipeline:
-    """The model with the config's O threshold, wrapped in a pipeline (which checks the secret first)."""
-    from loraner.deid import DeidPipeline, resolve_secret
-    from loraner.inference import NERPredictor
-
+    """The model, run with the config's ``o_threshold``, in a pipeline (which checks the secret first)."""
     resolve_secret(config)  # before the model loads: a missing secret should not cost a model load
-    predictor = NERPredictor.from_pretrained(model, backend, threads=threads, o_threshold=config.threshold)
-    return DeidPipeline(predictor.predict_batch, config)
+    predictor = NERPredictor.from_pretrained(resolve_model_dir(model), backend, threads=threads)
+    return DeidPipeline(partial(predictor.predict_batch, o_threshold=config.o_threshold), config)
 
 
 def read_documents(path: Path) -> Iterator[Document]:
@@ -158,8 +167,6 @@ def deid_documents(
 ) -> None:
     """Chunks of documents through the pipeline; pseudonyms are consistent within a chunk (and across
     all of them with ``consistent_across_documents``)."""
-    from tqdm import tqdm
-
     with tqdm(total=total, unit="doc", desc="deid", file=sys.stderr, disable=None) as bar:
         chunk: list[Document] = []
         for doc in docs:
@@ -182,28 +189,18 @@ def _write_chunk(pipeline: DeidPipeline, docs: list[Document], sink: IO[str], in
 # --------------------------------------------------------------------------- loraner evaluate --deid
 
 
-def parse_recognizers(value: str) -> bool | str:
-    try:
-        return RECOGNIZER_CHOICES[value.lower()]
-    except KeyError:
-        choices = ", ".join(RECOGNIZER_CHOICES)
-        raise ConfigError(f"--recognizers must be one of {choices} (got {value!r})") from None
-
-
 def evaluate_deid(
     model: Path,
     cfg: ExperimentConfig,
     split: str,
     config_path: Path | None,
-    recognizers: str,
+    recognizers: RecognizerChoice,
     target: Path,
 ) -> dict[str, Any]:
     """Run the de-identification evaluation for ``loraner evaluate --deid``; print the score table (no
     text), write the local report beside ``target`` and return the scores for the JSON file."""
-    from loraner.eval.report import render_text_table
-    from loraner.pipeline import DEID_SUMMARY_HEADERS, deid_summary_rows, run_deid_evaluation
 
-    mode = parse_recognizers(recognizers)
+    mode = RECOGNIZER_CHOICES[recognizers]
     config = load_config(config_path)
     report = target.with_name(f"deid-report-{split}.md")
     result = run_deid_evaluation(model, cfg, split, config, mode, report=report)

@@ -1,7 +1,7 @@
 """``loraner predict``, ``loraner serve`` and ``loraner export onnx``: option parsing over library calls.
 
-Everything heavy is imported inside the commands, so registering them costs nothing and the slim
-serving image (no torch) can run ``loraner serve``.
+Torch, the ONNX exporter and the web server are imported inside the commands that need them, so
+registering the commands costs little and the slim serving image (no torch) can run ``loraner serve``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import typer
+from tqdm import tqdm
 
 from loraner.commands import friendly_errors
+from loraner.data.words import WordSplit
 from loraner.errors import ConfigError, DataError
+from loraner.inference import Aggregation, BackendName, NERPredictor
+from loraner.inference.predictor import DEFAULT_BATCH_SIZE
+from loraner.modeldir import Quantization, resolve_model_dir
+from loraner.serve.settings import LogLevel, ServeSettings
 
 CHUNK_LINES = 256  # JSONL lines per predict_batch call: enough for length-sorted batching to pay off
 
@@ -33,18 +39,18 @@ def predict(
     model: Path = typer.Option(..., "--model", "-m", help="Merged or exported model directory"),
     input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
-    backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx"),
+    backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
     device: str = typer.Option("cpu", "--device"),
     threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)"),
-    batch_size: int = typer.Option(16, "--batch-size", help="Windows per forward pass"),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Windows per forward pass"),
     max_length: int | None = typer.Option(None, "--max-length", help="Window size in tokens"),
     stride: int | None = typer.Option(None, "--stride", help="Tokens shared by consecutive windows"),
-    aggregation: str = typer.Option("first", "--aggregation", help="Word label from: first | average | max"),
+    aggregation: Aggregation = typer.Option("first", "--aggregation", help="How a word's label is chosen"),
     o_threshold: float | None = typer.Option(
         None, "--o-threshold", help="Entity wherever P(O) is below this"
     ),
-    word_split: str | None = typer.Option(
-        None, "--word-split", help="conll | tokenizer: what a word is (default: as the model was trained)"
+    word_split: WordSplit | None = typer.Option(
+        None, "--word-split", help="What a word is (default: as the model was trained)"
     ),
 ) -> None:
     """Entities in TEXT, or in every line of a JSONL file (output lines gain "entities")."""
@@ -52,11 +58,9 @@ def predict(
         raise ConfigError("give either TEXT or --input FILE.jsonl")
     if input_ is not None and output is not None and output.resolve() == input_.resolve():
         raise ConfigError("--output must differ from --input (it would be overwritten while read)")
-    from loraner.inference import NERPredictor
-
     count = count_jsonl(input_) if input_ is not None else 0  # a bad line fails before the model loads
     predictor = NERPredictor.from_pretrained(
-        model,
+        resolve_model_dir(model),
         backend,
         device,
         threads=threads,
@@ -106,7 +110,6 @@ def count_jsonl(path: Path) -> int:
 
 
 def predict_jsonl(predictor: Any, path: Path, sink: IO[str], total: int) -> None:
-    from tqdm import tqdm
 
     with tqdm(total=total, unit="text", desc="predict", file=sys.stderr, disable=None) as bar:
         chunk: list[dict[str, Any]] = []
@@ -132,7 +135,7 @@ def serve(
     model: str | None = typer.Option(None, "--model", "-m", help="Model directory (or LORANER_MODEL)"),
     host: str | None = typer.Option(None, "--host", help="Bind address (LORANER_HOST, default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Port (LORANER_PORT, default 8000)"),
-    backend: str | None = typer.Option(None, "--backend", help="auto | torch | onnx (LORANER_BACKEND)"),
+    backend: BackendName | None = typer.Option(None, "--backend", help="Runtime (LORANER_BACKEND)"),
     threads: int | None = typer.Option(None, "--threads", help="Runtime threads (LORANER_THREADS)"),
     concurrency: int | None = typer.Option(None, "--concurrency", help="Parallel inference calls"),
     microbatch_ms: float | None = typer.Option(None, "--microbatch-ms", help="Micro-batch window; 0 = off"),
@@ -141,16 +144,17 @@ def serve(
         None, "--max-batch-tokens", help="Padded tokens per forward pass (LORANER_MAX_BATCH_TOKENS, 512)"
     ),
     stride: int | None = typer.Option(None, "--stride"),
-    aggregation: str | None = typer.Option(None, "--aggregation", help="first | average | max"),
-    word_split: str | None = typer.Option(
-        None, "--word-split", help="conll | tokenizer (default: as trained)"
+    aggregation: Aggregation | None = typer.Option(
+        None, "--aggregation", help="How a word's label is chosen"
     ),
-    log_level: str | None = typer.Option(None, "--log-level"),
+    word_split: WordSplit | None = typer.Option(
+        None, "--word-split", help="What a word is (default: as trained)"
+    ),
+    log_level: LogLevel | None = typer.Option(None, "--log-level"),
 ) -> None:
     """Serve the model over HTTP: /predict, /predict/batch, /demo, /docs, /metrics, /health, /ready.
     Every setting also reads LORANER_<NAME> from the environment; flags win."""
-    from loraner.serve.app import run_server
-    from loraner.serve.settings import ServeSettings
+    from loraner.serve.app import run_server  # the [serve] extra (fastapi, uvicorn)
 
     settings = ServeSettings.from_env(
         model=model,
@@ -177,7 +181,7 @@ def serve(
 def export_onnx(
     model: Path = typer.Option(..., "--model", "-m", help="Merged model directory (or any HF checkpoint)"),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for model.onnx and its companions"),
-    quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic weight quantization"),
+    quantize: Quantization | None = typer.Option(None, "--quantize", help="Dynamic weight quantization"),
     opset: int = typer.Option(17, "--opset"),
     sample: Path | None = typer.Option(None, "--sample", help='Held-out JSONL ({"text"}) for the checks'),
     atol: float = typer.Option(1e-3, "--atol", help="Max |logit diff| allowed for fp32"),
@@ -187,7 +191,7 @@ def export_onnx(
     threads: int | None = typer.Option(None, "--threads"),
 ) -> None:
     """Export to ONNX (optionally int8) and check it against the source model; writes export_report.json."""
-    from loraner.export.onnx import export_onnx as run_export
+    from loraner.export.onnx import export_onnx as run_export  # torch and onnx: the [train]/[onnx] extras
 
     texts = [record["text"] for _, record in read_jsonl(sample)] if sample else None
     report = run_export(

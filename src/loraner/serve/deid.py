@@ -9,7 +9,6 @@ Validation, limits and logging are the same as ``/predict``: only lengths and co
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -21,11 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from loraner.deid import DeidConfig, DeidOutput, load_deid_config, resolve_secret
 from loraner.deid.pipeline import deidentify_entities
-from loraner.errors import ConfigError
 from loraner.serve.metrics import Metrics
 from loraner.serve.routes import ERRORS, _out, admit_text, admit_texts, get_service
 from loraner.serve.schemas import BatchRequest, EntityOut, PredictRequest
-from loraner.serve.service import Predictor, Service
+from loraner.serve.service import Service
 from loraner.serve.settings import ServeSettings
 
 FEATURE = "deidentify"
@@ -37,7 +35,6 @@ MAX_KEY_CHARS = 256
 class DeidentifyRequest(PredictRequest):
     # The text field and its validation are /predict's; only the document key is added.
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"text": "Kari Nordmann (45 år), tlf. 912 34 567, bor i Bergen."}]},
     )
 
@@ -93,30 +90,15 @@ class DeidentifyBatchResponse(BaseModel):
 
 
 def load_service_config(settings: ServeSettings) -> DeidConfig:
-    """The deid config for the service; fails at start-up (not on the first request) when it is invalid,
-    its secret is missing, or its threshold cannot be used by the predictor."""
+    """The deid config for the service; fails at start-up (not on the first request) when it is invalid
+    or its secret is missing."""
     config = load_deid_config(settings.deid_config) if settings.deid_config else DeidConfig()
     resolve_secret(config)
-    if config.threshold is not None and config.threshold <= 0:
-        raise ConfigError(f"{settings.deid_config}: threshold must be in (0, 1] for the predictor")
     return config
 
 
-def with_o_threshold(predictor: Predictor, threshold: float | None) -> Predictor:
-    """``predictor`` decoding with the deid config's O threshold, without loading the model twice.
-
-    A shallow copy shares tokenizer, backend and lock; only the decoding cut-off differs, so /predict
-    keeps the service's own setting. Predictors without ``o_threshold`` (fakes) are used as they are.
-    """
-    if threshold is None or getattr(predictor, "o_threshold", threshold) == threshold:
-        return predictor
-    variant = copy.copy(predictor)
-    variant.o_threshold = threshold  # type: ignore[attr-defined]
-    return variant
-
-
 class DeidRuntime:
-    """Config, replacement counter, and the thresholded predictor (made once, after the model loads)."""
+    """Config and replacement counter; the model runs with the config's ``o_threshold``."""
 
     def __init__(self, config: DeidConfig, metrics: Metrics) -> None:
         self.config = config
@@ -126,18 +108,11 @@ class DeidRuntime:
             ["type", "operator"],
             registry=metrics.registry,
         )
-        self._variant: tuple[Predictor, Predictor] | None = None  # (loaded predictor, its variant)
-
-    def predictor(self, service: Service) -> Predictor:
-        loaded = service.require_predictor()
-        if self._variant is None or self._variant[0] is not loaded:
-            self._variant = (loaded, with_o_threshold(loaded, self.config.threshold))
-        return self._variant[1]
 
     async def run(
         self, service: Service, texts: list[str], keys: Sequence[str | None] | None
     ) -> list[DeidOutput]:
-        entities = await service.run_batch(texts, self.predictor(service))
+        entities = await service.run_batch(texts, o_threshold=self.config.o_threshold)
         # Operators (Faker, regexes) are CPU work too: keep them off the event loop.
         work = partial(deidentify_entities, texts, entities, self.config, keys)
         outputs = await anyio.to_thread.run_sync(work)
@@ -195,4 +170,4 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
     return router
 
 
-__all__ = ["FEATURE", "DeidRuntime", "deid_router", "load_service_config", "with_o_threshold"]
+__all__ = ["FEATURE", "DeidRuntime", "deid_router", "load_service_config"]

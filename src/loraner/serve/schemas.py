@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from loraner.settings import Strict
 
 
 def _not_blank(text: str) -> str:
@@ -16,9 +14,8 @@ def _not_blank(text: str) -> str:
     return text
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(Strict):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"text": "José Müller flew from Oslo to São Paulo."}]},
     )
 

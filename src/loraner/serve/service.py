@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -27,7 +28,9 @@ class Predictor(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
-    def predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]: ...
+    def predict_batch(
+        self, texts: Sequence[str], *, o_threshold: float | None = None
+    ) -> list[list[Entity]]: ...
 
 
 PredictorFactory = Callable[[ServeSettings], Predictor]
@@ -124,13 +127,14 @@ class Service:
             raise NotReady(self.load_error or "model is loading")
         return self.predictor
 
-    async def run_batch(self, texts: list[str], predictor: Predictor | None = None) -> list[list[Entity]]:
+    async def run_batch(self, texts: list[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
         """``predict_batch`` in a worker thread: the event loop keeps serving while the model runs.
 
-        ``predictor``: a variant of the loaded one (de-identification's own O threshold); same limiter."""
-        predictor = predictor or self.require_predictor()
+        ``o_threshold``: this call's cut-off instead of the predictor's own (de-identification's)."""
+        predictor = self.require_predictor()
         started = time.perf_counter()
-        results = await anyio.to_thread.run_sync(predictor.predict_batch, texts, limiter=self.limiter)
+        work = partial(predictor.predict_batch, texts, o_threshold=o_threshold)
+        results = await anyio.to_thread.run_sync(work, limiter=self.limiter)
         self.metrics.observe_inference(results, len(texts), time.perf_counter() - started)
         return results
 

@@ -1,40 +1,50 @@
 """Service settings: defaults < ``LORANER_*`` environment variables < explicit overrides (CLI flags).
 
-Plain pydantic (no pydantic-settings dependency): every field ``name`` reads ``LORANER_NAME``.
+pydantic-settings reads the environment: every field ``name`` reads ``LORANER_NAME`` (an empty value
+counts as unset).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loraner.data.words import WordSplit
 from loraner.errors import ConfigError
+from loraner.inference.backends import BackendName
+from loraner.inference.decoding import Aggregation
+from loraner.inference.predictor import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS
+from loraner.settings import OThreshold
 
 ENV_PREFIX = "LORANER_"
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
-class ServeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid", protected_namespaces=()
+    )
 
     model: str | None = Field(None, description="model directory (merged, exported ONNX, or a HF checkpoint)")
-    backend: Literal["auto", "torch", "onnx"] = "auto"
+    backend: BackendName = "auto"
     device: str = "cpu"
     model_name: str | None = Field(None, description="name shown in responses (default: the model's own)")
     threads: int | None = Field(
         None, ge=1, description="intra-op threads of the runtime (default: all cores)"
     )
-    batch_size: int = Field(16, ge=1, description="windows per forward pass")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, description="windows per forward pass")
     max_batch_tokens: int | None = Field(
-        512, ge=1, description="padded tokens per forward pass: bounds the memory one long text takes"
+        DEFAULT_MAX_BATCH_TOKENS,
+        ge=1,
+        description="padded tokens per forward pass: bounds the memory one long text takes",
     )
-    max_length: int | None = Field(None, ge=8)
-    stride: int | None = Field(None, ge=0)
-    aggregation: Literal["first", "average", "max"] = "first"
-    o_threshold: float | None = Field(None, gt=0, le=1)
-    word_split: Literal["conll", "tokenizer"] | None = Field(
+    max_length: int | None = Field(None, description="window size; default: what training recorded")
+    stride: int | None = Field(None, description="tokens shared by windows; default: what training recorded")
+    aggregation: Aggregation = "first"
+    o_threshold: OThreshold | None = None
+    word_split: WordSplit | None = Field(
         None, description="what a word is; default: what training recorded in loraner.json"
     )
 
@@ -53,27 +63,28 @@ class ServeSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     log_json: bool = True
     load_in_background: bool = Field(
         True, description="accept connections while the model loads (/ready says 503 until done)"
     )
 
+    @field_validator("log_level", mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServeSettings:
-        """Environment first, then ``overrides`` whose value is not None (unset CLI flags)."""
-        environ = os.environ if environ is None else environ
-        raw: dict[str, Any] = {}
-        for name in cls.model_fields:
-            value = environ.get(ENV_PREFIX + name.upper())
-            if value is not None and value.strip() != "":
-                raw[name] = value.strip()
-        raw.update({k: v for k, v in overrides.items() if v is not None})
+    def _lower_case_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServeSettings:
+        """The environment, then ``overrides`` whose value is not None (unset CLI flags)."""
         try:
-            return cls.model_validate(raw)
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_PREFIX}{str(err['loc'][0]).upper() if err['loc'] else ''}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"service settings: {problems}") from exc
+            problems = "; ".join(_describe(err) for err in exc.errors())
+            raise ConfigError(f"service settings: {problems}") from None
+
+
+def _describe(err: Any) -> str:
+    name = str(err["loc"][0]) if err["loc"] else ""
+    where = f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})" if name else "(settings)"
+    return f"{where}: {err['msg']}"
