@@ -1,5 +1,10 @@
 # Everything a fresh clone needs: `make demo` and `make test` create .venv and install into it.
 PY ?= python3
+# Where the CPU-only torch wheel comes from. Empty: pip's own configuration (on this project's machines it
+# finds a local CPU wheel). On a normal Linux box, PyPI's torch is the CUDA build (several GB): use
+#   make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
+TORCH_VERSION ?= 2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,8 +18,8 @@ export HF_DATASETS_OFFLINE := 1
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The local CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
+	# The CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/pip install -q -e '.[all]'
 	touch $(STAMP)
 
@@ -31,6 +36,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
