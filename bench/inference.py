@@ -127,19 +127,12 @@ def loraner_variant(
 
 def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
     from loraner.inference import NERPredictor, TorchBackend
-    from loraner.inference.model_dir import effective_max_length, load_tokenizer, model_spec
+    from loraner.modeldir import load_tokenizer, model_meta
 
     model, tokenizer = load_torch(models.torch_dir)
-    spec = model_spec(models.torch_dir)
-    ours = load_tokenizer(spec)
+    ours = load_tokenizer(models.torch_dir)
     # The very model object the baselines use, behind loraner's tokenization, batching and decoding.
-    torch_predictor = NERPredictor(
-        ours,
-        TorchBackend(model),
-        spec.labels,
-        max_length=effective_max_length(spec, ours),
-        stride=spec.stride,
-    )
+    torch_predictor = NERPredictor.from_meta(ours, TorchBackend(model), model_meta(models.torch_dir))
     fp32 = NERPredictor.from_pretrained(models.onnx_fp32_dir, backend="onnx", threads=ctx.threads)
     int8 = NERPredictor.from_pretrained(models.onnx_int8_dir, backend="onnx", threads=ctx.threads)
     variants = [
@@ -270,35 +263,12 @@ def note_rows(variants: list[Variant], notes: TextSet) -> list[dict[str, Any]]:
 # --- accuracy on the trained model ------------------------------------------------------------------
 
 
-def gold_spans(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, set[tuple[int, int, str]]]:
-    """The sentence as ``" ".join(tokens)`` and its gold entities as character spans."""
-    from loraner.inference.decoding import parse_label, spans_from_tags
-
-    starts, at = [], 0
-    for token in tokens:
-        starts.append(at)
-        at += len(token) + 1
-    spans = {
-        (starts[first], starts[stop - 1] + len(tokens[stop - 1]), type_)
-        for first, stop, type_ in spans_from_tags([parse_label(t) for t in tags])
-    }
-    return " ".join(tokens), spans
-
-
-def entity_f1(gold: Sequence[set[tuple[int, int, str]]], pred: Sequence[Sequence[Any]]) -> float:
-    tp = n_gold = n_pred = 0
-    for g, entities in zip(gold, pred, strict=True):
-        p = {(e.start, e.end, e.type) for e in entities}
-        tp += len(g & p)
-        n_gold += len(g)
-        n_pred += len(p)
-    return 2 * tp / (n_gold + n_pred) if n_gold + n_pred else 1.0
-
-
 def accuracy(ctx: Context) -> dict[str, Any]:
     """CoNLL test entity F1 of the trained model: PyTorch fp32 vs ONNX int8, both through NERPredictor."""
+    from loraner.data.examples import as_span_example
     from loraner.errors import ModelError
     from loraner.inference import NERPredictor
+    from loraner.scores import entity_f1
 
     model_dir = ctx.trained_model
     if not (model_dir / "config.json").exists():
@@ -308,8 +278,9 @@ def accuracy(ctx: Context) -> dict[str, Any]:
         return {"skipped": "no ../shared/data/conll2003/test.txt"}
     if ctx.sizes.accuracy_sentences:
         examples = examples[: ctx.sizes.accuracy_sentences]
-    pairs = [gold_spans(ex.tokens, ex.tags) for ex in examples]
-    texts, gold = [t for t, _ in pairs], [g for _, g in pairs]
+    # Each sentence as its words joined by spaces, with the gold entities as character spans.
+    gold_examples = [as_span_example(ex) for ex in examples]
+    texts, gold = [ex.text for ex in gold_examples], [ex.spans for ex in gold_examples]
     dev = read_conll_examples("dev") or []
     sample = [" ".join(ex.tokens) for ex in dev[:200]] or texts[:50]
     try:
@@ -334,10 +305,10 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from loraner.inference.model_dir import load_tokenizer, model_spec
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
-    tokenizer = load_tokenizer(model_spec(models.torch_dir))
+    tokenizer = load_tokenizer(models.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
     notes = long_notes(tokenizer, ctx.sizes.notes, ctx.sizes.note_tokens, seed=ctx.seed)
     variants = build_variants(models, ctx)

@@ -6,9 +6,13 @@ Variants (the same LoRA model, examples, hyperparameters and threads; only the r
 * ``C``: the clinical reference recipe: every sequence padded to 256 tokens, random batches.
 * ``D``: the usual recipe: Trainer + PEFT + ``DataCollatorForTokenClassification`` (dynamic padding),
   random batches.
-* ``loraner``: loraner's recipe: ``loraner.train.trainer.training_arguments`` (length-grouped batches)
-  and the collator ``loraner.train.trainer.train`` uses.
+* ``loraner``: loraner's recipe: ``loraner.train.trainer.training_arguments``, ``WindowTrainer`` with
+  its default batching (length buckets) and the collator ``loraner.train.trainer.train`` uses.
 * ``loraner+compile``: the same with ``torch_compile=True`` (a probe: is compiling worth it on this CPU?).
+
+With ``eval_examples`` the trained model is scored as ``loraner train`` validates: by
+:func:`loraner.eval.evaluate.evaluate` over an ``NERPredictor`` on a ``TorchBackend`` of the model, so
+every recipe is scored on the entities the served model would return.
 """
 
 from __future__ import annotations
@@ -100,11 +104,12 @@ def lora_settings() -> Any:
     return LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=["query", "value"], bias="none")
 
 
-def loraner_args(spec: Spec, out: Path, n_train: int, compile_: bool) -> Any:
+def experiment_config(spec: Spec) -> Any:
+    """The ``loraner train`` config of this run: word-level (CoNLL-style) data, the spec's model,
+    window and hyperparameters, one epoch."""
     from loraner.settings import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig
-    from loraner.train.trainer import training_arguments
 
-    cfg = ExperimentConfig(
+    return ExperimentConfig(
         data=DataConfig(format="conll"),
         model=ModelConfig(name_or_path=spec.model, max_length=spec.max_length),
         lora=lora_settings(),
@@ -119,7 +124,12 @@ def loraner_args(spec: Spec, out: Path, n_train: int, compile_: bool) -> Any:
             max_steps=spec.max_steps,
         ),
     )
-    args = training_arguments(cfg, out, n_train)
+
+
+def loraner_args(spec: Spec, out: Path, n_train: int, compile_: bool) -> Any:
+    from loraner.train.trainer import training_arguments
+
+    args = training_arguments(experiment_config(spec), out, n_train)
     # The timed run only trains: per-epoch evaluation and checkpoints are not part of step speed.
     extra = {"torch_compile": True} if compile_ else {}
     return replace(
@@ -192,19 +202,20 @@ def train(spec: Spec) -> dict[str, Any]:
     import torch
     from transformers import Trainer, set_seed
 
-    from loraner.settings import TrainingConfig
-    from loraner.train.model import count_parameters, load_base_model, load_tokenizer, wrap_with_lora
-    from loraner.train.predict import encode_for_model
-    from loraner.train.trainer import WindowDataset, batching_options, window_trainer_class
+    from loraner.inference.backends import load_token_classifier
+    from loraner.modeldir import load_tokenizer
+    from loraner.settings import DEFAULT_STRIDE, TrainingConfig
+    from loraner.train.model import count_parameters, wrap_with_lora
+    from loraner.train.trainer import WindowTrainer, batching_options, window_dataset
 
     torch.set_num_threads(spec.threads)
     set_seed(spec.seed)
     tokenizer = load_tokenizer(spec.model)
     label2id = {label: i for i, label in enumerate(spec.labels)}
     examples = read_examples(spec.examples)
-    encoded = encode_for_model(examples, tokenizer, label2id, spec.max_length, 32)
-    n_train = len(encoded.features)
-    model = wrap_with_lora(load_base_model(spec.model, spec.labels), lora_settings())
+    train_set = window_dataset(examples, tokenizer, label2id, spec.max_length, DEFAULT_STRIDE)
+    n_train = len(train_set)
+    model = wrap_with_lora(load_token_classifier(spec.model, spec.labels), lora_settings())
     collator = collator_for(spec.variant, tokenizer)
     timer = step_timer()
     with tempfile.TemporaryDirectory(prefix="loraner-bench-") as tmp:
@@ -214,13 +225,13 @@ def train(spec: Spec) -> dict[str, Any]:
             args = usual_args(spec, Path(tmp), n_train)
         # loraner: its own Trainer subclass, with the batching its training config defaults to.
         loraner = spec.variant.startswith("loraner")
-        trainer_class = window_trainer_class() if loraner else Trainer
+        trainer_class = WindowTrainer if loraner else Trainer
         training = TrainingConfig() if spec.batching is None else TrainingConfig(batching=spec.batching)
         extra = batching_options(training) if loraner else {}
         trainer = trainer_class(
             model=model,
             args=args,
-            train_dataset=WindowDataset(encoded.features),
+            train_dataset=train_set,
             data_collator=collator,
             callbacks=[timer],
             **extra,
@@ -268,13 +279,28 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def predictor_for(model: Any, tokenizer: Any, spec: Spec) -> Any:
+    """The predictor ``loraner.train.trainer.train`` validates with."""
+    from loraner.train.trainer import model_meta, validation_predictor
+
+    cfg = experiment_config(spec)
+    # The base-model fingerprint only matters for loading an adapter later, not for scoring.
+    meta = model_meta(cfg, list(spec.labels), {})
+    return validation_predictor(model, tokenizer=tokenizer, meta=meta, cfg=cfg)
+
+
 def evaluate(model: Any, tokenizer: Any, spec: Spec) -> dict[str, Any]:
-    """loraner's own evaluation path; per-sentence tags are kept for the paired bootstrap."""
-    from loraner.train.predict import evaluate_examples
+    """loraner's own evaluation path; per sentence, the gold spans and the predicted entities are kept
+    (``[start, end, type]``) for the paired bootstrap."""
+    from loraner.eval.evaluate import evaluate as evaluate_predictor
 
     examples = read_examples(str(spec.eval_examples))
-    ev = evaluate_examples(model, tokenizer, examples, spec.labels, spec.max_length, 32, 64)
-    return {"f1": ev.metrics["f1"], "gold": ev.gold, "pred": ev.pred}
+    ev = evaluate_predictor(predictor_for(model, tokenizer, spec), examples)
+    return {
+        "f1": ev.metrics["f1"],
+        "gold": [[[s.start, s.end, s.label] for s in ex.spans] for ex in ev.examples],
+        "pred": [[[e.start, e.end, e.type] for e in entities] for entities in ev.predictions],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

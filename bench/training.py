@@ -20,6 +20,8 @@ from typing import Any
 from bench.common import REPO_DIR, Context, print_table, print_targets, ratio, target, write_result
 from bench.data import read_conll_examples, sentence_examples
 from bench.models import build_models
+from loraner.scores import micro, span_counts
+from loraner.types import Span
 
 BATCH = 16
 BOOTSTRAP = 1000
@@ -77,10 +79,10 @@ def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def speed_runs(ctx: Context) -> list[dict[str, Any]]:
-    from loraner.train.model import load_tokenizer
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
-    tokenizer = load_tokenizer(str(models.torch_dir))
+    tokenizer = load_tokenizer(models.torch_dir)
     examples, source = sentence_examples(ctx.sizes.train_samples, "train", tokenizer, seed=ctx.seed)
     data = write_examples(ctx.work / "training" / "speed-train.json", examples, models.labels)
     base = {"model": str(models.torch_dir), "labels": models.labels, "batch_size": BATCH, "examples": data}
@@ -136,23 +138,11 @@ def f1_runs(ctx: Context) -> dict[str, Any]:
     }
 
 
-def strict_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
-    """Entities as seqeval's strict IOB2 mode sees them: ``B-X`` then ``I-X``...; a stray ``I-`` is none."""
-    spans: set[tuple[int, int, str]] = set()
-    start, kind = -1, ""
-    for i, tag in enumerate([*tags, "O"]):
-        if start >= 0 and tag != f"I-{kind}":
-            spans.add((start, i, kind))
-            start = -1
-        if tag.startswith("B-"):
-            start, kind = i, tag[2:]
-    return spans
-
-
-def entity_counts(gold: Sequence[str], pred: Sequence[str]) -> tuple[int, int, int]:
-    """(true positives, gold entities, predicted entities) of one sentence."""
-    g, p = strict_spans(gold), strict_spans(pred)
-    return len(g & p), len(g), len(p)
+def entity_counts(gold: Sequence[Sequence[Any]], pred: Sequence[Sequence[Any]]) -> tuple[int, int, int]:
+    """(true positives, gold entities, predicted entities) of one sentence, from its gold spans and the
+    predicted entities as the worker writes them (``[start, end, type]``): exact start, end and type."""
+    total = micro(span_counts([Span(*s) for s in gold], [Span(*e) for e in pred]))
+    return total.tp, total.tp + total.fn, total.tp + total.fp
 
 
 def sentence_counts(evaluation: dict[str, Any]) -> list[tuple[int, int, int]]:
@@ -194,7 +184,7 @@ def compare_f1(runs: dict[str, list[dict[str, Any]]], seed: int) -> dict[str, An
     low, high = diffs[int(0.025 * BOOTSTRAP)], diffs[int(0.975 * BOOTSTRAP) - 1]
     sentence_noise = (high - low) / 2
     seed_noise = seed_half_width(per_seed["D"], per_seed["loraner"])
-    for rs in runs.values():  # the tags were only needed here
+    for rs in runs.values():  # the spans were only needed here
         for r in rs:
             r["evaluation"] = {"f1": r["evaluation"].get("f1")}
     return {

