@@ -60,10 +60,13 @@ def build_tiny_roberta(out: Path, tokenizer_dir: Path, labels: list[str], seed: 
 
 @pytest.fixture(scope="session")
 def tiny_roberta_factory(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path):
-    """``build(labels)`` → a new tiny random model directory with those labels (for other label sets)."""
+    """``build(labels, seed)`` → a new tiny random model directory with those labels (for other label
+    sets; another seed gives other weights)."""
 
-    def build(labels: list[str]) -> Path:
-        return build_tiny_roberta(tmp_path_factory.mktemp("tiny-roberta"), roberta_tokenizer_dir, labels)
+    def build(labels: list[str], seed: int = 0) -> Path:
+        return build_tiny_roberta(
+            tmp_path_factory.mktemp("tiny-roberta"), roberta_tokenizer_dir, labels, seed
+        )
 
     return build
 
@@ -88,3 +91,49 @@ def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Pa
     if not (out / "model.onnx").exists():
         export_onnx(tiny_roberta_dir, out)
     return out
+
+
+def train_tiny_adapter(out: Path, base: Path, data: dict, lora: dict, epochs: int = 2) -> Path:
+    """A LoRA run on the tiny base (``out/adapter``, ``out/merged``): real training on fixture data."""
+    from loraner.settings import validate_config
+    from loraner.train.run import run_training
+
+    cfg = validate_config(
+        {
+            "name": out.name,
+            "data": data,
+            "model": {"name_or_path": str(base), "max_length": 32, "stride": 8},
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, **lora},
+            "training": {"epochs": epochs, "batch_size": 4, "learning_rate": 0.05, "warmup_ratio": 0.0},
+            "report": {"samples": 0, "evaluate_before": False},
+        }
+    )
+    run_training(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_runs(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path) -> dict[str, Path]:
+    """Two adapters on the same tiny base, with different label sets, word splits and LoRA targets:
+    ``general`` (CoNLL words: PER, LOC, ORG; ``bias: lora_only`` on query, value, output.dense) and
+    ``places`` (character spans, LOC only; query, value). Each run directory has ``adapter/`` and
+    ``merged/`` (the reference for parity)."""
+    root = tmp_path_factory.mktemp("adapters")
+    train = FIXTURES / "train"
+    conll = {
+        "format": "conll",
+        "path": str(train),
+        "splits": {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"},
+    }
+    spans = {"format": "jsonl", "path": str(train / "spans"), "label_map": {"PER": "O", "ORG": "O"}}
+    return {
+        "general": train_tiny_adapter(
+            root / "general",
+            tiny_roberta_dir,
+            conll,
+            {"target_modules": ["query", "value", "output.dense"], "bias": "lora_only"},
+        ),
+        "places": train_tiny_adapter(
+            root / "places", tiny_roberta_dir, spans, {"target_modules": ["query", "value"]}
+        ),
+    }

@@ -99,7 +99,7 @@ def wait_ready(url: str, timeout: float = 60) -> None:
 # --- demo page in a browser (Playwright is imported lazily: it is optional) ------------------------------
 
 
-def open_demo(browser: Any, url: str) -> Any:
+def open_demo(browser: Any, url: str, model_name: str = "fake-ner") -> Any:
     """A new page on ``url``/demo, once the model information has loaded. ``page.console_errors``
     collects console errors and uncaught exceptions."""
     from playwright.sync_api import expect
@@ -110,7 +110,7 @@ def open_demo(browser: Any, url: str) -> Any:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{url}/demo")
     # Locator waits, not wait_for_function: the page's CSP forbids eval, which that would need.
-    expect(page.locator("#model-info")).to_contain_text("fake-ner")
+    expect(page.locator("#model-info")).to_contain_text(model_name)
     page.console_errors = errors
     return page
 

@@ -78,7 +78,8 @@ def test_default_factory_passes_every_predictor_setting(monkeypatch):
 def run_batches(batcher_kwargs, texts, fail=False):
     calls = []
 
-    async def run_batch(batch):
+    async def run_batch(batch, adapters):
+        assert len(adapters) == len(batch)
         calls.append(list(batch))
         await asyncio.sleep(0)
         if fail:

@@ -20,7 +20,7 @@ import typer
 from tqdm import tqdm
 
 from loraner.commands import friendly_errors
-from loraner.commands.inference import CHUNK_LINES, read_jsonl
+from loraner.commands.inference import CHUNK_LINES, model_or_adapter, read_jsonl
 from loraner.deid import (
     DeidConfig,
     DeidOutput,
@@ -33,6 +33,7 @@ from loraner.errors import ConfigError, DataError
 from loraner.eval.deid import DEID_SUMMARY_HEADERS, deid_summary_rows, run_deid_evaluation
 from loraner.eval.report import render_text_table
 from loraner.inference import BackendName, NERPredictor
+from loraner.inference.backends import DType
 from loraner.modeldir import resolve_model_dir
 from loraner.settings import ExperimentConfig
 
@@ -53,7 +54,10 @@ class Document:
 
 def deid(
     text: str | None = typer.Argument(None, help="Text to de-identify (or use --input)"),
-    model: Path = typer.Option(..., "--model", "-m", help="Merged or exported model directory"),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Merged or exported model directory"),
+    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter directory (not with --model)"),
+    base: str | None = typer.Option(None, "--base", help="The adapter's base model (default: as recorded)"),
+    dtype: DType = typer.Option("fp32", "--dtype", help="Torch weights (auto: bf16 where the CPU has it)"),
     input_: Path | None = typer.Option(
         None,
         "--input",
@@ -87,9 +91,10 @@ def deid(
         raise ConfigError("give either TEXT or --input FILE (.jsonl or .txt)")
     if input_ is not None and output is not None and output.resolve() == input_.resolve():
         raise ConfigError("--output must differ from --input (it would be overwritten while read)")
+    model_dir = model_or_adapter(model, adapter, base)
     settings = load_config(config, o_threshold=o_threshold, recognizers=recognizers)
     total = count_documents(input_) if input_ is not None else 1  # bad input fails before the model loads
-    pipeline = build_pipeline(model, settings, backend, threads)
+    pipeline = build_pipeline(model_dir, settings, backend, threads, base=base, dtype=dtype)
     if text is not None:
         record = output_record(Document(None, text), pipeline.run(text), include_original)
         del record["id"]
@@ -119,10 +124,20 @@ def load_config(
     return with_overrides(base, o_threshold=o_threshold, recognizers=recognizers)
 
 
-def build_pipeline(model: Path, config: DeidConfig, backend: str, threads: int | None) -> DeidPipeline:
+def build_pipeline(
+    model: Path,
+    config: DeidConfig,
+    backend: str,
+    threads: int | None,
+    *,
+    base: str | None = None,
+    dtype: str = "fp32",
+) -> DeidPipeline:
     """The model, run with the config's ``o_threshold``, in a pipeline (which checks the secret first)."""
     resolve_secret(config)  # before the model loads: a missing secret should not cost a model load
-    predictor = NERPredictor.from_pretrained(resolve_model_dir(model), backend, threads=threads)
+    predictor = NERPredictor.from_pretrained(
+        resolve_model_dir(model), backend, threads=threads, base=base, dtype=dtype
+    )
     return DeidPipeline(partial(predictor.predict_batch, o_threshold=config.o_threshold), config)
 
 

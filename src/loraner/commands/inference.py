@@ -19,6 +19,7 @@ from loraner.commands import friendly_errors
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError, DataError
 from loraner.inference import Aggregation, BackendName, NERPredictor
+from loraner.inference.backends import DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
 from loraner.modeldir import Quantization, resolve_model_dir
 from loraner.serve.settings import LogLevel, ServeSettings
@@ -36,7 +37,10 @@ def register(app: typer.Typer) -> None:
 
 def predict(
     text: str | None = typer.Argument(None, help="Text to analyse (or use --input)"),
-    model: Path = typer.Option(..., "--model", "-m", help="Merged or exported model directory"),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Merged or exported model directory"),
+    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter directory (not with --model)"),
+    base: str | None = typer.Option(None, "--base", help="The adapter's base model (default: as recorded)"),
+    dtype: DType = typer.Option("fp32", "--dtype", help="Torch weights (auto: bf16 where the CPU has it)"),
     input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
     backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
@@ -60,9 +64,11 @@ def predict(
         raise ConfigError("--output must differ from --input (it would be overwritten while read)")
     count = count_jsonl(input_) if input_ is not None else 0  # a bad line fails before the model loads
     predictor = NERPredictor.from_pretrained(
-        resolve_model_dir(model),
+        model_or_adapter(model, adapter, base),
         backend,
         device,
+        base=base,
+        dtype=dtype,
         threads=threads,
         max_length=max_length,
         stride=stride,
@@ -109,6 +115,18 @@ def count_jsonl(path: Path) -> int:
     return sum(1 for _ in read_jsonl(path))
 
 
+def model_or_adapter(model: Path | None, adapter: Path | None, base: str | None) -> Path:
+    """The directory to load: ``--model`` (a run directory resolves to its model), or ``--adapter``
+    (optionally on ``--base``)."""
+    if (model is None) == (adapter is None):
+        raise ConfigError(
+            "give either --model DIR or --adapter DIR (with --base MODEL if it is not recorded)"
+        )
+    if base is not None and adapter is None:
+        raise ConfigError("--base goes with --adapter DIR")
+    return resolve_model_dir(model) if model is not None else adapter  # type: ignore[return-value]
+
+
 def predict_jsonl(predictor: Any, path: Path, sink: IO[str], total: int) -> None:
 
     with tqdm(total=total, unit="text", desc="predict", file=sys.stderr, disable=None) as bar:
@@ -133,6 +151,18 @@ def _write_chunk(predictor: Any, records: list[dict[str, Any]], sink: IO[str]) -
 
 def serve(
     model: str | None = typer.Option(None, "--model", "-m", help="Model directory (or LORANER_MODEL)"),
+    base: str | None = typer.Option(None, "--base", help="Base model of LoRA adapters (LORANER_BASE)"),
+    adapters: str | None = typer.Option(
+        None, "--adapters", help="Folder of adapters, one per sub-folder, named after it (LORANER_ADAPTERS)"
+    ),
+    adapter: list[str] | None = typer.Option(
+        None, "--adapter", help="NAME=PATH, repeatable (LORANER_ADAPTER)"
+    ),
+    default_adapter: str | None = typer.Option(None, "--default-adapter", help="For requests naming none"),
+    max_loaded_adapters: int | None = typer.Option(
+        None, "--max-loaded-adapters", help="Adapters kept in memory (LRU; default 16)"
+    ),
+    dtype: DType | None = typer.Option(None, "--dtype", help="Torch weights: fp32, bf16 or auto"),
     host: str | None = typer.Option(None, "--host", help="Bind address (LORANER_HOST, default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Port (LORANER_PORT, default 8000)"),
     backend: BackendName | None = typer.Option(None, "--backend", help="Runtime (LORANER_BACKEND)"),
@@ -158,6 +188,12 @@ def serve(
 
     settings = ServeSettings.from_env(
         model=model,
+        base=base,
+        adapters=adapters,
+        adapter=adapter or None,
+        default_adapter=default_adapter,
+        max_loaded_adapters=max_loaded_adapters,
+        dtype=dtype,
         host=host,
         port=port,
         backend=backend,
@@ -171,10 +207,12 @@ def serve(
         word_split=word_split,
         log_level=log_level,
     )
-    if not settings.model:
-        raise ConfigError("no model: pass --model DIR or set LORANER_MODEL")
-    if not Path(settings.model).is_dir():
+    if not settings.model and not settings.base:
+        raise ConfigError("no model: pass --model DIR (or --base MODEL with adapters), or set LORANER_MODEL")
+    if settings.model and not Path(settings.model).is_dir():
         raise ConfigError(f"{settings.model}: model directory not found")
+    if settings.adapters and not Path(settings.adapters).is_dir():
+        raise ConfigError(f"{settings.adapters}: adapter folder not found")
     run_server(settings=settings)
 
 

@@ -22,6 +22,9 @@ from loraner.settings import resolve_model_path
 
 BackendName = Literal["auto", "torch", "onnx"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
+# The torch backend's weights: ``auto`` is bf16 where the CPU computes it natively, fp32 elsewhere.
+DType = Literal["auto", "fp32", "bf16"]
+DTYPES: tuple[str, ...] = get_args(DType)
 
 
 @runtime_checkable
@@ -46,22 +49,36 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: Any, device: str | None = None) -> None:
+    def __init__(self, model: Any, device: str | None = None, dtype: str = "fp32") -> None:
         self.model = model
         self.device = device
+        self.dtype = dtype
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: str = "cpu", threads: int | None = None
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        threads: int | None = None,
+        *,
+        base: str | None = None,
+        dtype: str = "fp32",
     ) -> TorchBackend:
         """A merged/full model directory, any Hugging Face checkpoint, or a LoRA adapter directory (its
-        base model, recorded in ``loraner.json``, is loaded and the adapter attached, unmerged)."""
+        base model, recorded in ``loraner.json`` or given as ``base``, is loaded and the adapter
+        attached, unmerged). ``dtype``: ``fp32``, ``bf16`` or ``auto`` (see :func:`resolve_dtype`)."""
         torch = _import_torch()
         if threads:
             # Process-wide in PyTorch: the last predictor created decides.
             torch.set_num_threads(threads)
-        model = load_adapter_model(Path(path)) if is_adapter(Path(path)) else load_token_classifier(path)
-        return cls(model.eval().to(device), device)
+        if is_adapter(Path(path)):
+            model = load_adapter_model(Path(path), base)
+        elif base is not None:
+            raise ModelError(f"{path}: a base model goes with a LoRA adapter directory, not a full model")
+        else:
+            model = load_token_classifier(path)
+        resolved = resolve_dtype(dtype, device)
+        return cls(model.eval().to(device=device, dtype=torch_dtype(resolved)), device, resolved)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch  # present whenever a TorchBackend exists
@@ -78,6 +95,29 @@ class TorchBackend:
         finally:
             self.model.train(was_training)
         return out.float().cpu().numpy()
+
+
+def native_bf16() -> bool:
+    """True when this CPU has bf16 instructions (AMX-BF16 tiles or AVX512-BF16), by PyTorch's own checks.
+
+    Where bf16 is emulated (AVX2 only) it runs several times slower than fp32, so ``auto`` stays fp32."""
+    torch = _import_torch()
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_dtype(dtype: str, device: str = "cpu") -> str:
+    """``auto`` -> ``bf16`` on a CPU with native bf16, ``fp32`` otherwise (and on other devices)."""
+    if dtype not in DTYPES:
+        raise ModelError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    return "bf16" if device == "cpu" and native_bf16() else "fp32"
+
+
+def torch_dtype(dtype: str) -> Any:
+    torch = _import_torch()
+    return torch.bfloat16 if dtype == "bf16" else torch.float32
 
 
 def _import_torch() -> Any:
@@ -123,15 +163,15 @@ def load_adapter_model(adapter_dir: Path, base: str | None = None) -> Any:
             f"{adapter_dir}: the base model is unknown (no base_model in loraner.json); pass --base"
         )
     base_model = load_token_classifier(base_name, meta.labels)
-    check_base(adapter_dir, meta, base_name, base_model)
+    check_base(adapter_dir, meta, base_name, base_fingerprint(base_model))
     return PeftModel.from_pretrained(base_model, str(adapter_dir)).eval()
 
 
-def check_base(adapter_dir: Path, meta: ModelMeta, base_name: str, base_model: Any) -> None:
-    """An adapter only means something on the weights it was trained on: refuse another base."""
+def check_base(adapter_dir: Path, meta: ModelMeta, base_name: str, found: dict[str, str]) -> None:
+    """An adapter only means something on the weights it was trained on: refuse another base
+    (``found``: the fingerprint of the base at hand, :func:`loraner.modeldir.base_fingerprint`)."""
     if meta.base_fingerprint is None:  # trained before loraner recorded fingerprints
         return
-    found = base_fingerprint(base_model)
     if found != meta.base_fingerprint:
         trained_on = meta.base_model or "an unrecorded base"
         raise ModelError(
@@ -233,16 +273,22 @@ def load_backend(
     device: str = "cpu",
     threads: int | None = None,
     onnx_file: str = ONNX_FILE,
+    *,
+    base: str | None = None,
+    dtype: str = "fp32",
 ) -> Backend:
-    """The runtime for ``model_dir``; ``auto`` picks ONNX when the directory holds ``model.onnx``."""
+    """The runtime for ``model_dir``; ``auto`` picks ONNX when the directory holds ``model.onnx``.
+    ``base`` and ``dtype`` apply to the torch backend only."""
     kind = resolve_backend_name(model_dir, backend)
     if kind == "onnx":
         if device != "cpu":
             raise ModelError(
                 f"the onnx backend runs on cpu only (got device={device!r}); use backend='torch'"
             )
+        if base is not None:
+            raise ModelError(f"{model_dir}: an ONNX model has its base built in; --base needs backend torch")
         return OnnxBackend.from_file(model_dir / onnx_file, threads)
     if not has_torch_weights(model_dir):
         hint = " It holds model.onnx: use backend='onnx'." if (model_dir / ONNX_FILE).exists() else ""
         raise ModelError(f"{model_dir}: no PyTorch weights (*.safetensors, *.bin).{hint}")
-    return TorchBackend.from_pretrained(model_dir, device, threads)
+    return TorchBackend.from_pretrained(model_dir, device, threads, base=base, dtype=dtype)

@@ -177,6 +177,8 @@ class NERPredictor:
         stride: int | None = None,
         word_split: str | None = None,
         onnx_file: str = ONNX_FILE,
+        base: str | None = None,
+        dtype: str = "fp32",
         **settings: Any,
     ) -> NERPredictor:
         """Load a model directory (merged, exported ONNX, a LoRA adapter with its base) or any Hugging
@@ -184,14 +186,16 @@ class NERPredictor:
 
         ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto`` (ONNX when
         ``model.onnx`` is present). ``threads`` sets the runtime's intra-op threads. ``max_length``,
-        ``stride`` and ``word_split`` override what training recorded in ``loraner.json``. Other keyword
+        ``stride`` and ``word_split`` override what training recorded in ``loraner.json``. ``base``: the
+        base model of a LoRA adapter directory, instead of the one it records. ``dtype`` (torch):
+        ``fp32``, ``bf16``, or ``auto`` (bf16 on a CPU with native bf16). Other keyword
         arguments are :class:`PredictorSettings` fields: a forward pass takes at most ``batch_size``
         windows and ``max_batch_tokens`` padded tokens (``None``: no token cap; more memory on long texts).
         """
         path = Path(path)
         meta = model_meta(path).with_overrides(max_length=max_length, stride=stride, word_split=word_split)
         tokenizer = load_tokenizer(path, model_type(path))
-        runtime = load_backend(path, backend, device, threads, onnx_file)
+        runtime = load_backend(path, backend, device, threads, onnx_file, base=base, dtype=dtype)
         return cls.from_meta(tokenizer, runtime, meta, path=str(path), **settings)
 
     def with_backend(self, backend: Backend) -> NERPredictor:
@@ -253,41 +257,52 @@ class NERPredictor:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-        with self._tokenizer_lock:
-            docs = tokenize_texts(self.tokenizer, texts, self.word_split)
+        docs = self.tokenize(texts)
         probs = self.token_probabilities(docs)
-        return [
-            TextPrediction(
-                decode_entities(text, p, doc.offsets, doc.word_ids, self.tags, self.aggregation, threshold),
-                doc,
-                p,
-            )
-            for text, doc, p in zip(texts, docs, probs, strict=True)
-        ]
+        return [self.decode(text, doc, p, threshold) for text, doc, p in zip(texts, docs, probs, strict=True)]
 
-    def token_probabilities(self, docs: Sequence[TokenizedText]) -> list[np.ndarray]:
-        """Per document, label probabilities of every token, each from the window that owns it."""
-        chunks = make_chunks(docs, self.specials, self.max_length, self.stride)
-        out = [np.zeros((len(d.input_ids), len(self.labels)), dtype=np.float32) for d in docs]
-        for batch in length_batches(chunks, self.batch_size, self.max_batch_tokens):
-            logits = self._run([chunks[i] for i in batch])
-            for row, i in enumerate(batch):
-                self._scatter(out, chunks[i], logits[row])
-        return [softmax(p) if len(p) else p for p in out]
+    # The steps of analyze_batch, public so that a predictor over several models (one base, many
+    # adapters) can run the windows of many predictors through shared forward passes.
 
-    def _run(self, chunks: Sequence[Chunk]) -> np.ndarray:
-        ids, mask = pad([c.ids for c in chunks], self.pad_id)
-        logits = self.backend.logits(ids, mask)
+    def tokenize(self, texts: Sequence[str]) -> list[TokenizedText]:
+        with self._tokenizer_lock:
+            return tokenize_texts(self.tokenizer, texts, self.word_split)
+
+    def chunks(self, docs: Sequence[TokenizedText]) -> list[Chunk]:
+        """The model-sized windows of ``docs``."""
+        return make_chunks(docs, self.specials, self.max_length, self.stride)
+
+    def empty_scores(self, docs: Sequence[TokenizedText]) -> list[np.ndarray]:
+        return [np.zeros((len(d.input_ids), len(self.labels)), dtype=np.float32) for d in docs]
+
+    def scatter(self, out: list[np.ndarray], chunk: Chunk, logits: np.ndarray) -> None:
+        """Copy the logits of the tokens ``chunk`` owns into its document's scores."""
         if logits.shape[-1] != len(self.labels):
             raise ConfigError(
                 f"the model returns {logits.shape[-1]} labels but {len(self.labels)} are configured"
             )
-        return logits
-
-    def _scatter(self, out: list[np.ndarray], chunk: Chunk, logits: np.ndarray) -> None:
         first = len(self.specials.prefix) + chunk.own_start - chunk.start
         count = chunk.own_end - chunk.own_start
         out[chunk.doc][chunk.own_start : chunk.own_end] = logits[first : first + count]
+
+    def decode(
+        self, text: str, doc: TokenizedText, probs: np.ndarray, o_threshold: float | None
+    ) -> TextPrediction:
+        entities = decode_entities(
+            text, probs, doc.offsets, doc.word_ids, self.tags, self.aggregation, o_threshold
+        )
+        return TextPrediction(entities, doc, probs)
+
+    def token_probabilities(self, docs: Sequence[TokenizedText]) -> list[np.ndarray]:
+        """Per document, label probabilities of every token, each from the window that owns it."""
+        chunks = self.chunks(docs)
+        out = self.empty_scores(docs)
+        for batch in length_batches(chunks, self.batch_size, self.max_batch_tokens):
+            ids, mask = pad([chunks[i].ids for i in batch], self.pad_id)
+            logits = self.backend.logits(ids, mask)
+            for row, i in enumerate(batch):
+                self.scatter(out, chunks[i], logits[row])
+        return [softmax(p) if len(p) else p for p in out]
 
 
 def _check(settings: PredictorSettings, n_specials: int) -> None:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner import __version__
 from loraner.errors import LoranerError
+from loraner.inference.adapters import UnknownAdapter
 from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
@@ -120,6 +121,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         response = _error(request, 503, f"model is not ready: {exc}")
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.exception_handler(UnknownAdapter)
+    async def unknown_adapter(request: Request, exc: UnknownAdapter) -> JSONResponse:
+        return _error(request, 404, str(exc), available=exc.available)
 
     @app.exception_handler(LoranerError)
     async def domain_error(request: Request, exc: LoranerError) -> JSONResponse:

@@ -13,7 +13,8 @@ from typing import Any
 
 from loraner.types import Entity
 
-RunBatch = Callable[[list[str]], Awaitable[list[list[Entity]]]]
+# (texts, adapter names one per text) -> entities per text
+RunBatch = Callable[[list[str], list[str | None]], Awaitable[list[list[Entity]]]]
 
 
 class MicroBatcher:
@@ -21,14 +22,14 @@ class MicroBatcher:
         self.run_batch = run_batch
         self.max_wait_s = max_wait_s
         self.max_items = max_items
-        self._pending: list[tuple[str, asyncio.Future[list[Entity]]]] = []
+        self._pending: list[tuple[str, str | None, asyncio.Future[list[Entity]]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def submit(self, text: str) -> list[Entity]:
+    async def submit(self, text: str, adapter: str | None = None) -> list[Entity]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Entity]] = loop.create_future()
-        self._pending.append((text, future))
+        self._pending.append((text, adapter, future))
         if len(self._pending) >= self.max_items:
             self._flush()
         elif self._timer is None:
@@ -45,15 +46,15 @@ class MicroBatcher:
             self._tasks.add(task)  # keep a reference: the loop only holds weak ones
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, items: list[tuple[str, asyncio.Future[list[Entity]]]]) -> None:
+    async def _run(self, items: list[tuple[str, str | None, asyncio.Future[list[Entity]]]]) -> None:
         try:
-            results = await self.run_batch([text for text, _ in items])
+            results = await self.run_batch([text for text, _, _ in items], [a for _, a, _ in items])
         except Exception as exc:
-            for _, future in items:
+            for _, _, future in items:
                 if not future.done():  # the client may have gone away and cancelled it
                     future.set_exception(exc)
             return
-        for (_, future), entities in zip(items, results, strict=True):
+        for (_, _, future), entities in zip(items, results, strict=True):
             if not future.done():
                 future.set_result(entities)
 

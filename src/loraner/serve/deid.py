@@ -110,9 +110,13 @@ class DeidRuntime:
         )
 
     async def run(
-        self, service: Service, texts: list[str], keys: Sequence[str | None] | None
+        self,
+        service: Service,
+        texts: list[str],
+        keys: Sequence[str | None] | None,
+        adapters: Sequence[str | None] | None = None,
     ) -> list[DeidOutput]:
-        entities = await service.run_batch(texts, o_threshold=self.config.o_threshold)
+        entities = await service.run_batch(texts, o_threshold=self.config.o_threshold, adapters=adapters)
         # Operators (Faker, regexes) are CPU work too: keep them off the event loop.
         work = partial(deidentify_entities, texts, entities, self.config, keys)
         outputs = await anyio.to_thread.run_sync(work)
@@ -147,7 +151,8 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
         body: DeidentifyRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyResponse:
         admit_text(request, service, body.text)
-        [output] = await runtime.run(service, [body.text], [body.document_key])
+        adapters = service.check_adapters([body.adapter])
+        [output] = await runtime.run(service, [body.text], [body.document_key], adapters)
         request.state.entities = len(output.result.items)
         return DeidentifyResponse(**_fields(output), model=service.model_name)
 
@@ -162,7 +167,8 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
         body: DeidentifyBatchRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyBatchResponse:
         admit_texts(request, service, body.texts)
-        outputs = await runtime.run(service, list(body.texts), body.document_keys)
+        adapters = service.check_adapters(body.adapter_per_text())
+        outputs = await runtime.run(service, list(body.texts), body.document_keys, adapters)
         request.state.entities = sum(len(o.result.items) for o in outputs)
         results = [DeidentifiedOut(**_fields(o)) for o in outputs]
         return DeidentifyBatchResponse(results=results, count=len(results), model=service.model_name)

@@ -45,6 +45,13 @@ class Metrics:
         )
         self.texts = Counter("loraner_texts_total", "Texts processed", registry=r)
         self.entities = Counter("loraner_entities_total", "Entities returned", ["type"], registry=r)
+        # Labels are configured adapter names only (checked before counting): bounded cardinality.
+        self.adapter_requests = Counter(
+            "loraner_adapter_texts_total",
+            "Texts per adapter (multi-adapter serving)",
+            ["adapter"],
+            registry=r,
+        )
         self.ready = Gauge("loraner_model_ready", "1 once the model is loaded", registry=r)
 
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:

@@ -9,6 +9,8 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from loraner import __version__
 from loraner.serve.schemas import (
+    AdapterOut,
+    AdaptersResponse,
     BatchItem,
     BatchRequest,
     BatchResponse,
@@ -33,6 +35,7 @@ DEMO_CSP = (
 router = APIRouter()
 
 ERRORS = {
+    404: {"model": ErrorResponse, "description": "Unknown adapter (the answer lists the available ones)"},
     413: {"model": ErrorResponse, "description": "Body over LORANER_MAX_BODY_BYTES"},
     422: {"model": ErrorResponse, "description": "Invalid input: empty text, wrong types, over a limit"},
     500: {"model": ErrorResponse, "description": "Unexpected error; quote the request_id"},
@@ -120,7 +123,8 @@ async def predict(
     body: PredictRequest, request: Request, service: Service = Depends(get_service)
 ) -> PredictResponse:
     admit_text(request, service, body.text)
-    entities = await service.run_one(body.text)
+    [adapter] = service.check_adapters([body.adapter])
+    entities = await service.run_one(body.text, adapter)
     request.state.entities = len(entities)
     return PredictResponse(entities=_out(entities), count=len(entities), model=service.model_name)
 
@@ -136,10 +140,23 @@ async def predict_batch(
     body: BatchRequest, request: Request, service: Service = Depends(get_service)
 ) -> BatchResponse:
     admit_texts(request, service, body.texts)
-    results = await service.run_batch(list(body.texts))
+    adapters = service.check_adapters(body.adapter_per_text())
+    results = await service.run_batch(list(body.texts), adapters=adapters)
     request.state.entities = sum(len(r) for r in results)
     items = [BatchItem(entities=_out(r), count=len(r)) for r in results]
     return BatchResponse(results=items, count=len(items), model=service.model_name)
+
+
+@router.get(
+    "/adapters",
+    response_model=AdaptersResponse,
+    tags=["info"],
+    summary="The LoRA adapters this service serves",
+)
+async def adapters(service: Service = Depends(get_service)) -> AdaptersResponse:
+    service.require_predictor()
+    default = getattr(service.predictor, "default", None)
+    return AdaptersResponse(adapters=[AdapterOut(**a) for a in service.adapters_info()], default=default)
 
 
 @router.get("/metrics", include_in_schema=False)

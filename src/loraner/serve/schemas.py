@@ -3,7 +3,9 @@ in the routes, so one schema serves every configuration and the OpenAPI page sta
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from loraner.settings import Strict
 
@@ -14,12 +16,18 @@ def _not_blank(text: str) -> str:
     return text
 
 
+MAX_ADAPTER_NAME = 128
+AdapterName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ADAPTER_NAME)]
+ADAPTER_FIELD = "Adapter to use (GET /adapters lists them); default: the service's default adapter"
+
+
 class PredictRequest(Strict):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"text": "José Müller flew from Oslo to São Paulo."}]},
     )
 
     text: StrictStr = Field(..., description="Raw text; offsets in the answer index into it")
+    adapter: AdapterName | None = Field(None, description=ADAPTER_FIELD)
 
     @field_validator("text")
     @classmethod
@@ -29,6 +37,21 @@ class PredictRequest(Strict):
 
 class BatchRequest(Strict):
     texts: list[StrictStr] = Field(..., min_length=1, description="Raw texts, answered in the same order")
+    adapter: AdapterName | None = Field(None, description=f"{ADAPTER_FIELD}; the same for every text")
+    adapters: list[AdapterName | None] | None = Field(
+        None, description="One adapter per text (instead of adapter); null items take the default"
+    )
+
+    @model_validator(mode="after")
+    def _one_adapter_choice(self) -> BatchRequest:
+        if self.adapter is not None and self.adapters is not None:
+            raise ValueError("give adapter (one for all texts) or adapters (one per text), not both")
+        if self.adapters is not None and len(self.adapters) != len(self.texts):
+            raise ValueError(f"adapters has {len(self.adapters)} items but texts has {len(self.texts)}")
+        return self
+
+    def adapter_per_text(self) -> list[str | None]:
+        return list(self.adapters) if self.adapters is not None else [self.adapter] * len(self.texts)
 
     @field_validator("texts")
     @classmethod
@@ -98,3 +121,22 @@ class HealthResponse(BaseModel):
 class ErrorResponse(BaseModel):
     detail: str
     request_id: str | None = None
+    available: list[str] | None = Field(
+        None, description="With 404 for an unknown adapter: the adapters there are"
+    )
+
+
+class AdapterOut(BaseModel):
+    name: str
+    labels: list[str]
+    types: list[str]
+    base_model: str | None = Field(..., description="The base model the adapter was trained on")
+    size_bytes: int = Field(..., description="Size of the adapter's directory on disk")
+    loaded: bool = Field(
+        ..., description="In memory now (adapters load on first use; the least recently used is evicted)"
+    )
+
+
+class AdaptersResponse(BaseModel):
+    adapters: list[AdapterOut] = Field(..., description="Empty when the service serves one model")
+    default: str | None

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import anyio
 
 from loraner.errors import LoranerError
+from loraner.inference.adapters import UnknownAdapter
 from loraner.inference.predictor import ModelInfo
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import safe_traceback
@@ -39,8 +40,30 @@ PredictorFactory = Callable[[ServeSettings], Predictor]
 def default_predictor_factory(settings: ServeSettings) -> Predictor:
     from loraner.inference import NERPredictor
 
+    decoding = {
+        "batch_size": settings.batch_size,
+        "max_batch_tokens": settings.max_batch_tokens,
+        "aggregation": settings.aggregation,
+        "o_threshold": settings.o_threshold,
+    }
+    if settings.base:
+        # A [train]-side module (PEFT): imported only when adapters are served.
+        from loraner.inference.adapters import MultiAdapterPredictor, adapter_dirs
+
+        sources: dict[str, Any] = adapter_dirs(settings.adapters) if settings.adapters else {}
+        sources.update(settings.adapter_sources())
+        return MultiAdapterPredictor.from_pretrained(
+            settings.base,
+            sources,
+            default=settings.default_adapter,
+            device=settings.device,
+            dtype=settings.dtype,
+            threads=settings.threads,
+            max_loaded=settings.max_loaded_adapters,
+            **decoding,
+        )
     if not settings.model:
-        raise LoranerError("no model: set LORANER_MODEL or pass --model")
+        raise LoranerError("no model: set LORANER_MODEL or pass --model (or --base with adapters)")
     return NERPredictor.from_pretrained(
         settings.model,
         backend=settings.backend,
@@ -48,11 +71,9 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         threads=settings.threads,
         max_length=settings.max_length,
         stride=settings.stride,
-        batch_size=settings.batch_size,
-        max_batch_tokens=settings.max_batch_tokens,
-        aggregation=settings.aggregation,
-        o_threshold=settings.o_threshold,
         word_split=settings.word_split,
+        dtype=settings.dtype,
+        **decoding,
     )
 
 
@@ -85,7 +106,7 @@ class Service:
         self.limiter = anyio.CapacityLimiter(self.settings.concurrency)
         if self.settings.microbatch_ms > 0:
             self.batcher = MicroBatcher(
-                self.run_batch, self.settings.microbatch_ms / 1000, self.settings.microbatch_max
+                self._run_micro_batch, self.settings.microbatch_ms / 1000, self.settings.microbatch_max
             )
 
     async def load(self) -> None:
@@ -127,22 +148,61 @@ class Service:
             raise NotReady(self.load_error or "model is loading")
         return self.predictor
 
-    async def run_batch(self, texts: list[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
+    @property
+    def adapter_names(self) -> list[str]:
+        """The adapters this service serves (empty: one model, no adapters)."""
+        return list(getattr(self.predictor, "names", []))
+
+    def check_adapters(self, names: Sequence[str | None]) -> list[str | None]:
+        """Requests name adapters, never paths: every name must be one of the configured ones (checked
+        before any work, so a bad name never fails the micro-batch it would have shared)."""
+        predictor = self.require_predictor()
+        available = self.adapter_names
+        default = getattr(predictor, "default", None)
+        for name in dict.fromkeys(names):
+            if name is None and (default is not None or not available):
+                continue
+            if name is None or name not in available:
+                raise UnknownAdapter(name, available)
+        resolved = [default if name is None else name for name in names]
+        for name in resolved:
+            if name is not None:
+                self.metrics.adapter_requests.labels(name).inc()
+        return resolved
+
+    async def run_batch(
+        self,
+        texts: list[str],
+        *,
+        o_threshold: float | None = None,
+        adapters: Sequence[str | None] | None = None,
+    ) -> list[list[Entity]]:
         """``predict_batch`` in a worker thread: the event loop keeps serving while the model runs.
 
-        ``o_threshold``: this call's cut-off instead of the predictor's own (de-identification's)."""
+        ``o_threshold``: this call's cut-off instead of the predictor's own (de-identification's).
+        ``adapters``: one name per text (checked by :meth:`check_adapters`), for a multi-adapter model."""
         predictor = self.require_predictor()
         started = time.perf_counter()
-        work = partial(predictor.predict_batch, texts, o_threshold=o_threshold)
+        if self.adapter_names:
+            work = partial(predictor.predict_batch, texts, adapters, o_threshold=o_threshold)
+        else:
+            work = partial(predictor.predict_batch, texts, o_threshold=o_threshold)
         results = await anyio.to_thread.run_sync(work, limiter=self.limiter)
         self.metrics.observe_inference(results, len(texts), time.perf_counter() - started)
         return results
 
-    async def run_one(self, text: str) -> list[Entity]:
+    async def _run_micro_batch(self, texts: list[str], adapters: list[str | None]) -> list[list[Entity]]:
+        return await self.run_batch(texts, adapters=adapters)
+
+    async def run_one(self, text: str, adapter: str | None = None) -> list[Entity]:
         self.require_predictor()
         if self.batcher is not None:
-            return await self.batcher.submit(text)
-        return (await self.run_batch([text]))[0]
+            return await self.batcher.submit(text, adapter)
+        return (await self.run_batch([text], adapters=[adapter]))[0]
+
+    def adapters_info(self) -> list[dict[str, Any]]:
+        info = getattr(self.predictor, "adapter_info", None)
+        return [a.to_dict() for a in info()] if info is not None else []
 
     def info(self) -> dict[str, Any] | None:
         if self.predictor is None:

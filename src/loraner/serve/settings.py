@@ -6,14 +6,14 @@ counts as unset).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError
-from loraner.inference.backends import BackendName
+from loraner.inference.backends import BackendName, DType
 from loraner.inference.decoding import Aggregation
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS
 from loraner.settings import OThreshold
@@ -28,6 +28,18 @@ class ServeSettings(BaseSettings):
     )
 
     model: str | None = Field(None, description="model directory (merged, exported ONNX, or a HF checkpoint)")
+    base: str | None = Field(
+        None, description="base model of the LoRA adapters (path, hub id or pkg:MODULE); instead of model"
+    )
+    adapters: str | None = Field(None, description="folder whose sub-folders are adapters, named after them")
+    adapter: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="NAME=PATH adapters (comma-separated in LORANER_ADAPTER)"
+    )
+    default_adapter: str | None = Field(None, description="adapter for requests that name none")
+    max_loaded_adapters: int = Field(
+        16, ge=1, description="adapters kept loaded; the least recently used goes"
+    )
+    dtype: DType = Field("fp32", description="torch weights: fp32, bf16, or auto (bf16 where the CPU has it)")
     backend: BackendName = "auto"
     device: str = "cpu"
     model_name: str | None = Field(None, description="name shown in responses (default: the model's own)")
@@ -68,6 +80,36 @@ class ServeSettings(BaseSettings):
     load_in_background: bool = Field(
         True, description="accept connections while the model loads (/ready says 503 until done)"
     )
+
+    @field_validator("adapter", mode="before")
+    @classmethod
+    def _split_adapters(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("adapter")
+    @classmethod
+    def _name_equals_path(cls, value: list[str]) -> list[str]:
+        for item in value:
+            name, sep, path = item.partition("=")
+            if not (sep and name.strip() and path.strip()):
+                raise ValueError(f"{item!r} is not NAME=PATH")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_model(self) -> ServeSettings:
+        if self.base and self.model:
+            raise ValueError("give either model (one model) or base with adapters, not both")
+        if (self.adapters or self.adapter) and not self.base:
+            raise ValueError("adapters need their base model (LORANER_BASE / --base)")
+        if self.base and not (self.adapters or self.adapter):
+            raise ValueError(
+                "a base model needs adapters (LORANER_ADAPTERS / --adapters, or --adapter NAME=PATH)"
+            )
+        return self
+
+    def adapter_sources(self) -> dict[str, str]:
+        """``--adapter NAME=PATH`` as a mapping (the ``--adapters`` folder is read by the predictor)."""
+        return dict(item.split("=", 1) for item in self.adapter)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -178,7 +178,7 @@ async function analyze() {
     const response = await fetch(mode.endpoint, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ text }),
+      body: JSON.stringify(requestBody(text)),
     });
     const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     $("json").textContent = JSON.stringify(data, null, 2);
@@ -194,6 +194,28 @@ async function analyze() {
   } finally {
     button.disabled = false;
   }
+}
+
+// The request body: the text, and the adapter chosen when the service has several.
+function requestBody(text) {
+  const adapter = $("adapter-choice").hidden ? "" : $("adapter").value;
+  return adapter ? { text, adapter } : { text };
+}
+
+// GET /adapters: one option per adapter (its entity types in the label); hidden when there are none.
+async function loadAdapters() {
+  const response = await fetch("/adapters");
+  if (!response.ok) return;
+  const data = await response.json();
+  const select = $("adapter");
+  select.replaceChildren();
+  for (const adapter of data.adapters) {
+    const option = el("option", "", `${adapter.name} (${adapter.types.join(", ")})`);
+    option.value = adapter.name;
+    option.selected = adapter.name === data.default;
+    select.append(option);
+  }
+  $("adapter-choice").hidden = data.adapters.length === 0;
 }
 
 async function loadInfo() {
@@ -212,6 +234,7 @@ async function loadInfo() {
       input.disabled = !available;
       input.parentElement.title = available ? "" : "Not available on this server";
     }
+    if (info.ready) await loadAdapters();
   } catch (err) {
     $("model-info").textContent = `Cannot reach the service: ${err.message}`;
   }

