@@ -15,7 +15,7 @@ from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
 from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
-from loraner.inference.backends import BackendName
+from loraner.inference.backends import BackendName, DType
 
 app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
 data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
@@ -73,6 +73,7 @@ def evaluate(
     ),
     recognizers: RecognizerChoice = typer.Option("both", "--recognizers", help="--deid pattern recognisers"),
     backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
+    dtype: DType = typer.Option("fp32", "--dtype", help="Torch weights (auto: bf16 where the CPU has it)"),
 ) -> None:
     """Evaluate a trained model on a split, as it is served (its own window and word split): entity
     P/R/F1 per type, token accuracy, loss; with --deid also de-identification: entity P/R/F1/F2,
@@ -88,8 +89,10 @@ def evaluate(
     if deid:  # first, so a bad deid config fails before the longer evaluation
         from loraner.commands.deid import evaluate_deid
 
-        deid_scores = evaluate_deid(model, cfg, split, deid_config, recognizers, target)
-    metrics = evaluate_model(model, cfg, split, backend=backend)
+        deid_scores = evaluate_deid(
+            model, cfg, split, deid_config, recognizers, target, backend=backend, dtype=dtype
+        )
+    metrics = evaluate_model(model, cfg, split, backend=backend, dtype=dtype)
     if deid_scores is not None:
         metrics["deid"] = deid_scores
     target.write_text(json.dumps(metrics, indent=2), encoding="utf-8")

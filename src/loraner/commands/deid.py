@@ -211,6 +211,7 @@ def evaluate_deid(
     config_path: Path | None,
     recognizers: RecognizerChoice,
     target: Path,
+    **predictor_options: Any,
 ) -> dict[str, Any]:
     """Run the de-identification evaluation for ``loraner evaluate --deid``; print the score table (no
     text), write the local report beside ``target`` and return the scores for the JSON file."""
@@ -218,7 +219,7 @@ def evaluate_deid(
     mode = RECOGNIZER_CHOICES[recognizers]
     config = load_config(config_path)
     report = target.with_name(f"deid-report-{split}.md")
-    result = run_deid_evaluation(model, cfg, split, config, mode, report=report)
+    result = run_deid_evaluation(model, cfg, split, config, mode, report=report, **predictor_options)
     typer.echo("\nDe-identification (entities: exact span and type; char recall: PHI characters changed)")
     typer.echo(render_text_table(DEID_SUMMARY_HEADERS, deid_summary_rows(result)))
     typer.echo(f"leak list and sample notes (contain PHI, keep local): {report}")

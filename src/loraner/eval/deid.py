@@ -42,6 +42,7 @@ def run_deid_evaluation(
     samples: int = DEID_SAMPLE_NOTES,
     views: Sequence[str] | None = None,
     predict_batch: PredictBatch | None = None,
+    **predictor_options: Any,
 ) -> dict[str, Any]:
     """De-identification scores of a model on ``split``: entity P/R/F1/F2 per type and micro, character
     PHI recall (overall and per type) and the leak count, without and/or with the pattern recognisers.
@@ -51,12 +52,13 @@ def run_deid_evaluation(
     ``views``: data views to score; by default the configured one, plus Nor-DeID's ``structured`` view
     for comparison. The returned dict holds counts and scores only. The leak list and sample notes
     contain PHI, so they go to ``report`` (a local markdown file) and nowhere else.
-    ``predict_batch`` replaces the model (tests, other detectors).
+    ``predict_batch`` replaces the model (tests, other detectors); otherwise ``predictor_options`` go to
+    :meth:`NERPredictor.from_pretrained` (backend, dtype).
     """
     config = deid_config if deid_config is not None else DeidConfig()
     variants = _deid_variants(recognizers)
     if predict_batch is None:
-        predictor = NERPredictor.from_pretrained(resolve_model_dir(model_dir))
+        predictor = NERPredictor.from_pretrained(resolve_model_dir(model_dir), **predictor_options)
         predict_batch = partial(predictor.predict_batch, o_threshold=config.o_threshold)
     scores: dict[str, dict[str, Any]] = {}
     sections: list[str] = []
