@@ -29,7 +29,8 @@ def test_info_describes_service_model_and_limits(client):
     assert data["model"]["types"] == ["PER", "LOC"]
     assert data["model"]["backend"] == "fake"
     assert data["version"]
-    assert data["limits"] == LIMITS
+    assert {k: data["limits"][k] for k in LIMITS} == LIMITS
+    assert data["limits"]["max_request_chars"] == 200_000 and data["limits"]["request_timeout_s"] == 30
     assert "predict" in data["features"]
 
 

@@ -128,3 +128,23 @@ def test_serve_command_without_model_is_a_readable_error(monkeypatch):
     assert result.exit_code == 1 and "no model" in result.output
     missing = CliRunner().invoke(app, ["serve", "--model", "/nonexistent/dir"])
     assert missing.exit_code == 1 and "model directory not found" in missing.output
+
+
+def test_microbatcher_when_one_text_fails_then_only_its_waiter_gets_the_error():
+    async def run_batch(batch):
+        await asyncio.sleep(0)
+        if "bad" in batch:
+            raise RuntimeError("model crashed")
+        return [[Entity("X", t, 0, len(t))] for t in batch]
+
+    async def main():
+        batcher = MicroBatcher(run_batch, max_wait_s=0.05, max_items=10)
+        results = await asyncio.gather(
+            *(batcher.submit(t) for t in ["a", "bad", "c"]), return_exceptions=True
+        )
+        await batcher.aclose()
+        return results
+
+    a, bad, c = asyncio.run(main())
+    assert isinstance(bad, RuntimeError)
+    assert a[0].text == "a" and c[0].text == "c"

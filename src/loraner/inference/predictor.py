@@ -15,7 +15,7 @@ the batch), which is what Ray Data's ``map_batches`` and the service's micro-bat
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import numpy as np
 
 from loraner.data.alignment import special_tokens
 from loraner.data.words import WORD_SPLITS
-from loraner.errors import ConfigError
+from loraner.errors import ConfigError, DataError
 from loraner.inference.backends import Backend, load_backend
 from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
 from loraner.inference.encoding import (
@@ -38,13 +38,20 @@ from loraner.inference.encoding import (
 )
 from loraner.modeldir import ONNX_FILE, ModelMeta, load_tokenizer, model_meta, model_type
 from loraner.settings import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE, o_threshold_problem, window_problem
-from loraner.types import Entity, types_of_labels
+from loraner.types import Entity, surrogate_problem, types_of_labels
 
 # Padded tokens per forward pass: one 512-token window, or about 16 sentences of 32 tokens. Bounds the
 # activation memory of one call (int8 RoBERTa-base: about 50 MB instead of 370 MB for a 3,000-token
 # note in one batch of 7 windows), which keeps a served int8 model under 450 MB; see bench/README.md.
 DEFAULT_MAX_BATCH_TOKENS = 512
 DEFAULT_BATCH_SIZE = 16
+
+
+ShouldStop = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """``should_stop`` said so between two forward passes (the client went away, or time ran out)."""
 
 
 @dataclass(frozen=True)
@@ -233,15 +240,21 @@ class NERPredictor:
     def predict(self, text: str, *, o_threshold: float | None = None) -> list[Entity]:
         return self.predict_batch([text], o_threshold=o_threshold)[0]
 
-    def predict_batch(self, texts: Sequence[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
+    def predict_batch(
+        self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: ShouldStop | None = None
+    ) -> list[list[Entity]]:
         """Entities per text, in input order. Windows of all texts are batched together by length.
 
         ``o_threshold`` replaces the predictor's own for this call (de-identification passes its own).
+        ``should_stop`` is asked before each forward pass; when it answers True the call raises
+        :class:`Cancelled` (the service stops work whose client has gone or whose time is up).
         """
-        return [p.entities for p in self.analyze_batch(texts, o_threshold=o_threshold)]
+        return [
+            p.entities for p in self.analyze_batch(texts, o_threshold=o_threshold, should_stop=should_stop)
+        ]
 
     def analyze_batch(
-        self, texts: Sequence[str], *, o_threshold: float | None = None
+        self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: ShouldStop | None = None
     ) -> list[TextPrediction]:
         """:meth:`predict_batch` with each text's tokens and token probabilities."""
         threshold = self.o_threshold if o_threshold is None else o_threshold
@@ -253,9 +266,12 @@ class NERPredictor:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+            problem = surrogate_problem(text)
+            if problem:
+                raise DataError(f"texts[{i}] {problem}")
         with self._tokenizer_lock:
             docs = tokenize_texts(self.tokenizer, texts, self.word_split)
-        probs = self.token_probabilities(docs)
+        probs = self.token_probabilities(docs, should_stop)
         return [
             TextPrediction(
                 decode_entities(text, p, doc.offsets, doc.word_ids, self.tags, self.aggregation, threshold),
@@ -265,11 +281,15 @@ class NERPredictor:
             for text, doc, p in zip(texts, docs, probs, strict=True)
         ]
 
-    def token_probabilities(self, docs: Sequence[TokenizedText]) -> list[np.ndarray]:
+    def token_probabilities(
+        self, docs: Sequence[TokenizedText], should_stop: ShouldStop | None = None
+    ) -> list[np.ndarray]:
         """Per document, label probabilities of every token, each from the window that owns it."""
         chunks = make_chunks(docs, self.specials, self.max_length, self.stride)
         out = [np.zeros((len(d.input_ids), len(self.labels)), dtype=np.float32) for d in docs]
         for batch in length_batches(chunks, self.batch_size, self.max_batch_tokens):
+            if should_stop is not None and should_stop():
+                raise Cancelled("stopped between forward passes")
             logits = self._run([chunks[i] for i in batch])
             for row, i in enumerate(batch):
                 self._scatter(out, chunks[i], logits[row])

@@ -27,7 +27,14 @@ from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
 from loraner.serve.middleware import RequestContextMiddleware
 from loraner.serve.routes import STATIC_DIR, ApiError, router
-from loraner.serve.service import NotReady, PredictorFactory, Service, default_predictor_factory
+from loraner.serve.service import (
+    ClientGone,
+    NotReady,
+    PredictorFactory,
+    Service,
+    Unavailable,
+    default_predictor_factory,
+)
 from loraner.serve.settings import ServeSettings
 
 log = logging.getLogger("loraner.serve")
@@ -75,7 +82,12 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     app.state.features = [*BASE_FEATURES, *features]
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+        body_timeout_s=settings.body_timeout_s,
+    )
     _install_error_handlers(app)
     app.include_router(router)
     for extra in routers:
@@ -121,13 +133,30 @@ def _install_error_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = "5"
         return response
 
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        response = _error(request, 503, exc.detail)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> JSONResponse:
+        # Nobody reads this answer; 499 (nginx's "client closed request") marks it in logs and metrics.
+        return _error(request, 499, "the client closed the connection; its work was stopped")
+
     @app.exception_handler(LoranerError)
     async def domain_error(request: Request, exc: LoranerError) -> JSONResponse:
         return _error(request, 400, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(request, exc.status_code, str(exc.detail))
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's answer to a body that is not UTF-8 JSON: a validation error like any bad JSON.
+            return _error(request, 422, "the body is not valid JSON (UTF-8 expected)")
+        response = _error(request, exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+            response.headers[name] = value
+        return response
 
 
 def _public_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -184,5 +213,10 @@ def run_server(
         log_config=None,  # keep the JSON handlers configured above
         access_log=False,  # the middleware writes one structured line per request instead
         server_header=False,
-        timeout_graceful_shutdown=10,
+        # Bounded connections: idle keep-alive closes, at most max_connections open (more get 503),
+        # request heads at most 64 KiB; bodies are bounded by the middleware (size and time).
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_connections,
+        h11_max_incomplete_event_size=64 * 1024,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )

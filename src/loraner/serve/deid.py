@@ -23,7 +23,7 @@ from loraner.deid.pipeline import deidentify_entities
 from loraner.serve.metrics import Metrics
 from loraner.serve.routes import ERRORS, _out, admit_text, admit_texts, get_service
 from loraner.serve.schemas import BatchRequest, EntityOut, PredictRequest
-from loraner.serve.service import Service
+from loraner.serve.service import Service, Work
 from loraner.serve.settings import ServeSettings
 
 FEATURE = "deidentify"
@@ -110,9 +110,9 @@ class DeidRuntime:
         )
 
     async def run(
-        self, service: Service, texts: list[str], keys: Sequence[str | None] | None
+        self, service: Service, texts: list[str], keys: Sequence[str | None] | None, work: Work | None = None
     ) -> list[DeidOutput]:
-        entities = await service.run_batch(texts, o_threshold=self.config.o_threshold)
+        entities = await service.run_batch(texts, o_threshold=self.config.o_threshold, work=work)
         # Operators (Faker, regexes) are CPU work too: keep them off the event loop.
         work = partial(deidentify_entities, texts, entities, self.config, keys)
         outputs = await anyio.to_thread.run_sync(work)
@@ -146,8 +146,8 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
     async def deidentify(
         body: DeidentifyRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyResponse:
-        admit_text(request, service, body.text)
-        [output] = await runtime.run(service, [body.text], [body.document_key])
+        work = admit_text(request, service, body.text)
+        [output] = await runtime.run(service, [body.text], [body.document_key], work)
         request.state.entities = len(output.result.items)
         return DeidentifyResponse(**_fields(output), model=service.model_name)
 
@@ -161,8 +161,8 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
     async def deidentify_batch(
         body: DeidentifyBatchRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyBatchResponse:
-        admit_texts(request, service, body.texts)
-        outputs = await runtime.run(service, list(body.texts), body.document_keys)
+        work = admit_texts(request, service, body.texts)
+        outputs = await runtime.run(service, list(body.texts), body.document_keys, work)
         request.state.entities = sum(len(o.result.items) for o in outputs)
         results = [DeidentifiedOut(**_fields(o)) for o in outputs]
         return DeidentifyBatchResponse(results=results, count=len(results), model=service.model_name)

@@ -3,16 +3,19 @@ and how inference runs: in worker threads, at most ``concurrency`` at once, opti
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
 import anyio
 
 from loraner.errors import LoranerError
-from loraner.inference.predictor import ModelInfo
+from loraner.inference.predictor import Cancelled, ModelInfo, ShouldStop
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import safe_traceback
 from loraner.serve.metrics import Metrics
@@ -29,7 +32,7 @@ class Predictor(Protocol):
     def info(self) -> ModelInfo: ...
 
     def predict_batch(
-        self, texts: Sequence[str], *, o_threshold: float | None = None
+        self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: ShouldStop | None = None
     ) -> list[list[Entity]]: ...
 
 
@@ -60,6 +63,37 @@ class NotReady(Exception):
     pass
 
 
+class Unavailable(Exception):
+    """A retryable refusal (503 with Retry-After): the queue is full, time ran out, or shutting down."""
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class ClientGone(Exception):
+    """The client disconnected; its work was stopped between forward passes."""
+
+
+@dataclass
+class Work:
+    """One request's claim on the model: a deadline and a stop flag (set when its client disconnects)."""
+
+    deadline: float
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def starting_now(cls, timeout_s: float, stop: threading.Event | None = None) -> Work:
+        return cls(time.monotonic() + timeout_s, stop or threading.Event())
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set() or time.monotonic() >= self.deadline
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.0)
+
+
 class Service:
     def __init__(self, settings: ServeSettings, factory: PredictorFactory, metrics: Metrics) -> None:
         self.settings = settings
@@ -69,6 +103,8 @@ class Service:
         self.load_error: str | None = None
         self.limiter: anyio.CapacityLimiter | None = None
         self.batcher: MicroBatcher | None = None
+        self.pending = 0  # requests admitted to inference and not yet answered (running or queued)
+        self.closing = False
 
     @property
     def ready(self) -> bool:
@@ -85,7 +121,7 @@ class Service:
         self.limiter = anyio.CapacityLimiter(self.settings.concurrency)
         if self.settings.microbatch_ms > 0:
             self.batcher = MicroBatcher(
-                self.run_batch, self.settings.microbatch_ms / 1000, self.settings.microbatch_max
+                self._run_micro_batch, self.settings.microbatch_ms / 1000, self.settings.microbatch_max
             )
 
     async def load(self) -> None:
@@ -127,22 +163,91 @@ class Service:
             raise NotReady(self.load_error or "model is loading")
         return self.predictor
 
-    async def run_batch(self, texts: list[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
+    @property
+    def max_pending(self) -> int:
+        """Requests admitted at once: one per inference slot (a micro-batch's worth each), plus the queue."""
+        per_slot = self.settings.microbatch_max if self.batcher is not None else 1
+        return self.settings.concurrency * per_slot + self.settings.max_queue
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Count a request against the bounded queue; a full queue sheds it with a retryable 503."""
+        if self.closing:
+            raise Unavailable("the server is shutting down; retry on another instance", retry_after=2)
+        if self.pending >= self.max_pending:
+            self.metrics.shed.inc()
+            raise Unavailable(
+                f"the server is busy ({self.pending} requests in progress or queued, the limit is "
+                f"{self.max_pending}); retry shortly"
+            )
+        self.pending += 1
+        self.metrics.pending.set(self.pending)
+        try:
+            yield
+        finally:
+            self.pending -= 1
+            self.metrics.pending.set(self.pending)
+
+    def new_work(self, stop: threading.Event | None = None) -> Work:
+        return Work.starting_now(self.settings.request_timeout_s, stop)
+
+    async def run_batch(
+        self, texts: list[str], *, o_threshold: float | None = None, work: Work | None = None
+    ) -> list[list[Entity]]:
         """``predict_batch`` in a worker thread: the event loop keeps serving while the model runs.
 
-        ``o_threshold``: this call's cut-off instead of the predictor's own (de-identification's)."""
+        ``o_threshold``: this call's cut-off instead of the predictor's own (de-identification's).
+        ``work``: the request's deadline and stop flag (default: a fresh deadline)."""
+        self.require_predictor()
+        with self.admitted():
+            return await self._infer(texts, o_threshold, work or self.new_work())
+
+    async def run_one(self, text: str, *, work: Work | None = None) -> list[Entity]:
+        self.require_predictor()
+        if self.batcher is None:
+            return (await self.run_batch([text], work=work))[0]
+        work = work or self.new_work()
+        with self.admitted():
+            try:
+                with anyio.fail_after(work.remaining()):
+                    return await self.batcher.submit(text)
+            except TimeoutError:
+                raise self._timed_out() from None
+
+    async def _run_micro_batch(self, texts: list[str]) -> list[list[Entity]]:
+        return await self._infer(texts, None, self.new_work())
+
+    async def _infer(self, texts: list[str], o_threshold: float | None, work: Work) -> list[list[Entity]]:
         predictor = self.require_predictor()
-        started = time.perf_counter()
-        work = partial(predictor.predict_batch, texts, o_threshold=o_threshold)
-        results = await anyio.to_thread.run_sync(work, limiter=self.limiter)
+        assert self.limiter is not None, "Service.start() was not called"
+        try:
+            with anyio.fail_after(work.remaining()):
+                await self.limiter.acquire()
+        except TimeoutError:
+            raise self._timed_out() from None
+        try:
+            started = time.perf_counter()
+            job = partial(
+                predictor.predict_batch, texts, o_threshold=o_threshold, should_stop=work.should_stop
+            )
+            try:
+                results = await anyio.to_thread.run_sync(job)
+            except Cancelled:
+                if work.stop.is_set():
+                    raise ClientGone from None
+                raise self._timed_out() from None
+        finally:
+            self.limiter.release()
         self.metrics.observe_inference(results, len(texts), time.perf_counter() - started)
         return results
 
-    async def run_one(self, text: str) -> list[Entity]:
-        self.require_predictor()
-        if self.batcher is not None:
-            return await self.batcher.submit(text)
-        return (await self.run_batch([text]))[0]
+    def _timed_out(self) -> Unavailable:
+        self.metrics.timeouts.inc()
+        limit = self.settings.request_timeout_s
+        return Unavailable(
+            f"the request did not finish within the {limit:g} s limit (LORANER_REQUEST_TIMEOUT_S); "
+            "retry later or send less text"
+        )
 
     def info(self) -> dict[str, Any] | None:
         if self.predictor is None:

@@ -1,0 +1,115 @@
+"""Hostile input and load: lone surrogates, bounded work per request, a bounded queue, timeouts, clean
+shutdown and honest readiness. Real Uvicorn servers on 127.0.0.1 with the fake or the tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from serve_helpers import FakePredictor, running_server, wait_ready
+
+from loraner.serve import ServeSettings, create_app
+
+SURROGATE = '"Kari \\ud800 Nordmann"'  # a JSON escape that decodes to a lone surrogate
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/predict", f'{{"text": {SURROGATE}}}', "text:"),
+        ("/deidentify", f'{{"text": {SURROGATE}}}', "text:"),
+        ("/predict/batch", f'{{"texts": ["Oslo", {SURROGATE}]}}', "texts: item 1"),
+        ("/deidentify/batch", f'{{"texts": ["Oslo", {SURROGATE}]}}', "texts: item 1"),
+    ],
+)
+def test_when_text_has_a_lone_surrogate_then_422_naming_the_field(client, path, body, field):
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(field) and "lone surrogate (U+D800) at character 5" in detail
+
+
+def gather_raw(url: str, bodies: list[str], path: str = "/predict") -> list[httpx.Response]:
+    async def main():
+        async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+            headers = {"content-type": "application/json"}
+            return await asyncio.gather(*(ac.post(path, content=b, headers=headers) for b in bodies))
+
+    return asyncio.run(main())
+
+
+def test_when_one_text_in_a_micro_batch_is_bad_then_only_its_request_fails(tiny_onnx_dir):
+    settings = ServeSettings(model=str(tiny_onnx_dir), threads=1, microbatch_ms=200, microbatch_max=16)
+    with running_server(create_app(settings)) as url:
+        wait_ready(url)
+        bodies = ['{"text": "Kari Nordmann bor i Oslo."}'] * 8 + [f'{{"text": {SURROGATE}}}']
+        responses = gather_raw(url, bodies)
+    assert [r.status_code for r in responses] == [200] * 8 + [422]
+
+
+def test_when_the_model_fails_on_one_text_then_its_micro_batch_neighbours_still_succeed():
+    predictor = FakePredictor()  # raises on a text containing BOOM
+    settings = ServeSettings(microbatch_ms=200, microbatch_max=16, concurrency=1)
+    with running_server(create_app(settings, lambda s: predictor)) as url:
+        wait_ready(url)
+        bodies = ['{"text": "Oslo"}'] * 8 + ['{"text": "BOOM"}']
+        responses = gather_raw(url, bodies)
+    assert [r.status_code for r in responses] == [200] * 8 + [500]
+    assert [r.json()["count"] for r in responses[:8]] == [1] * 8
+    assert max(predictor.batch_sizes) == 9  # they did share a batch first
+
+
+def test_when_a_request_carries_more_text_than_the_budget_then_413_naming_the_limit():
+    settings = ServeSettings(max_request_chars=50)
+    with running_server(create_app(settings, lambda s: FakePredictor())) as url:
+        wait_ready(url)
+        over = httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo " * 6, "Bergen " * 4]})
+        single = httpx.post(f"{url}/deidentify", json={"text": "Oslo " * 11})
+        under = httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo " * 5, "Bergen " * 3]})
+        limits = httpx.get(f"{url}/").json()["limits"]
+    assert over.status_code == 413 and single.status_code == 413
+    assert "has 58 characters of text; the limit is 50 per request" in over.json()["detail"]
+    assert under.status_code == 200 and limits["max_request_chars"] == 50
+
+
+def test_when_inference_outlives_the_request_timeout_then_it_stops_and_answers_503():
+    predictor = FakePredictor(per_text=0.2)
+    settings = ServeSettings(request_timeout_s=0.5, max_batch=64)
+    with running_server(create_app(settings, lambda s: predictor)) as url:
+        wait_ready(url)
+        response = httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo"] * 20}, timeout=30)
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "did not finish within the 0.5 s limit" in response.json()["detail"]
+    assert predictor.cancelled == 1 and predictor.texts_done <= 4  # stopped between steps, not at the end
+
+
+def test_when_the_client_goes_away_then_its_work_stops_and_others_are_not_delayed():
+    predictor = FakePredictor(per_text=0.1)
+    settings = ServeSettings(request_timeout_s=60, max_batch=64, concurrency=1)
+    with running_server(create_app(settings, lambda s: predictor)) as url:
+        wait_ready(url)
+        for _ in range(2):  # two 6 s batches abandoned by their clients after 0.5 s
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo"] * 60}, timeout=0.5)
+        started = time.monotonic()
+        small = httpx.post(f"{url}/predict", json={"text": "Kari Nordmann"}, timeout=30)
+        waited = time.monotonic() - started
+    assert small.status_code == 200 and small.json()["count"] == 1
+    assert waited < 2.0, f"a small request waited {waited:.1f}s behind abandoned work"
+    assert predictor.cancelled == 2 and predictor.texts_done < 30
+
+
+def test_when_the_queue_is_full_then_the_rest_are_shed_with_503_and_retry_after():
+    predictor = FakePredictor(delay=0.4)
+    settings = ServeSettings(concurrency=1, max_queue=2, request_timeout_s=30)
+    with running_server(create_app(settings, lambda s: predictor)) as url:
+        wait_ready(url)
+        responses = gather_raw(url, ['{"text": "Oslo"}'] * 10)
+        metrics = httpx.get(f"{url}/metrics").text
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 3 + [503] * 7
+    shed = [r for r in responses if r.status_code == 503]
+    assert all(r.headers["retry-after"] == "1" and "server is busy" in r.json()["detail"] for r in shed)
+    assert "loraner_requests_shed_total 7.0" in metrics
