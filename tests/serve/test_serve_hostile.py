@@ -113,3 +113,75 @@ def test_when_the_queue_is_full_then_the_rest_are_shed_with_503_and_retry_after(
     shed = [r for r in responses if r.status_code == 503]
     assert all(r.headers["retry-after"] == "1" and "server is busy" in r.json()["detail"] for r in shed)
     assert "loraner_requests_shed_total 7.0" in metrics
+
+
+def wait_settled(url: str, timeout: float = 60) -> httpx.Response:
+    """/ready once loading has ended (200 ready, or 503 failed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = httpx.get(f"{url}/ready", timeout=5)
+        if ready.status_code == 200 or ready.json()["status"] == "failed":
+            return ready
+        time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+def test_when_the_tokenizer_outgrows_the_embeddings_then_never_ready(tmp_path, roberta_tokenizer_dir):
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForTokenClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(roberta_tokenizer_dir), add_prefix_space=True)
+    labels = ["O", "B-PER", "I-PER"]
+    config = RobertaConfig(
+        vocab_size=1000,  # the real tokenizer has 50,265
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        num_labels=3,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    RobertaForTokenClassification(config).save_pretrained(str(tmp_path))
+    tokenizer.save_pretrained(str(tmp_path))
+    settings = ServeSettings(model=str(tmp_path), backend="torch", threads=1)
+    with running_server(create_app(settings)) as url:
+        ready = wait_settled(url)
+        early = httpx.post(f"{url}/predict", json={"text": "Kari Nordmann"})
+    assert ready.status_code == 503 and ready.json()["status"] == "failed"
+    assert early.status_code == 503
+    detail = early.json()["detail"]
+    assert "the tokenizer has 50265 tokens" in detail and "do not match" in detail
+    assert str(tmp_path) not in detail
+
+
+def test_when_the_label_list_does_not_fit_the_outputs_then_never_ready(tmp_path, tiny_onnx_dir):
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["id2label"] = {"0": "O", "1": "B-PER", "2": "I-PER"}  # the ONNX graph still returns 5
+    config["label2id"] = {v: int(k) for k, v in config["id2label"].items()}
+    (model / "config.json").write_text(json.dumps(config))
+    meta = model / "loraner.json"
+    if meta.exists():
+        data = json.loads(meta.read_text())
+        data["labels"] = ["O", "B-PER", "I-PER"]
+        meta.write_text(json.dumps(data))
+    with running_server(create_app(ServeSettings(model=str(model), threads=1))) as url:
+        ready = wait_settled(url)
+        early = httpx.post(f"{url}/predict", json={"text": "Kari Nordmann"})
+    assert ready.status_code == 503 and early.status_code == 503
+    assert "returns 5 scores per token but its label list has 3 labels" in early.json()["detail"]
+    assert str(model) not in early.json()["detail"]
+
+
+def test_load_errors_shown_to_clients_do_not_carry_the_model_path(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with running_server(create_app(ServeSettings(model=str(missing)))) as url:
+        wait_settled(url)
+        detail = httpx.post(f"{url}/predict", json={"text": "Oslo"}).json()["detail"]
+    assert "model is not ready" in detail and str(tmp_path) not in detail

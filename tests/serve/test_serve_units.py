@@ -64,7 +64,16 @@ def test_default_factory_passes_every_predictor_setting(monkeypatch):
     from loraner.serve.service import default_predictor_factory
 
     seen = {}
-    monkeypatch.setattr(NERPredictor, "from_pretrained", lambda path, **kw: seen.update(kw, path=path))
+
+    class Loaded:
+        def check(self):
+            seen["checked"] = True
+
+    def load(path, **kw):
+        seen.update(kw, path=path)
+        return Loaded()
+
+    monkeypatch.setattr(NERPredictor, "from_pretrained", load)
     settings = ServeSettings(model="/m", max_batch_tokens=1024, word_split="tokenizer", o_threshold=0.9)
     default_predictor_factory(settings)
     assert (seen["path"], seen["max_batch_tokens"], seen["word_split"], seen["o_threshold"]) == (
@@ -73,6 +82,7 @@ def test_default_factory_passes_every_predictor_setting(monkeypatch):
         "tokenizer",
         0.9,
     )
+    assert seen["checked"]  # the dry run happens before the service calls itself ready
 
 
 def run_batches(batcher_kwargs, texts, fail=False):

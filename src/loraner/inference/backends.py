@@ -63,6 +63,12 @@ class TorchBackend:
         model = load_adapter_model(Path(path)) if is_adapter(Path(path)) else load_token_classifier(path)
         return cls(model.eval().to(device), device)
 
+    @property
+    def vocab_size(self) -> int | None:
+        """Rows of the input embeddings: the highest token id the model can take, plus one."""
+        embeddings = getattr(self.model, "get_input_embeddings", lambda: None)()
+        return getattr(embeddings, "num_embeddings", None)
+
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch  # present whenever a TorchBackend exists
 

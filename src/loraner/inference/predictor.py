@@ -24,7 +24,7 @@ import numpy as np
 
 from loraner.data.alignment import special_tokens
 from loraner.data.words import WORD_SPLITS
-from loraner.errors import ConfigError, DataError
+from loraner.errors import ConfigError, DataError, ModelError
 from loraner.inference.backends import Backend, load_backend
 from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
 from loraner.inference.encoding import (
@@ -237,6 +237,41 @@ class NERPredictor:
             types=types_of_labels(self.labels),
         )
 
+    def check(self, sample: str = "Kari Nordmann flew from Oslo to Bergen.") -> None:
+        """A one-text dry run, made once at load so a mismatched model directory never looks ready:
+        the tokenizer's highest id must fit the model's embeddings, and the model must return one score
+        per token for each of its labels. Raises :class:`ModelError` naming the mismatch (no path)."""
+        vocab = len(self.tokenizer)
+        with self._tokenizer_lock:
+            [doc] = tokenize_texts(self.tokenizer, [sample], self.word_split)
+        room = self.max_length - self.specials.count - 1
+        ids = [*self.specials.prefix, vocab - 1, *doc.input_ids[:room], *self.specials.suffix]
+        input_ids, mask = pad([ids], self.pad_id)
+        try:
+            logits = np.asarray(self.backend.logits(input_ids, mask))
+        except Exception as exc:
+            raise ModelError(
+                f"the model failed its dry run ({type(exc).__name__}): the tokenizer has {vocab} tokens; "
+                "do the model's embeddings cover them? The tokenizer and the model do not match"
+            ) from exc
+        embeddings = getattr(self.backend, "vocab_size", None)
+        if embeddings is not None and vocab > embeddings:
+            raise ModelError(
+                f"the tokenizer has {vocab} tokens but the model's embeddings have {embeddings} rows: "
+                "the tokenizer and the model do not match"
+            )
+        if logits.ndim != 3 or logits.shape[:2] != (1, len(ids)):
+            raise ModelError(
+                f"the model returns scores of shape {tuple(logits.shape)} for 1 window of {len(ids)} tokens"
+            )
+        if logits.shape[-1] != len(self.labels):
+            raise ModelError(
+                f"the model returns {logits.shape[-1]} scores per token but its label list has "
+                f"{len(self.labels)} labels (config.json id2label / loraner.json labels)"
+            )
+        if not np.isfinite(logits).all():
+            raise ModelError("the model returns non-finite scores (NaN or infinity) on its dry run")
+
     def predict(self, text: str, *, o_threshold: float | None = None) -> list[Entity]:
         return self.predict_batch([text], o_threshold=o_threshold)[0]
 
@@ -299,7 +334,7 @@ class NERPredictor:
         ids, mask = pad([c.ids for c in chunks], self.pad_id)
         logits = self.backend.logits(ids, mask)
         if logits.shape[-1] != len(self.labels):
-            raise ConfigError(
+            raise ModelError(
                 f"the model returns {logits.shape[-1]} labels but {len(self.labels)} are configured"
             )
         return logits

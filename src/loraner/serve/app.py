@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner import __version__
-from loraner.errors import LoranerError
+from loraner.errors import LoranerError, ModelError
 from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
@@ -143,6 +143,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def client_gone(request: Request, exc: ClientGone) -> JSONResponse:
         # Nobody reads this answer; 499 (nginx's "client closed request") marks it in logs and metrics.
         return _error(request, 499, "the client closed the connection; its work was stopped")
+
+    @app.exception_handler(ModelError)
+    async def model_error(request: Request, exc: ModelError) -> JSONResponse:
+        # The model, not the request, is at fault: a server error (its message may quote no text).
+        log.error("model error", extra={"event": "model_error", "request_id": _request_id(request)})
+        return _error(request, 500, "the model failed on this request; quote the request_id")
 
     @app.exception_handler(LoranerError)
     async def domain_error(request: Request, exc: LoranerError) -> JSONResponse:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -44,7 +45,7 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
 
     if not settings.model:
         raise LoranerError("no model: set LORANER_MODEL or pass --model")
-    return NERPredictor.from_pretrained(
+    predictor = NERPredictor.from_pretrained(
         settings.model,
         backend=settings.backend,
         device=settings.device,
@@ -57,6 +58,17 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         o_threshold=settings.o_threshold,
         word_split=settings.word_split,
     )
+    predictor.check()  # ready means ready: a dry run catches a tokenizer or label list that does not fit
+    return predictor
+
+
+def _without_path(message: str, model: str | None) -> str:
+    """A load error for clients: the model directory's path (absolute or as given) becomes "the model
+    directory"; the log keeps the full message."""
+    if model:
+        for form in sorted({str(Path(model).resolve()), model.rstrip("/"), model}, key=len, reverse=True):
+            message = message.replace(form, "the model directory")
+    return message
 
 
 class NotReady(Exception):
@@ -131,7 +143,11 @@ class Service:
         except Exception as exc:
             # Clients see a LoranerError's message (it names the file and the fix), else the type only;
             # the log gets the full message: loading involves no request text.
-            self.load_error = str(exc) if isinstance(exc, LoranerError) else type(exc).__qualname__
+            self.load_error = (
+                _without_path(str(exc), self.settings.model)
+                if isinstance(exc, LoranerError)
+                else type(exc).__qualname__
+            )
             log.error(
                 "model failed to load",
                 extra={
