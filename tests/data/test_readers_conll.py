@@ -192,3 +192,23 @@ def test_when_real_conll2003_then_all_splits_load(shared_data: Callable[..., Pat
     assert {k: len(v) for k, v in splits.items()} == {"train": 14041, "validation": 3250, "test": 3453}
     types = {t[2:] for ex in splits["train"] for t in ex.tags if t != "O"}  # type: ignore[union-attr]
     assert types == {"PER", "ORG", "LOC", "MISC"}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("utf-16", r"x\.txt:1: not UTF-8 text .*it looks like UTF-16"),
+        ("latin-1", r"x\.txt:2: not UTF-8 text \(invalid start byte at byte 5 of the line\)"),
+    ],
+)
+def test_when_a_column_file_is_not_utf8_then_the_error_names_the_line(tmp_path, encoding, message):
+    path = tmp_path / "x.txt"
+    path.write_text("Kari B-PER\nTromsø B-LOC\n", encoding=encoding)
+    with pytest.raises(DataError, match=message):
+        read_column_file(path)
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_token(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_text("Kari B-PER\n", encoding="utf-8-sig")
+    assert read_column_file(path)[0].tokens == ["Kari"]

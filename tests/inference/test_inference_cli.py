@@ -143,3 +143,30 @@ def test_predictor_refuses_a_lone_surrogate_with_a_data_error(tiny_onnx_dir):
     predictor = NERPredictor.from_pretrained(tiny_onnx_dir)
     with pytest.raises(DataError, match=r"texts\[1\] contains a lone surrogate"):
         predictor.predict_batch(["ok", "a\udc80b"])
+
+
+def test_when_a_torch_checkpoint_holds_pickled_objects_then_one_line_refusal(
+    runner, tmp_path, tiny_roberta_dir
+):
+    import argparse
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    model = tmp_path / "pickled"
+    shutil.copytree(tiny_roberta_dir, model)
+    weights = load_file(model / "model.safetensors")
+    (model / "model.safetensors").unlink()
+    weights["extra"] = argparse.Namespace(a=1)  # an arbitrary object: torch.load(weights_only) refuses it
+    torch.save(weights, model / "pytorch_model.bin")
+    result = runner.invoke(app, ["predict", "-m", str(model), "--backend", "torch", "Kari"])
+    assert result.exit_code == 1, result.output
+    assert "holds objects other than tensors" in result.output and "Traceback" not in result.output
+
+
+def test_when_log_level_is_unknown_then_serve_says_so_in_one_line(runner, tiny_onnx_dir, monkeypatch):
+    monkeypatch.setenv("LORANER_LOG_LEVEL", "verbose")
+    result = runner.invoke(app, ["serve", "--model", str(tiny_onnx_dir)])
+    assert result.exit_code == 1
+    assert "LORANER_LOG_LEVEL (--log-level): Input should be" in result.output

@@ -16,6 +16,7 @@ import typer
 from tqdm import tqdm
 
 from loraner.commands import friendly_errors
+from loraner.data.jsonl import jsonl_line
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError, DataError
 from loraner.inference import Aggregation, BackendName, NERPredictor
@@ -141,7 +142,7 @@ def _write_chunk(predictor: Any, records: list[dict[str, Any]], sink: IO[str]) -
     results = predictor.predict_batch([r["text"] for r in records])
     for record, entities in zip(records, results, strict=True):
         out = {**record, "entities": [e.to_dict() for e in entities]}
-        sink.write(json.dumps(out, ensure_ascii=False) + "\n")
+        sink.write(jsonl_line(out))
 
 
 def serve(

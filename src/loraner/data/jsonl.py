@@ -7,6 +7,8 @@ Errors name the file and the JSONL line, or the record index for ``.json`` files
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +71,9 @@ def _records(path: Path) -> Iterator[tuple[_Where, Any]]:
     if path.suffix.lower() == ".json":
         yield from _json_records(text, str(path))
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends a record at "\n" only: str.splitlines() would also cut at U+2028, U+2029, U+0085
+    # (and \x1c-\x1e), which may stand raw inside a JSON string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue  # blank lines (often a trailing one) are not records
         where = _Where(str(path), line=number)
@@ -77,6 +81,8 @@ def _records(path: Path) -> Iterator[tuple[_Where, Any]]:
             yield where, json.loads(line)
         except json.JSONDecodeError as exc:
             raise where.error(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise where.error(f"not valid JSON: nested too deeply (over {sys.getrecursionlimit()})") from None
 
 
 def _json_records(text: str, source: str) -> Iterator[tuple[_Where, Any]]:
@@ -87,6 +93,10 @@ def _json_records(text: str, source: str) -> Iterator[tuple[_Where, Any]]:
     except json.JSONDecodeError as exc:
         raise DataError(
             f"not valid JSON: {exc.msg} (column {exc.colno})", source=source, line=exc.lineno
+        ) from None
+    except RecursionError:
+        raise DataError(
+            f"not valid JSON: nested too deeply (over {sys.getrecursionlimit()})", source=source
         ) from None
     # A single object is accepted as a one-record file.
     records = data if isinstance(data, list) else [data]
@@ -147,8 +157,20 @@ def write_span_jsonl(path: str | Path, examples: Iterable[SpanExample]) -> Path:
                 "text": ex.text,
                 "spans": [{"start": s.start, "end": s.end, "label": s.label} for s in ex.spans],
             }
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(jsonl_line(record))
     return path
+
+
+# Characters some line readers treat as line breaks: escaped, so a record stays on one line for every
+# reader (``json.loads`` reads the escapes back to the same characters).
+_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
+_LINE_BREAK_RE = re.compile("[\u2028\u2029\u0085]")
+
+
+def jsonl_line(record: Any) -> str:
+    """One JSON Lines record: UTF-8 text kept readable, line-break characters escaped, ending in "\\n"."""
+    text = json.dumps(record, ensure_ascii=False)
+    return _LINE_BREAK_RE.sub(lambda m: _LINE_BREAKS[m.group()], text) + "\n"
 
 
 def read_jsonl(cfg: DataConfig) -> Splits:
