@@ -185,3 +185,72 @@ def test_load_errors_shown_to_clients_do_not_carry_the_model_path(tmp_path):
         wait_settled(url)
         detail = httpx.post(f"{url}/predict", json={"text": "Oslo"}).json()["detail"]
     assert "model is not ready" in detail and str(tmp_path) not in detail
+
+
+SERVER_SCRIPT = """
+import sys
+sys.path.insert(0, {helpers!r})
+from serve_helpers import FakePredictor
+from loraner.serve import ServeSettings
+from loraner.serve.app import run_server
+
+settings = ServeSettings(port={port}, concurrency=1, max_batch=64, shutdown_grace_s=1.0, log_json=True)
+run_server(settings=settings, predictor_factory=lambda s: FakePredictor(per_text=0.1))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_sigterm_under_load_answers_every_request_with_json_and_exits_0():
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    script = SERVER_SCRIPT.format(helpers=str(Path(__file__).parent), port=port)
+    server = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
+            time.sleep(0.1)
+
+        async def load():
+            async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+                body = {"texts": ["Kari Nordmann"] * 40}  # 4 s each; one runs, three queue
+                posts = [asyncio.create_task(ac.post("/predict/batch", json=body)) for _ in range(4)]
+                await asyncio.sleep(0.5)
+                server.send_signal(signal.SIGTERM)
+                return await asyncio.gather(*posts)
+
+        started = time.monotonic()
+        responses = asyncio.run(load())
+        elapsed = time.monotonic() - started
+        code = server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    log = server.stdout.read().decode()
+    assert [r.status_code for r in responses] == [503] * 4, [r.text for r in responses]
+    for r in responses:
+        assert r.headers["content-type"] == "application/json" and r.headers["retry-after"] == "2"
+        assert "shutting down" in r.json()["detail"]
+    assert elapsed < 4.0, f"shutdown took {elapsed:.1f}s with a 1 s grace period"
+    assert code == 0, log[-2000:]
+    assert "Kari" not in log

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import signal
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -77,7 +79,12 @@ def create_app(
             await service.stop()
 
     app = FastAPI(
-        title="loraner NER service", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="loraner NER service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # /docs below: Swagger UI from the installed package, never from a CDN
+        redoc_url=None,
     )
     app.state.service = service
     app.state.metrics = metrics
@@ -92,8 +99,29 @@ def create_app(
     app.include_router(router)
     for extra in routers:
         app.include_router(extra)
+    _mount_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI served from the ``fastapi-offline`` package's files, so the page works
+    offline and loads nothing from another origin."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png",
+        )
 
 
 def _with_deid(
@@ -191,9 +219,13 @@ def run_server(
     host: str | None = None,
     port: int | None = None,
     settings: ServeSettings | None = None,
+    predictor_factory: PredictorFactory | None = None,
     **overrides: Any,
 ) -> None:
-    """Serve until interrupted. Arguments override ``LORANER_*`` environment settings."""
+    """Serve until interrupted. Arguments override ``LORANER_*`` environment settings.
+
+    SIGTERM/SIGINT: new requests get a retryable 503, requests in flight get ``shutdown_grace_s``, then
+    their work stops and they get the same 503; the process then exits 0."""
     import uvicorn
 
     if settings is None:
@@ -201,7 +233,7 @@ def run_server(
         settings = ServeSettings.from_env(model=model, host=host, port=port, **overrides)
     configure_logging(settings.log_level, settings.log_json)
     limit_malloc_arenas()  # before uvicorn and the model start their threads
-    app = create_app(settings)
+    app = create_app(settings, predictor_factory)
     log.info(
         "starting",
         extra={
@@ -212,7 +244,7 @@ def run_server(
             "model": settings.model,
         },
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -224,5 +256,33 @@ def run_server(
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.max_connections,
         h11_max_incomplete_event_size=64 * 1024,
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        # Uvicorn cancels what is left a moment after the service has stopped it (see GracefulServer).
+        timeout_graceful_shutdown=settings.shutdown_grace_s + 1,
     )
+    GracefulServer(config, app.state.service, settings.shutdown_grace_s).run()
+
+
+class GracefulServer(uvicorn.Server):
+    """Uvicorn's server, telling the service it is shutting down (503 for new requests, work in flight
+    stopped when the grace period ends), and exiting 0 after a graceful stop on SIGTERM."""
+
+    def __init__(self, config: uvicorn.Config, service: Service, grace_s: float) -> None:
+        super().__init__(config)
+        self.service = service
+        self.grace_s = grace_s
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.service.begin_shutdown()
+        timer = asyncio.get_running_loop().call_later(self.grace_s, self.service.abort_work)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            timer.cancel()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # Uvicorn re-raises the signal after shutting down (exit 143 on SIGTERM); a graceful stop
+            # is a clean exit.
+            self._captured_signals[:] = [s for s in self._captured_signals if s != signal.SIGTERM]

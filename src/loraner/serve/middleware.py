@@ -92,6 +92,19 @@ class RequestContextMiddleware:
                 await _send_json(
                     send_with_id, status, {"detail": detail, "request_id": request_id}, close=True
                 )
+        except asyncio.CancelledError:
+            # The server cancels requests still running when the shutdown grace period ends: answer
+            # a retryable JSON 503 rather than letting the server write a plain-text 500.
+            if not response["started"]:
+                with contextlib.suppress(Exception):
+                    await _send_json(
+                        send_with_id,
+                        503,
+                        {"detail": "the server is shutting down; retry", "request_id": request_id},
+                        close=True,
+                        retry_after=2,
+                    )
+            raise
         except Exception as exc:
             error_log.error(
                 "unhandled error",
@@ -238,10 +251,14 @@ def _route_path(scope: Scope) -> str:
     return "/static" if path.startswith("/static/") else "unmatched"
 
 
-async def _send_json(send: Any, status: int, payload: dict[str, Any], *, close: bool = False) -> None:
+async def _send_json(
+    send: Any, status: int, payload: dict[str, Any], *, close: bool = False, retry_after: int | None = None
+) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:
         headers.append((b"connection", b"close"))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

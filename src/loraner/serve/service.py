@@ -84,23 +84,31 @@ class Unavailable(Exception):
         self.retry_after = retry_after
 
 
+def _shutting_down() -> Unavailable:
+    return Unavailable("the server is shutting down; retry (another instance will answer)", retry_after=2)
+
+
 class ClientGone(Exception):
     """The client disconnected; its work was stopped between forward passes."""
 
 
 @dataclass
 class Work:
-    """One request's claim on the model: a deadline and a stop flag (set when its client disconnects)."""
+    """One request's claim on the model: a deadline, a stop flag (set when its client disconnects) and
+    the service's abort flag (set when the shutdown grace period ends)."""
 
     deadline: float
     stop: threading.Event = field(default_factory=threading.Event)
+    abort: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def starting_now(cls, timeout_s: float, stop: threading.Event | None = None) -> Work:
-        return cls(time.monotonic() + timeout_s, stop or threading.Event())
+    def starting_now(
+        cls, timeout_s: float, stop: threading.Event | None = None, abort: threading.Event | None = None
+    ) -> Work:
+        return cls(time.monotonic() + timeout_s, stop or threading.Event(), abort or threading.Event())
 
     def should_stop(self) -> bool:
-        return self.stop.is_set() or time.monotonic() >= self.deadline
+        return self.stop.is_set() or self.abort.is_set() or time.monotonic() >= self.deadline
 
     def remaining(self) -> float:
         return max(self.deadline - time.monotonic(), 0.0)
@@ -116,7 +124,8 @@ class Service:
         self.limiter: anyio.CapacityLimiter | None = None
         self.batcher: MicroBatcher | None = None
         self.pending = 0  # requests admitted to inference and not yet answered (running or queued)
-        self.closing = False
+        self.closing = False  # SIGTERM: new requests get 503
+        self.abort = threading.Event()  # the grace period is over: running work stops, answers 503
 
     @property
     def ready(self) -> bool:
@@ -189,7 +198,7 @@ class Service:
     def admitted(self) -> Iterator[None]:
         """Count a request against the bounded queue; a full queue sheds it with a retryable 503."""
         if self.closing:
-            raise Unavailable("the server is shutting down; retry on another instance", retry_after=2)
+            raise _shutting_down()
         if self.pending >= self.max_pending:
             self.metrics.shed.inc()
             raise Unavailable(
@@ -205,7 +214,19 @@ class Service:
             self.metrics.pending.set(self.pending)
 
     def new_work(self, stop: threading.Event | None = None) -> Work:
-        return Work.starting_now(self.settings.request_timeout_s, stop)
+        return Work.starting_now(self.settings.request_timeout_s, stop, self.abort)
+
+    def begin_shutdown(self) -> None:
+        """Called when the server starts shutting down: new requests are refused with a retryable 503;
+        requests in flight get the grace period, then ``abort_work``."""
+        self.closing = True
+        log.info("shutting down", extra={"event": "shutting_down", "pending": self.pending})
+
+    def abort_work(self) -> None:
+        """The grace period is over: work still running stops between forward passes and answers 503."""
+        if self.pending:
+            log.warning("grace period over", extra={"event": "abort", "pending": self.pending})
+        self.abort.set()
 
     async def run_batch(
         self, texts: list[str], *, o_threshold: float | None = None, work: Work | None = None
@@ -251,6 +272,8 @@ class Service:
             except Cancelled:
                 if work.stop.is_set():
                     raise ClientGone from None
+                if work.abort.is_set():
+                    raise _shutting_down() from None
                 raise self._timed_out() from None
         finally:
             self.limiter.release()
