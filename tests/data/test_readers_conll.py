@@ -212,3 +212,26 @@ def test_a_utf8_bom_is_not_part_of_the_first_token(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_text("Kari B-PER\n", encoding="utf-8-sig")
     assert read_column_file(path)[0].tokens == ["Kari"]
+
+
+def test_when_lines_have_different_column_counts_then_error_names_both_lines(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("Kari NNP B-PER\nNordmann NNP I-PER\n\nNew York NNP B-LOC\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"x\.txt:4: line has 4 columns but line 1 has 3"):
+        read_column_file(path)
+
+
+def test_when_a_column_file_is_empty_then_error_says_so(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text("\n-DOCSTART- -X- O\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"empty\.txt: no sentences \(the file is empty"):
+        read_column_file(path)
+
+
+def test_when_schemes_are_mixed_then_error_names_the_tags_and_lines(tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_text("Kari PER\nbor O\ni O\nOslo B-LOC\n", encoding="utf-8")
+    with pytest.raises(
+        DataError, match=r"mixed\.txt:4: tag 'B-LOC' has a B- prefix but 'PER' \(line 1\) has none"
+    ):
+        read_column_file(path)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,41 @@ def test_when_json_is_nested_absurdly_deep_then_one_line_error(tmp_path: Path, s
     path.write_text('{"text": "a", "spans": []}\n' * (suffix == ".jsonl") + "[" * 100_000 + "]" * 100_000)
     with pytest.raises(DataError, match="not valid JSON: nested too deeply"):
         read_span_file(path)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("O", "'label' 'O' is a tag, not an entity type"),
+        ("B-PER", "'label' 'B-PER' is a tag, not an entity type"),
+        (" ", "'label' must be a non-empty string, got ' '"),
+        ("PER ", "'label' 'PER ' has leading or trailing spaces"),
+    ],
+)
+def test_when_a_span_label_is_a_tag_or_blank_then_error_names_the_line(
+    tmp_path: Path, label, message
+) -> None:
+    path = tmp_path / "x.jsonl"
+    good = '{"text": "Kari", "spans": [{"start": 0, "end": 4, "label": "PER"}]}'
+    bad = json.dumps({"text": "Kari", "spans": [{"start": 0, "end": 4, "label": label}]})
+    path.write_text(f"{good}\n{bad}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"x\.jsonl:2: span 0: {message}"):
+        read_span_file(path)
+
+
+def test_when_label_map_names_a_type_that_occurs_nowhere_then_error(tmp_path: Path) -> None:
+    from loraner.errors import ConfigError
+
+    (tmp_path / "train.jsonl").write_text(
+        '{"text": "Kari", "spans": [{"start": 0, "end": 4, "label": "PER"}]}\n'
+    )
+    cfg = DataConfig(
+        format="jsonl",
+        path=str(tmp_path),
+        splits={"train": "train.jsonl"},
+        label_map={"PERSON": "PER", "PER": "N"},
+    )
+    with pytest.raises(
+        ConfigError, match=r"data\.label_map: 'PERSON' occur in no split; the data's types are PER"
+    ):
+        load_splits(cfg)

@@ -40,6 +40,10 @@ def read_column_file(
     """
     source = str(path)
     sentences = list(_sentences(Path(path), token_column, tag_column, tag_map))
+    if not sentences:
+        raise DataError(
+            "no sentences (the file is empty or has only blank and -DOCSTART- lines)", source=source
+        )
     if scheme == "auto":
         scheme = detect_scheme((s.tags for s in sentences), source=source, lines=(s.lines for s in sentences))
     return [
@@ -55,6 +59,7 @@ def _sentences(path: Path, token_column: int, tag_column: int, tag_map: TagMap |
     except OSError as exc:
         raise DataError(f"cannot read file: {exc.strerror}", source=source) from exc
     current = _Sentence()
+    width: tuple[int, int] | None = None  # (columns, line) of the first token line
     with handle:
         for number, raw_bytes in enumerate(handle, start=1):
             raw = _decode(raw_bytes, source, number)
@@ -76,6 +81,15 @@ def _sentences(path: Path, token_column: int, tag_column: int, tag_map: TagMap |
                     source=source,
                     line=number,
                 ) from None
+            if width is None:
+                width = (len(columns), number)
+            elif len(columns) != width[0]:
+                raise DataError(
+                    f"line has {len(columns)} columns but line {width[1]} has {width[0]}: every token line "
+                    "needs the same columns (a token with a space in it, or a missing tag?)",
+                    source=source,
+                    line=number,
+                )
             current.tokens.append(token)
             current.tags.append(tag_map(tag) if tag_map else tag)
             current.lines.append(number)

@@ -21,6 +21,7 @@ from loraner.settings import DataConfig
 from loraner.spans import resolve_overlaps
 from loraner.types import Span, SpanExample, Splits
 
+TAG_PREFIX = re.compile(r"^[BIESLU]-")  # B-PER is a tag; a span's label is the type (PER)
 OVERLAP_RULE = "kept the longer span; on ties the earlier one"
 
 
@@ -137,8 +138,15 @@ def _parse_span(raw: Any, index: int, length: int, where: _Where) -> Span:
         # bool is an int subclass; true/false as an offset is a bug in the producer.
         if not isinstance(value, int) or isinstance(value, bool):
             raise where.error(f"{name}: {key!r} must be an integer, got {value!r}")
-    if not isinstance(label, str) or not label:
+    if not isinstance(label, str) or not label.strip():
         raise where.error(f"{name}: 'label' must be a non-empty string, got {label!r}")
+    if label != label.strip():
+        raise where.error(f"{name}: 'label' {label!r} has leading or trailing spaces")
+    if label == "O" or TAG_PREFIX.match(label):
+        raise where.error(
+            f"{name}: 'label' {label!r} is a tag, not an entity type: spans carry the type alone "
+            "(e.g. 'PER'), and a span is an entity, never 'O'"
+        )
     if start >= end:
         raise where.error(f"{name}: start {start} must be below end {end}")
     if start < 0 or end > length:

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,9 +186,20 @@ def batching_options(training: TrainingConfig) -> dict[str, Any]:
 
 
 def labels_for(splits: Splits) -> list[str]:
+    """The label list: every type of every split. A type that is absent from the training split cannot
+    be learned (its test scores will be 0): said loudly, once per split."""
     types = entity_types(splits)
     if not types:
         raise ConfigError("the data has no entities in any split: nothing to learn")
+    trained = set(entity_types({"train": splits.get("train", [])}))
+    if not trained:
+        raise ConfigError("the 'train' split has no entities: nothing to learn")
+    for name, examples in splits.items():
+        unseen = sorted(set(entity_types({name: examples})) - trained)
+        if name != "train" and unseen:
+            message = f"types in the '{name}' split but not in 'train' cannot be learned: {', '.join(unseen)}"
+            log.warning(message)
+            warnings.warn(message, UserWarning, stacklevel=2)
     return iob2_labels(types)
 
 
@@ -389,8 +401,10 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     resume_from = resume_checkpoint(output_dir / CHECKPOINTS_DIR) if resume else None  # before any work
 
     splits = load_splits(cfg.data)
-    if "train" not in splits or not splits["train"]:
+    if "train" not in splits:
         raise ConfigError("the data has no 'train' split (check data.splits)")
+    if not splits["train"]:
+        raise ConfigError("the 'train' split has no examples (is its file empty?)")
     labels = labels_for(splits)
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = load_tokenizer(cfg.model.name_or_path)
