@@ -254,3 +254,81 @@ def test_sigterm_under_load_answers_every_request_with_json_and_exits_0():
     assert elapsed < 4.0, f"shutdown took {elapsed:.1f}s with a 1 s grace period"
     assert code == 0, log[-2000:]
     assert "Kari" not in log
+
+
+def raw_exchange(url: str, request: bytes, wait: float = 5.0) -> tuple[bytes, bool]:
+    """Send ``request`` on a raw socket; return what came back and whether the server closed it."""
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    with socket.create_connection((where.hostname, where.port), timeout=wait) as sock:
+        sock.sendall(request)
+        received = b""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return received, False
+            if not chunk:
+                return received, True
+            received += chunk
+        return received, False
+
+
+def test_when_a_413_is_sent_before_the_body_then_the_connection_is_closed(fake_server):
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2500000\r\n\r\n"
+    received, closed = raw_exchange(fake_server, head + b'{"text": "' + b"a" * 1000)
+    assert received.startswith(b"HTTP/1.1 413") and b"connection: close" in received.lower()
+    assert closed, "the connection stayed open with the body unread"
+
+
+def test_when_a_chunked_body_goes_over_the_limit_then_413_and_closed(fake_server):
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"a" * 30_000
+    received, closed = raw_exchange(fake_server, head + b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    assert received.startswith(b"HTTP/1.1 413") and closed
+
+
+def test_when_a_body_never_completes_then_408_and_the_connection_is_closed():
+    settings = ServeSettings(body_timeout_s=0.5)
+    with running_server(create_app(settings, lambda s: FakePredictor())) as url:
+        wait_ready(url)
+        head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        started = time.monotonic()
+        received, closed = raw_exchange(url, head + b'{"text": "Os', wait=10)
+        elapsed = time.monotonic() - started
+    assert received.startswith(b"HTTP/1.1 408") and closed and elapsed < 5
+
+
+def test_random_method_names_do_not_grow_metrics(fake_server):
+    import random
+    import string
+
+    rng = random.Random(0)
+
+    def series_after(n: int) -> set[str]:
+        """The metric series (name and labels, not values) after ``n`` requests with made-up methods."""
+        with httpx.Client(base_url=fake_server) as c:
+            for _ in range(n):
+                c.request("".join(rng.choices(string.ascii_uppercase, k=12)), "/predict")
+        text = httpx.get(f"{fake_server}/metrics").text
+        return {line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")}
+
+    httpx.get(f"{fake_server}/metrics")  # /metrics's own series exist from its first answer on
+    first = series_after(20)  # the "other" series appear once
+    after = series_after(300)
+    assert any('method="other"' in series for series in after)
+    assert after == first, f"{len(after - first)} new series for 300 more odd methods"
+
+
+def test_405_carries_allow_and_non_utf8_json_is_a_documented_422(client):
+    wrong = client.get("/predict")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    latin1 = client.post(
+        "/predict",
+        content='{"text": "Tromsø"}'.encode("latin-1"),
+        headers={"content-type": "application/json"},
+    )
+    assert latin1.status_code == 422 and "not valid JSON" in latin1.json()["detail"]
