@@ -256,6 +256,9 @@ def test_sigterm_under_load_answers_every_request_with_json_and_exits_0():
     assert "Kari" not in log
 
 
+POST_HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
 def raw_exchange(url: str, request: bytes, wait: float = 5.0) -> tuple[bytes, bool]:
     """Send ``request`` on a raw socket; return what came back and whether the server closed it."""
     import socket
@@ -278,14 +281,14 @@ def raw_exchange(url: str, request: bytes, wait: float = 5.0) -> tuple[bytes, bo
 
 
 def test_when_a_413_is_sent_before_the_body_then_the_connection_is_closed(fake_server):
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2500000\r\n\r\n"
+    head = POST_HEAD + b"Content-Length: 2500000\r\n\r\n"
     received, closed = raw_exchange(fake_server, head + b'{"text": "' + b"a" * 1000)
     assert received.startswith(b"HTTP/1.1 413") and b"connection: close" in received.lower()
     assert closed, "the connection stayed open with the body unread"
 
 
 def test_when_a_chunked_body_goes_over_the_limit_then_413_and_closed(fake_server):
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = POST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
     chunk = b"a" * 30_000
     received, closed = raw_exchange(fake_server, head + b"%x\r\n%s\r\n" % (len(chunk), chunk))
     assert received.startswith(b"HTTP/1.1 413") and closed
@@ -295,7 +298,7 @@ def test_when_a_body_never_completes_then_408_and_the_connection_is_closed():
     settings = ServeSettings(body_timeout_s=0.5)
     with running_server(create_app(settings, lambda s: FakePredictor())) as url:
         wait_ready(url)
-        head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        head = POST_HEAD + b"Content-Length: 100\r\n\r\n"
         started = time.monotonic()
         received, closed = raw_exchange(url, head + b'{"text": "Os', wait=10)
         elapsed = time.monotonic() - started
