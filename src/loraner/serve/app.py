@@ -99,9 +99,48 @@ def create_app(
     app.include_router(router)
     for extra in routers:
         app.include_router(extra)
+    _declare_limits(app, settings)
     _mount_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+MAX_KEY_CHARS = 256  # de-identification's document keys (loraner.serve.deid)
+NOT_BLANK = r"\S"  # what the text validators enforce: at least one non-whitespace character
+
+
+def _declare_limits(app: FastAPI, settings: ServeSettings) -> None:
+    """The OpenAPI schema states what validation enforces with this configuration: texts are non-blank
+    and at most ``max_text_chars`` long, batches hold 1 to ``max_batch`` texts (and as many document
+    keys). Checked in code too (routes, schemas); the per-request text budget is documented under 413."""
+    build = app.openapi
+
+    def text_rules() -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": NOT_BLANK}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for component in schema.get("components", {}).get("schemas", {}).values():
+            properties = component.get("properties", {})
+            if "text" in properties and "text" in component.get("required", ()):
+                properties["text"].update(text_rules())
+            if "texts" in properties:
+                texts = properties["texts"]
+                texts.update(minItems=1, maxItems=settings.max_batch)
+                texts["items"] = {**texts.get("items", {}), **text_rules()}
+            if "document_keys" in properties:
+                keys = properties["document_keys"]
+                for option in keys.get("anyOf", [keys]):
+                    if option.get("type") == "array":
+                        option["maxItems"] = settings.max_batch
+                        for item in option.get("items", {}).get("anyOf", []):
+                            if item.get("type") == "string":
+                                item["maxLength"] = MAX_KEY_CHARS
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_docs(app: FastAPI) -> None:
