@@ -103,7 +103,7 @@ QUICK = Sizes(
     compile_steps=0,
     soak_clients=8,
     soak_seconds=6.0,
-    overload_clients=32,
+    overload_clients=96,  # more than the default concurrency + queue (66): some are shed
     overload_seconds=4.0,
     overload_timeout_s=5.0,
 )

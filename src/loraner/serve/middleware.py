@@ -18,6 +18,8 @@ import uuid
 from functools import partial
 from typing import Any
 
+import anyio
+
 from loraner.serve.logs import safe_traceback
 from loraner.serve.metrics import Metrics
 
@@ -73,7 +75,7 @@ class RequestContextMiddleware:
         watcher: asyncio.Task[None] | None = None
         try:
             try:
-                async with asyncio.timeout(self.body_timeout_s):
+                with anyio.fail_after(self.body_timeout_s):
                     body_receive = await self._limited_body(scope, receive)
             except TimeoutError:
                 raise BodyTimeout from None
