@@ -48,6 +48,11 @@ class Sizes:
     f1_eval_sentences: int
     f1_seeds: int  # training runs per recipe for the F1 check (seed-to-seed noise)
     compile_steps: int  # steps of the torch.compile probe (0 = skip)
+    soak_clients: int = 64  # soak: closed-loop clients, mixed lengths and some invalid requests
+    soak_seconds: float = 120.0
+    overload_clients: int = 256  # overload: far more clients than the queue admits
+    overload_seconds: float = 60.0
+    overload_timeout_s: float = 10.0  # the server's LORANER_REQUEST_TIMEOUT_S in the overload run
 
 
 FULL = Sizes(
@@ -96,9 +101,14 @@ QUICK = Sizes(
     f1_eval_sentences=0,
     f1_seeds=1,
     compile_steps=0,
+    soak_clients=8,
+    soak_seconds=6.0,
+    overload_clients=96,  # more than the default concurrency + queue (66): some are shed
+    overload_seconds=4.0,
+    overload_timeout_s=5.0,
 )
 
-WORKLOADS = ("inference", "memory", "load", "training")
+WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 

@@ -68,3 +68,32 @@ def test_built_wheel_contains_the_presets(tmp_path):
     assert "loraner/serve/static/index.html" in names or any(
         n.startswith("loraner/serve/static/") for n in names
     )
+
+
+@pytest.mark.parametrize("typed", ["no", "off", "yes", "on"])
+def test_set_keeps_the_string_the_user_typed_for_a_string_field(typed):
+    from loraner.settings import apply_overrides
+
+    raw = apply_overrides(
+        {"data": {"format": "synth"}}, [f"training.mixed_precision={typed}", f"name={typed}"]
+    )
+    assert raw["training"]["mixed_precision"] == typed and raw["name"] == typed
+
+
+def test_set_no_is_accepted_for_mixed_precision_and_yes_off_still_work_for_booleans():
+    from loraner.settings import load_config
+
+    cfg = load_config(
+        "quickstart", ["training.mixed_precision=no", "lora.enabled=off", "model.label_all_subwords=yes"]
+    )
+    assert cfg.training.mixed_precision == "no"
+    assert cfg.lora.enabled is False and cfg.model.label_all_subwords is True
+
+
+def test_yaml_presets_read_yes_no_on_off_as_strings_for_string_fields(tmp_path):
+    from loraner.settings import load_config
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: on\ndata: {format: synth}\ntraining: {mixed_precision: no}\nlora: {enabled: no}\n")
+    cfg = load_config(path)
+    assert cfg.name == "on" and cfg.training.mixed_precision == "no" and cfg.lora.enabled is False

@@ -172,6 +172,8 @@ def read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise ModelError(f"{path}: not valid JSON (nested too deeply)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: cannot read it ({_reason(exc)})") from exc
     if not isinstance(data, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,26 @@ Batching = Literal["length_chunks", "length_buckets", "random"]
 # The predictor's O-probability cut-off: a word is an entity wherever P(O) < o_threshold (its best
 # non-O label wins). Above 0.5 it trades precision for recall, which de-identification wants.
 OThreshold = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class YamlLoader(yaml.SafeLoader):
+    """Safe YAML where only ``true``/``false`` are booleans (YAML 1.2): ``no``, ``yes``, ``on`` and ``off``
+    stay the strings the user typed (``mixed_precision: no`` means "no"). A boolean field still takes
+    them: pydantic reads "yes"/"no"/"on"/"off" as booleans."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as presets, ``--set`` values and de-identification configs are read (see :class:`YamlLoader`)."""
+    return yaml.load(text, Loader=YamlLoader)
 
 
 def window_problem(max_length: int, stride: int) -> str | None:
@@ -146,7 +167,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {item!r} is not key=value (e.g. training.epochs=3)")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = load_yaml(raw) if raw != "" else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
     return key.strip().split("."), value
@@ -191,7 +212,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     Errors name the file and field."""
     path = find_config(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: config file not found") from exc
     except yaml.YAMLError as exc:

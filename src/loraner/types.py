@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def surrogate_problem(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode (a lone surrogate such as ``"\\ud800"`` from a JSON escape), or
+    None. Tokenizers and UTF-8 writers cannot take such a text; every entry point refuses it by this check."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"contains a lone surrogate (U+{ord(text[exc.start]):04X}) at character {exc.start}"
+    return None
+
+
 @dataclass(frozen=True, order=True)
 class Span:
     """A gold (or fused) entity annotation: ``text[start:end]`` has type ``label``."""

@@ -14,13 +14,15 @@ import pytest
 from loraner.settings import shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = ("inference", "memory", "load", "training")
+WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload")
 TITLES = (
     "Inference throughput",
     "Single-sentence latency",
     "Memory:",
     "Service under load",
     "Training speed",
+    "Soak (",
+    "Overload (",
 )
 
 

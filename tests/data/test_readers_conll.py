@@ -192,3 +192,46 @@ def test_when_real_conll2003_then_all_splits_load(shared_data: Callable[..., Pat
     assert {k: len(v) for k, v in splits.items()} == {"train": 14041, "validation": 3250, "test": 3453}
     types = {t[2:] for ex in splits["train"] for t in ex.tags if t != "O"}  # type: ignore[union-attr]
     assert types == {"PER", "ORG", "LOC", "MISC"}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("utf-16", r"x\.txt:1: not UTF-8 text .*it looks like UTF-16"),
+        ("latin-1", r"x\.txt:2: not UTF-8 text \(invalid start byte at byte 5 of the line\)"),
+    ],
+)
+def test_when_a_column_file_is_not_utf8_then_the_error_names_the_line(tmp_path, encoding, message):
+    path = tmp_path / "x.txt"
+    path.write_text("Kari B-PER\nTromsø B-LOC\n", encoding=encoding)
+    with pytest.raises(DataError, match=message):
+        read_column_file(path)
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_token(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_text("Kari B-PER\n", encoding="utf-8-sig")
+    assert read_column_file(path)[0].tokens == ["Kari"]
+
+
+def test_when_lines_have_different_column_counts_then_error_names_both_lines(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("Kari NNP B-PER\nNordmann NNP I-PER\n\nNew York NNP B-LOC\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"x\.txt:4: line has 4 columns but line 1 has 3"):
+        read_column_file(path)
+
+
+def test_when_a_column_file_is_empty_then_error_says_so(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text("\n-DOCSTART- -X- O\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"empty\.txt: no sentences \(the file is empty"):
+        read_column_file(path)
+
+
+def test_when_schemes_are_mixed_then_error_names_the_tags_and_lines(tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_text("Kari PER\nbor O\ni O\nOslo B-LOC\n", encoding="utf-8")
+    with pytest.raises(
+        DataError, match=r"mixed\.txt:4: tag 'B-LOC' has a B- prefix but 'PER' \(line 1\) has none"
+    ):
+        read_column_file(path)

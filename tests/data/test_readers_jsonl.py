@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,65 @@ def test_when_written_then_read_back_identical(tmp_path: Path) -> None:
     path = write_span_jsonl(tmp_path / "out" / "data.jsonl", examples)
     assert "Ålesund" in path.read_text(encoding="utf-8")  # kept readable, not \u-escaped
     assert read_span_file(path) == examples
+
+
+def test_when_texts_hold_unicode_line_separators_then_jsonl_round_trips(tmp_path: Path) -> None:
+    text = "Kari\u2028Nordmann\u2029bor i\u0085Oslo\x1c."
+    examples = [SpanExample(text, [Span(0, 4, "PER"), Span(20, 24, "LOC")], id="a")]
+    path = write_span_jsonl(tmp_path / "x.jsonl", examples)
+    raw = path.read_text(encoding="utf-8")
+    assert raw.count("\n") == 1 and "\u2028" not in raw and "\u0085" not in raw  # escaped, one line
+    [back] = read_span_file(path)
+    assert back.text == text and back.spans == examples[0].spans
+
+
+def test_when_a_raw_u2028_stands_inside_a_record_then_it_is_still_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "raw.jsonl"
+    path.write_text('{"text": "a\u2028b", "spans": []}\n{"text": "c", "spans": []}\n', encoding="utf-8")
+    assert [e.text for e in read_span_file(path)] == ["a\u2028b", "c"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_when_json_is_nested_absurdly_deep_then_one_line_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"deep{suffix}"
+    path.write_text('{"text": "a", "spans": []}\n' * (suffix == ".jsonl") + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match="not valid JSON: nested too deeply"):
+        read_span_file(path)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("O", "'label' 'O' is a tag, not an entity type"),
+        ("B-PER", "'label' 'B-PER' is a tag, not an entity type"),
+        (" ", "'label' must be a non-empty string, got ' '"),
+        ("PER ", "'label' 'PER ' has leading or trailing spaces"),
+    ],
+)
+def test_when_a_span_label_is_a_tag_or_blank_then_error_names_the_line(
+    tmp_path: Path, label, message
+) -> None:
+    path = tmp_path / "x.jsonl"
+    good = '{"text": "Kari", "spans": [{"start": 0, "end": 4, "label": "PER"}]}'
+    bad = json.dumps({"text": "Kari", "spans": [{"start": 0, "end": 4, "label": label}]})
+    path.write_text(f"{good}\n{bad}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"x\.jsonl:2: span 0: {message}"):
+        read_span_file(path)
+
+
+def test_when_label_map_names_a_type_that_occurs_nowhere_then_error(tmp_path: Path) -> None:
+    from loraner.errors import ConfigError
+
+    (tmp_path / "train.jsonl").write_text(
+        '{"text": "Kari", "spans": [{"start": 0, "end": 4, "label": "PER"}]}\n'
+    )
+    cfg = DataConfig(
+        format="jsonl",
+        path=str(tmp_path),
+        splits={"train": "train.jsonl"},
+        label_map={"PERSON": "PER", "PER": "N"},
+    )
+    with pytest.raises(
+        ConfigError, match=r"data\.label_map: 'PERSON' occur in no split; the data's types are PER"
+    ):
+        load_splits(cfg)

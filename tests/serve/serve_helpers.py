@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from loraner.inference.predictor import ModelInfo
+from loraner.inference.predictor import Cancelled, ModelInfo
 from loraner.types import Entity
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -30,21 +30,27 @@ LIMITS = {"max_text_chars": 1000, "max_batch": 4, "max_body_bytes": 20_000}
 
 
 class FakePredictor:
-    """Finds gazetteer names; sleeps ``delay`` per call (releasing the GIL like a real runtime) and
-    raises an error whose message quotes the text when it sees ``BOOM`` (it must never be logged)."""
+    """Finds gazetteer names; sleeps ``delay`` per call and ``per_text`` per text (releasing the GIL like
+    a real runtime; ``should_stop`` is asked before each text, as the engine asks before each forward
+    pass) and raises an error whose message quotes the text when it sees ``BOOM`` (never to be logged)."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, per_text: float = 0.0) -> None:
         self.delay = delay
+        self.per_text = per_text
         self.batch_sizes: list[int] = []
         self.o_thresholds: list[float | None] = []  # the cut-off each call was given
         self.threads: set[str] = set()
+        self.texts_done = 0
+        self.cancelled = 0
         self._lock = threading.Lock()
 
     @property
     def info(self) -> ModelInfo:
         return ModelInfo("fake-ner", LABELS, "fake", 512, 64, "first", "tokenizer", types=["PER", "LOC"])
 
-    def predict_batch(self, texts: Sequence[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
+    def predict_batch(
+        self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: Any = None
+    ) -> list[list[Entity]]:
         with self._lock:
             self.batch_sizes.append(len(texts))
             self.o_thresholds.append(o_threshold)
@@ -52,6 +58,14 @@ class FakePredictor:
         if self.delay:
             time.sleep(self.delay)
         for text in texts:
+            if should_stop is not None and should_stop():
+                with self._lock:
+                    self.cancelled += 1
+                raise Cancelled("stopped")
+            if self.per_text:
+                time.sleep(self.per_text)
+            with self._lock:
+                self.texts_done += 1
             if SECRET_TRIGGER in text:
                 raise RuntimeError(f"cannot handle {text!r}")
         return [find_entities(t) for t in texts]

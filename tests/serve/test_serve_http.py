@@ -29,7 +29,8 @@ def test_info_describes_service_model_and_limits(client):
     assert data["model"]["types"] == ["PER", "LOC"]
     assert data["model"]["backend"] == "fake"
     assert data["version"]
-    assert data["limits"] == LIMITS
+    assert {k: data["limits"][k] for k in LIMITS} == LIMITS
+    assert data["limits"]["max_request_chars"] == 200_000 and data["limits"]["request_timeout_s"] == 30
     assert "predict" in data["features"]
 
 
@@ -181,6 +182,9 @@ def test_unknown_route_and_method_are_json_errors(client):
 def test_openapi_docs_list_the_endpoints(client):
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "https://" not in docs.text and "http://" not in docs.text  # nothing from a CDN: works offline
+    for asset in ("/docs-static/swagger-ui-bundle.js", "/docs-static/swagger-ui.css"):
+        assert asset in docs.text and client.get(asset).status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/", "/health", "/ready", "/predict", "/predict/batch"} <= set(paths)
 

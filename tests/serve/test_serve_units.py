@@ -64,7 +64,16 @@ def test_default_factory_passes_every_predictor_setting(monkeypatch):
     from loraner.serve.service import default_predictor_factory
 
     seen = {}
-    monkeypatch.setattr(NERPredictor, "from_pretrained", lambda path, **kw: seen.update(kw, path=path))
+
+    class Loaded:
+        def check(self):
+            seen["checked"] = True
+
+    def load(path, **kw):
+        seen.update(kw, path=path)
+        return Loaded()
+
+    monkeypatch.setattr(NERPredictor, "from_pretrained", load)
     settings = ServeSettings(model="/m", max_batch_tokens=1024, word_split="tokenizer", o_threshold=0.9)
     default_predictor_factory(settings)
     assert (seen["path"], seen["max_batch_tokens"], seen["word_split"], seen["o_threshold"]) == (
@@ -73,6 +82,7 @@ def test_default_factory_passes_every_predictor_setting(monkeypatch):
         "tokenizer",
         0.9,
     )
+    assert seen["checked"]  # the dry run happens before the service calls itself ready
 
 
 def run_batches(batcher_kwargs, texts, fail=False):
@@ -129,3 +139,23 @@ def test_serve_command_without_model_is_a_readable_error(monkeypatch):
     assert result.exit_code == 1 and "no model" in result.output
     missing = CliRunner().invoke(app, ["serve", "--model", "/nonexistent/dir"])
     assert missing.exit_code == 1 and "model directory not found" in missing.output
+
+
+def test_microbatcher_when_one_text_fails_then_only_its_waiter_gets_the_error():
+    async def run_batch(batch):
+        await asyncio.sleep(0)
+        if "bad" in batch:
+            raise RuntimeError("model crashed")
+        return [[Entity("X", t, 0, len(t))] for t in batch]
+
+    async def main():
+        batcher = MicroBatcher(run_batch, max_wait_s=0.05, max_items=10)
+        results = await asyncio.gather(
+            *(batcher.submit(t) for t in ["a", "bad", "c"]), return_exceptions=True
+        )
+        await batcher.aclose()
+        return results
+
+    a, bad, c = asyncio.run(main())
+    assert isinstance(bad, RuntimeError)
+    assert a[0].text == "a" and c[0].text == "c"

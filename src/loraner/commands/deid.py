@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from loraner.commands import friendly_errors
 from loraner.commands.inference import CHUNK_LINES, model_or_adapter, read_jsonl
+from loraner.data.jsonl import jsonl_line
 from loraner.deid import (
     DeidConfig,
     DeidOutput,
@@ -198,7 +199,7 @@ def deid_documents(
 def _write_chunk(pipeline: DeidPipeline, docs: list[Document], sink: IO[str], include_original: bool) -> None:
     outputs = pipeline.run_batch([d.text for d in docs], [d.key for d in docs])
     for doc, output in zip(docs, outputs, strict=True):
-        sink.write(json.dumps(output_record(doc, output, include_original), ensure_ascii=False) + "\n")
+        sink.write(jsonl_line(output_record(doc, output, include_original)))
 
 
 # --------------------------------------------------------------------------- loraner evaluate --deid

@@ -16,6 +16,7 @@ import typer
 from tqdm import tqdm
 
 from loraner.commands import friendly_errors
+from loraner.data.jsonl import jsonl_line
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError, DataError
 from loraner.inference import Aggregation, BackendName, NERPredictor
@@ -23,6 +24,7 @@ from loraner.inference.backends import DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
 from loraner.modeldir import Quantization, resolve_model_dir
 from loraner.serve.settings import LogLevel, ServeSettings
+from loraner.types import surrogate_problem
 
 CHUNK_LINES = 256  # JSONL lines per predict_batch call: enough for length-sorted batching to pay off
 
@@ -94,19 +96,31 @@ def predict(
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` for each non-blank line; a record must be an object with a "text" string."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")  # lines end at "\n" only: U+2028 inside a JSON string is not a break
     except OSError as exc:
         raise DataError(f"cannot read: {exc.strerror}", source=str(path)) from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)",
+                    source=str(path),
+                    line=number,
+                ) from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"not valid JSON ({exc.msg})", source=str(path), line=number) from None
+            except (json.JSONDecodeError, RecursionError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                raise DataError(f"not valid JSON ({reason})", source=str(path), line=number) from None
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise DataError('expected an object with a "text" string', source=str(path), line=number)
+            problem = surrogate_problem(record["text"])
+            if problem:
+                raise DataError(f'"text" {problem}', source=str(path), line=number)
             yield number, record
 
 
@@ -146,7 +160,7 @@ def _write_chunk(predictor: Any, records: list[dict[str, Any]], sink: IO[str]) -
     results = predictor.predict_batch([r["text"] for r in records])
     for record, entities in zip(records, results, strict=True):
         out = {**record, "entities": [e.to_dict() for e in entities]}
-        sink.write(json.dumps(out, ensure_ascii=False) + "\n")
+        sink.write(jsonl_line(out))
 
 
 def serve(

@@ -40,6 +40,10 @@ def read_column_file(
     """
     source = str(path)
     sentences = list(_sentences(Path(path), token_column, tag_column, tag_map))
+    if not sentences:
+        raise DataError(
+            "no sentences (the file is empty or has only blank and -DOCSTART- lines)", source=source
+        )
     if scheme == "auto":
         scheme = detect_scheme((s.tags for s in sentences), source=source, lines=(s.lines for s in sentences))
     return [
@@ -51,12 +55,14 @@ def read_column_file(
 def _sentences(path: Path, token_column: int, tag_column: int, tag_map: TagMap | None) -> Iterator[_Sentence]:
     source = str(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")  # lines end at "\n"; each is decoded as UTF-8 (errors name the line)
     except OSError as exc:
         raise DataError(f"cannot read file: {exc.strerror}", source=source) from exc
     current = _Sentence()
+    width: tuple[int, int] | None = None  # (columns, line) of the first token line
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw_bytes in enumerate(handle, start=1):
+            raw = _decode(raw_bytes, source, number)
             columns = raw.split()
             if not columns or columns[0] == DOCSTART:
                 if current.tokens:
@@ -75,11 +81,32 @@ def _sentences(path: Path, token_column: int, tag_column: int, tag_map: TagMap |
                     source=source,
                     line=number,
                 ) from None
+            if width is None:
+                width = (len(columns), number)
+            elif len(columns) != width[0]:
+                raise DataError(
+                    f"line has {len(columns)} columns but line {width[1]} has {width[0]}: every token line "
+                    "needs the same columns (a token with a space in it, or a missing tag?)",
+                    source=source,
+                    line=number,
+                )
             current.tokens.append(token)
             current.tags.append(tag_map(tag) if tag_map else tag)
             current.lines.append(number)
     if current.tokens:
         yield current
+
+
+def _decode(raw: bytes, source: str, line: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        hint = ""
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw:
+            hint = " (it looks like UTF-16: convert it, e.g. iconv -f UTF-16 -t UTF-8)"
+        raise DataError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line){hint}", source=source, line=line
+        ) from None
 
 
 def column_index(value: int | str, what: str) -> int:

@@ -7,6 +7,8 @@ Errors name the file and the JSONL line, or the record index for ``.json`` files
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from loraner.settings import DataConfig
 from loraner.spans import resolve_overlaps
 from loraner.types import Span, SpanExample, Splits
 
+TAG_PREFIX = re.compile(r"^[BIESLU]-")  # B-PER is a tag; a span's label is the type (PER)
 OVERLAP_RULE = "kept the longer span; on ties the earlier one"
 
 
@@ -69,7 +72,9 @@ def _records(path: Path) -> Iterator[tuple[_Where, Any]]:
     if path.suffix.lower() == ".json":
         yield from _json_records(text, str(path))
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends a record at "\n" only: str.splitlines() would also cut at U+2028, U+2029, U+0085
+    # (and \x1c-\x1e), which may stand raw inside a JSON string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue  # blank lines (often a trailing one) are not records
         where = _Where(str(path), line=number)
@@ -77,6 +82,8 @@ def _records(path: Path) -> Iterator[tuple[_Where, Any]]:
             yield where, json.loads(line)
         except json.JSONDecodeError as exc:
             raise where.error(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise where.error(f"not valid JSON: nested too deeply (over {sys.getrecursionlimit()})") from None
 
 
 def _json_records(text: str, source: str) -> Iterator[tuple[_Where, Any]]:
@@ -87,6 +94,10 @@ def _json_records(text: str, source: str) -> Iterator[tuple[_Where, Any]]:
     except json.JSONDecodeError as exc:
         raise DataError(
             f"not valid JSON: {exc.msg} (column {exc.colno})", source=source, line=exc.lineno
+        ) from None
+    except RecursionError:
+        raise DataError(
+            f"not valid JSON: nested too deeply (over {sys.getrecursionlimit()})", source=source
         ) from None
     # A single object is accepted as a one-record file.
     records = data if isinstance(data, list) else [data]
@@ -127,8 +138,15 @@ def _parse_span(raw: Any, index: int, length: int, where: _Where) -> Span:
         # bool is an int subclass; true/false as an offset is a bug in the producer.
         if not isinstance(value, int) or isinstance(value, bool):
             raise where.error(f"{name}: {key!r} must be an integer, got {value!r}")
-    if not isinstance(label, str) or not label:
+    if not isinstance(label, str) or not label.strip():
         raise where.error(f"{name}: 'label' must be a non-empty string, got {label!r}")
+    if label != label.strip():
+        raise where.error(f"{name}: 'label' {label!r} has leading or trailing spaces")
+    if label == "O" or TAG_PREFIX.match(label):
+        raise where.error(
+            f"{name}: 'label' {label!r} is a tag, not an entity type: spans carry the type alone "
+            "(e.g. 'PER'), and a span is an entity, never 'O'"
+        )
     if start >= end:
         raise where.error(f"{name}: start {start} must be below end {end}")
     if start < 0 or end > length:
@@ -147,8 +165,20 @@ def write_span_jsonl(path: str | Path, examples: Iterable[SpanExample]) -> Path:
                 "text": ex.text,
                 "spans": [{"start": s.start, "end": s.end, "label": s.label} for s in ex.spans],
             }
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(jsonl_line(record))
     return path
+
+
+# Characters some line readers treat as line breaks: escaped, so a record stays on one line for every
+# reader (``json.loads`` reads the escapes back to the same characters).
+_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
+_LINE_BREAK_RE = re.compile("[\u2028\u2029\u0085]")
+
+
+def jsonl_line(record: Any) -> str:
+    """One JSON Lines record: UTF-8 text kept readable, line-break characters escaped, ending in "\\n"."""
+    text = json.dumps(record, ensure_ascii=False)
+    return _LINE_BREAK_RE.sub(lambda m: _LINE_BREAKS[m.group()], text) + "\n"
 
 
 def read_jsonl(cfg: DataConfig) -> Splits:

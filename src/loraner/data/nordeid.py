@@ -201,10 +201,14 @@ def load_nor_deid_json(path: str | Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise DataError(f"cannot read file: {exc.strerror}", source=source) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", source=source) from None
     except json.JSONDecodeError as exc:
         raise DataError(
             f"not valid JSON: {exc.msg} (column {exc.colno})", source=source, line=exc.lineno
         ) from None
+    except RecursionError:
+        raise DataError("not valid JSON: nested too deeply", source=source) from None
     if not isinstance(data, dict):
         raise DataError("expected one JSON object with 'scenarios' and 'results'", source=source)
     for key in REQUIRED_KEYS:

@@ -12,7 +12,7 @@ from typing import Literal
 from loraner.data.sampling import sample_splits
 from loraner.errors import ConfigError
 from loraner.settings import DataConfig
-from loraner.types import Example, Span, SpanExample, Splits, WordExample
+from loraner.types import Example, Span, SpanExample, Splits, WordExample, entity_types
 
 Reader = Callable[[DataConfig], Splits]
 # What a reader's examples label: whole words (WordExample, tags per word) or character spans.
@@ -60,6 +60,13 @@ def load_splits(cfg: DataConfig) -> Splits:
     """Read every split of ``cfg``, rename labels (``cfg.label_map``), then subsample (``cfg.sample``)."""
     splits = get_reader(cfg.format)(cfg)
     if cfg.label_map:
+        present = set(entity_types(splits))
+        unknown = sorted(set(cfg.label_map) - present)
+        if unknown:
+            raise ConfigError(
+                f"data.label_map: {', '.join(map(repr, unknown))} occur in no split; the data's types are "
+                f"{', '.join(sorted(present)) or '(none)'}"
+            )
         splits = {name: [relabel(ex, cfg.label_map) for ex in examples] for name, examples in splits.items()}
     return sample_splits(splits, cfg.sample, cfg.seed)
 

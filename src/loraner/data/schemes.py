@@ -118,20 +118,29 @@ def detect_scheme(
     (or no tags) is reported as IOB2, which needs no conversion. ``lines`` runs parallel to
     ``sequences`` (each item as ``to_iob2``'s ``line``) so an invalid tag's error names its line.
     """
-    seen: set[str] = set()
+    first: dict[str, tuple[str, int | None]] = {}  # prefix -> its first tag and line (for errors)
     i_opens = False
     locations = iter(lines) if lines is not None else repeat(None)
     for tags, where in zip(sequences, locations, strict=False):  # repeat() is endless
         previous = OUTSIDE
         for i, tag in enumerate(tags):
             parsed = parse_tag(tag, source=source, line=_line_of(where, i))
-            seen.add(parsed.prefix)
+            first.setdefault(parsed.prefix, (tag, _line_of(where, i)))
             if parsed.prefix == "I" and (previous.type != parsed.type or previous.prefix in ("E", "S")):
                 i_opens = True
             previous = parsed
-    seen.discard("O")
+    seen = set(first) - {"O"}
     if "" in seen and seen - {"", "I"}:
-        raise DataError("tags mix unprefixed IO labels with B-/E-/S- prefixes", source=source)
+        plain, plain_line = first[""]
+        prefix = sorted(seen - {"", "I"})[0]
+        prefixed, prefixed_line = first[prefix]
+        at = f" (line {plain_line})" if plain_line is not None else ""
+        raise DataError(
+            f"tag {prefixed!r} has a {prefix}- prefix but {plain!r}{at} has none: the file mixes unprefixed "
+            "IO labels with B-/E-/S- prefixes; use one scheme",
+            source=source,
+            line=prefixed_line,
+        )
     if seen & {"E", "S"}:
         return "BIOES"
     if "" in seen:

@@ -22,7 +22,7 @@ from loraner.deid.operators import (
     ReplaceOperator,
 )
 from loraner.errors import ConfigError
-from loraner.settings import OThreshold, Strict, find_config
+from loraner.settings import OThreshold, Strict, find_config, load_yaml
 
 DEFAULT_TYPES = ("ID", "DATE", "LOC", "PATIENT", "AGE", "PHONE")
 DEFAULT_SECRET_ENV = "LORANER_DEID_SECRET"
@@ -195,7 +195,7 @@ def load_deid_config(path: str | Path) -> DeidConfig:
     (``configs/deid.yaml``)."""
     path = find_config(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: deid config file not found") from exc
     except yaml.YAMLError as exc:

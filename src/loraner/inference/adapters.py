@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from loraner.errors import ConfigError, ModelError
+from loraner.errors import ConfigError, DataError, ModelError
 from loraner.inference.backends import (
     _import_torch,
     check_base,
@@ -42,8 +42,10 @@ from loraner.inference.encoding import length_batches, pad, softmax
 from loraner.inference.predictor import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
+    Cancelled,
     ModelInfo,
     NERPredictor,
+    ShouldStop,
     TextPrediction,
 )
 from loraner.modeldir import (
@@ -54,7 +56,7 @@ from loraner.modeldir import (
     load_tokenizer,
     model_meta,
 )
-from loraner.types import Entity, types_of_labels
+from loraner.types import Entity, surrogate_problem, types_of_labels
 
 DEFAULT_MAX_LOADED_ADAPTERS = 16
 HEAD = "classifier"  # the token-classification head of BERT-family models (RoBERTa, DistilBERT, DeBERTa…)
@@ -418,8 +420,11 @@ class MultiAdapterPredictor:
         adapters: str | Sequence[str | None] | None = None,
         *,
         o_threshold: float | None = None,
+        should_stop: ShouldStop | None = None,
     ) -> list[list[Entity]]:
-        return [p.entities for p in self.analyze_batch(texts, adapters, o_threshold=o_threshold)]
+        """Entities per text; ``should_stop`` as in :meth:`NERPredictor.predict_batch`."""
+        found = self.analyze_batch(texts, adapters, o_threshold=o_threshold, should_stop=should_stop)
+        return [p.entities for p in found]
 
     def analyze_batch(
         self,
@@ -427,9 +432,16 @@ class MultiAdapterPredictor:
         adapters: str | Sequence[str | None] | None = None,
         *,
         o_threshold: float | None = None,
+        should_stop: ShouldStop | None = None,
     ) -> list[TextPrediction]:
         """Each text through its adapter; windows of all adapters share length-sorted forward passes."""
         names = self._names_for(texts, adapters)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+            problem = surrogate_problem(text)
+            if problem:
+                raise DataError(f"texts[{i}] {problem}")
         groups: dict[str, list[int]] = {}
         for i, name in enumerate(names):
             groups.setdefault(name, []).append(i)
@@ -438,6 +450,8 @@ class MultiAdapterPredictor:
         scores = {name: predictors[name].empty_scores(docs[name]) for name in groups}
         windows = [(name, chunk) for name in groups for chunk in predictors[name].chunks(docs[name])]
         for batch in length_batches([c for _, c in windows], self.batch_size, self.max_batch_tokens):
+            if should_stop is not None and should_stop():
+                raise Cancelled("stopped between forward passes")
             ids, mask = pad([windows[i][1].ids for i in batch], self.pad_id)
             logits = self.pool.logits(ids, mask, [windows[i][0] for i in batch])
             for row, i in enumerate(batch):

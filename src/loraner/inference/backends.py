@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
@@ -79,6 +80,12 @@ class TorchBackend:
             model = load_token_classifier(path)
         resolved = resolve_dtype(dtype, device)
         return cls(model.eval().to(device=device, dtype=torch_dtype(resolved)), device, resolved)
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Rows of the input embeddings: the highest token id the model can take, plus one."""
+        embeddings = getattr(self.model, "get_input_embeddings", lambda: None)()
+        return getattr(embeddings, "num_embeddings", None)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch  # present whenever a TorchBackend exists
@@ -150,6 +157,11 @@ def load_token_classifier(name_or_path: str | Path, labels: list[str] | None = N
         raise ModelError(f"cannot load a model from {path!r}: permission denied ({exc.filename})") from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a token-classification model from {path!r}: {exc}") from exc
+    except pickle.UnpicklingError:
+        raise ModelError(
+            f"{path}: its PyTorch checkpoint holds objects other than tensors, which loraner refuses "
+            "to unpickle (torch.load weights_only); save it as safetensors from a trusted copy"
+        ) from None
 
 
 def load_adapter_model(adapter_dir: Path, base: str | None = None) -> Any:

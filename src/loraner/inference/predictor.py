@@ -15,7 +15,7 @@ the batch), which is what Ray Data's ``map_batches`` and the service's micro-bat
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import numpy as np
 
 from loraner.data.alignment import special_tokens
 from loraner.data.words import WORD_SPLITS
-from loraner.errors import ConfigError
+from loraner.errors import ConfigError, DataError, ModelError
 from loraner.inference.backends import Backend, load_backend
 from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
 from loraner.inference.encoding import (
@@ -38,13 +38,20 @@ from loraner.inference.encoding import (
 )
 from loraner.modeldir import ONNX_FILE, ModelMeta, load_tokenizer, model_meta, model_type
 from loraner.settings import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE, o_threshold_problem, window_problem
-from loraner.types import Entity, types_of_labels
+from loraner.types import Entity, surrogate_problem, types_of_labels
 
 # Padded tokens per forward pass: one 512-token window, or about 16 sentences of 32 tokens. Bounds the
 # activation memory of one call (int8 RoBERTa-base: about 50 MB instead of 370 MB for a 3,000-token
 # note in one batch of 7 windows), which keeps a served int8 model under 450 MB; see bench/README.md.
 DEFAULT_MAX_BATCH_TOKENS = 512
 DEFAULT_BATCH_SIZE = 16
+
+
+ShouldStop = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """``should_stop`` said so between two forward passes (the client went away, or time ran out)."""
 
 
 @dataclass(frozen=True)
@@ -234,18 +241,59 @@ class NERPredictor:
             types=types_of_labels(self.labels),
         )
 
+    def check(self, sample: str = "Kari Nordmann flew from Oslo to Bergen.") -> None:
+        """A one-text dry run, made once at load so a mismatched model directory never looks ready:
+        the tokenizer's highest id must fit the model's embeddings, and the model must return one score
+        per token for each of its labels. Raises :class:`ModelError` naming the mismatch (no path)."""
+        vocab = len(self.tokenizer)
+        with self._tokenizer_lock:
+            [doc] = tokenize_texts(self.tokenizer, [sample], self.word_split)
+        room = self.max_length - self.specials.count - 1
+        ids = [*self.specials.prefix, vocab - 1, *doc.input_ids[:room], *self.specials.suffix]
+        input_ids, mask = pad([ids], self.pad_id)
+        try:
+            logits = np.asarray(self.backend.logits(input_ids, mask))
+        except Exception as exc:
+            raise ModelError(
+                f"the model failed its dry run ({type(exc).__name__}): the tokenizer has {vocab} tokens; "
+                "do the model's embeddings cover them? The tokenizer and the model do not match"
+            ) from exc
+        embeddings = getattr(self.backend, "vocab_size", None)
+        if embeddings is not None and vocab > embeddings:
+            raise ModelError(
+                f"the tokenizer has {vocab} tokens but the model's embeddings have {embeddings} rows: "
+                "the tokenizer and the model do not match"
+            )
+        if logits.ndim != 3 or logits.shape[:2] != (1, len(ids)):
+            raise ModelError(
+                f"the model returns scores of shape {tuple(logits.shape)} for 1 window of {len(ids)} tokens"
+            )
+        if logits.shape[-1] != len(self.labels):
+            raise ModelError(
+                f"the model returns {logits.shape[-1]} scores per token but its label list has "
+                f"{len(self.labels)} labels (config.json id2label / loraner.json labels)"
+            )
+        if not np.isfinite(logits).all():
+            raise ModelError("the model returns non-finite scores (NaN or infinity) on its dry run")
+
     def predict(self, text: str, *, o_threshold: float | None = None) -> list[Entity]:
         return self.predict_batch([text], o_threshold=o_threshold)[0]
 
-    def predict_batch(self, texts: Sequence[str], *, o_threshold: float | None = None) -> list[list[Entity]]:
+    def predict_batch(
+        self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: ShouldStop | None = None
+    ) -> list[list[Entity]]:
         """Entities per text, in input order. Windows of all texts are batched together by length.
 
         ``o_threshold`` replaces the predictor's own for this call (de-identification passes its own).
+        ``should_stop`` is asked before each forward pass; when it answers True the call raises
+        :class:`Cancelled` (the service stops work whose client has gone or whose time is up).
         """
-        return [p.entities for p in self.analyze_batch(texts, o_threshold=o_threshold)]
+        return [
+            p.entities for p in self.analyze_batch(texts, o_threshold=o_threshold, should_stop=should_stop)
+        ]
 
     def analyze_batch(
-        self, texts: Sequence[str], *, o_threshold: float | None = None
+        self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: ShouldStop | None = None
     ) -> list[TextPrediction]:
         """:meth:`predict_batch` with each text's tokens and token probabilities."""
         threshold = self.o_threshold if o_threshold is None else o_threshold
@@ -257,8 +305,11 @@ class NERPredictor:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+            problem = surrogate_problem(text)
+            if problem:
+                raise DataError(f"texts[{i}] {problem}")
         docs = self.tokenize(texts)
-        probs = self.token_probabilities(docs)
+        probs = self.token_probabilities(docs, should_stop)
         return [self.decode(text, doc, p, threshold) for text, doc, p in zip(texts, docs, probs, strict=True)]
 
     # The steps of analyze_batch, public so that a predictor over several models (one base, many
@@ -278,7 +329,7 @@ class NERPredictor:
     def scatter(self, out: list[np.ndarray], chunk: Chunk, logits: np.ndarray) -> None:
         """Copy the logits of the tokens ``chunk`` owns into its document's scores."""
         if logits.shape[-1] != len(self.labels):
-            raise ConfigError(
+            raise ModelError(
                 f"the model returns {logits.shape[-1]} labels but {len(self.labels)} are configured"
             )
         first = len(self.specials.prefix) + chunk.own_start - chunk.start
@@ -293,11 +344,15 @@ class NERPredictor:
         )
         return TextPrediction(entities, doc, probs)
 
-    def token_probabilities(self, docs: Sequence[TokenizedText]) -> list[np.ndarray]:
+    def token_probabilities(
+        self, docs: Sequence[TokenizedText], should_stop: ShouldStop | None = None
+    ) -> list[np.ndarray]:
         """Per document, label probabilities of every token, each from the window that owns it."""
         chunks = self.chunks(docs)
         out = self.empty_scores(docs)
         for batch in length_batches(chunks, self.batch_size, self.max_batch_tokens):
+            if should_stop is not None and should_stop():
+                raise Cancelled("stopped between forward passes")
             ids, mask = pad([chunks[i].ids for i in batch], self.pad_id)
             logits = self.backend.logits(ids, mask)
             for row, i in enumerate(batch):

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import signal
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,14 +23,21 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner import __version__
-from loraner.errors import LoranerError
+from loraner.errors import LoranerError, ModelError
 from loraner.inference.adapters import UnknownAdapter
 from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
 from loraner.serve.middleware import RequestContextMiddleware
 from loraner.serve.routes import STATIC_DIR, ApiError, router
-from loraner.serve.service import NotReady, PredictorFactory, Service, default_predictor_factory
+from loraner.serve.service import (
+    ClientGone,
+    NotReady,
+    PredictorFactory,
+    Service,
+    Unavailable,
+    default_predictor_factory,
+)
 from loraner.serve.settings import ServeSettings
 
 log = logging.getLogger("loraner.serve")
@@ -71,18 +80,88 @@ def create_app(
             await service.stop()
 
     app = FastAPI(
-        title="loraner NER service", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="loraner NER service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # /docs below: Swagger UI from the installed package, never from a CDN
+        redoc_url=None,
     )
     app.state.service = service
     app.state.metrics = metrics
     app.state.features = [*BASE_FEATURES, *features]
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+        body_timeout_s=settings.body_timeout_s,
+    )
     _install_error_handlers(app)
     app.include_router(router)
     for extra in routers:
         app.include_router(extra)
+    _declare_limits(app, settings)
+    _mount_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+MAX_KEY_CHARS = 256  # de-identification's document keys (loraner.serve.deid)
+NOT_BLANK = r"\S"  # what the text validators enforce: at least one non-whitespace character
+
+
+def _declare_limits(app: FastAPI, settings: ServeSettings) -> None:
+    """The OpenAPI schema states what validation enforces with this configuration: texts are non-blank
+    and at most ``max_text_chars`` long, batches hold 1 to ``max_batch`` texts (and as many document
+    keys). Checked in code too (routes, schemas); the per-request text budget is documented under 413."""
+    build = app.openapi
+
+    def text_rules() -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": NOT_BLANK}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for component in schema.get("components", {}).get("schemas", {}).values():
+            properties = component.get("properties", {})
+            if "text" in properties and "text" in component.get("required", ()):
+                properties["text"].update(text_rules())
+            if "texts" in properties:
+                texts = properties["texts"]
+                texts.update(minItems=1, maxItems=settings.max_batch)
+                texts["items"] = {**texts.get("items", {}), **text_rules()}
+            if "document_keys" in properties:
+                keys = properties["document_keys"]
+                for option in keys.get("anyOf", [keys]):
+                    if option.get("type") == "array":
+                        option["maxItems"] = settings.max_batch
+                        for item in option.get("items", {}).get("anyOf", []):
+                            if item.get("type") == "string":
+                                item["maxLength"] = MAX_KEY_CHARS
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI served from the ``fastapi-offline`` package's files, so the page works
+    offline and loads nothing from another origin."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png",
+        )
 
 
 def _with_deid(
@@ -126,13 +205,36 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unknown_adapter(request: Request, exc: UnknownAdapter) -> JSONResponse:
         return _error(request, 404, str(exc), available=exc.available)
 
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        response = _error(request, 503, exc.detail)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> JSONResponse:
+        # Nobody reads this answer; 499 (nginx's "client closed request") marks it in logs and metrics.
+        return _error(request, 499, "the client closed the connection; its work was stopped")
+
+    @app.exception_handler(ModelError)
+    async def model_error(request: Request, exc: ModelError) -> JSONResponse:
+        # The model, not the request, is at fault: a server error (its message may quote no text).
+        log.error("model error", extra={"event": "model_error", "request_id": _request_id(request)})
+        return _error(request, 500, "the model failed on this request; quote the request_id")
+
     @app.exception_handler(LoranerError)
     async def domain_error(request: Request, exc: LoranerError) -> JSONResponse:
         return _error(request, 400, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(request, exc.status_code, str(exc.detail))
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's answer to a body that is not UTF-8 JSON: a validation error like any bad JSON.
+            return _error(request, 422, "the body is not valid JSON (UTF-8 expected)")
+        response = _error(request, exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+            response.headers[name] = value
+        return response
 
 
 def _public_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -161,9 +263,13 @@ def run_server(
     host: str | None = None,
     port: int | None = None,
     settings: ServeSettings | None = None,
+    predictor_factory: PredictorFactory | None = None,
     **overrides: Any,
 ) -> None:
-    """Serve until interrupted. Arguments override ``LORANER_*`` environment settings."""
+    """Serve until interrupted. Arguments override ``LORANER_*`` environment settings.
+
+    SIGTERM/SIGINT: new requests get a retryable 503, requests in flight get ``shutdown_grace_s``, then
+    their work stops and they get the same 503; the process then exits 0."""
     import uvicorn
 
     if settings is None:
@@ -171,7 +277,7 @@ def run_server(
         settings = ServeSettings.from_env(model=model, host=host, port=port, **overrides)
     configure_logging(settings.log_level, settings.log_json)
     limit_malloc_arenas()  # before uvicorn and the model start their threads
-    app = create_app(settings)
+    app = create_app(settings, predictor_factory)
     log.info(
         "starting",
         extra={
@@ -182,12 +288,45 @@ def run_server(
             "model": settings.model,
         },
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep the JSON handlers configured above
         access_log=False,  # the middleware writes one structured line per request instead
         server_header=False,
-        timeout_graceful_shutdown=10,
+        # Bounded connections: idle keep-alive closes, at most max_connections open (more get 503),
+        # request heads at most 64 KiB; bodies are bounded by the middleware (size and time).
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_connections,
+        h11_max_incomplete_event_size=64 * 1024,
+        # Uvicorn cancels what is left a moment after the service has stopped it (see GracefulServer).
+        timeout_graceful_shutdown=settings.shutdown_grace_s + 1,
     )
+    GracefulServer(config, app.state.service, settings.shutdown_grace_s).run()
+
+
+class GracefulServer(uvicorn.Server):
+    """Uvicorn's server, telling the service it is shutting down (503 for new requests, work in flight
+    stopped when the grace period ends), and exiting 0 after a graceful stop on SIGTERM."""
+
+    def __init__(self, config: uvicorn.Config, service: Service, grace_s: float) -> None:
+        super().__init__(config)
+        self.service = service
+        self.grace_s = grace_s
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.service.begin_shutdown()
+        timer = asyncio.get_running_loop().call_later(self.grace_s, self.service.abort_work)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            timer.cancel()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # Uvicorn re-raises the signal after shutting down (exit 143 on SIGTERM); a graceful stop
+            # is a clean exit.
+            self._captured_signals[:] = [s for s in self._captured_signals if s != signal.SIGTERM]

@@ -47,12 +47,18 @@ class MicroBatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, items: list[tuple[str, str | None, asyncio.Future[list[Entity]]]]) -> None:
+        items = [item for item in items if not item[2].done()]  # clients gone: skip
+        if not items:
+            return
         try:
             results = await self.run_batch([text for text, _, _ in items], [a for _, a, _ in items])
         except Exception as exc:
-            for _, _, future in items:
-                if not future.done():  # the client may have gone away and cancelled it
-                    future.set_exception(exc)
+            if len(items) == 1:
+                if not items[0][2].done():  # the client may have gone away and cancelled it
+                    items[0][2].set_exception(exc)
+                return
+            # One bad text must not fail its neighbours: run each alone, so only its own request fails.
+            await asyncio.gather(*(self._run([item]) for item in items))
             return
         for (_, _, future), entities in zip(items, results, strict=True):
             if not future.done():

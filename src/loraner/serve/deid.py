@@ -23,7 +23,7 @@ from loraner.deid.pipeline import deidentify_entities
 from loraner.serve.metrics import Metrics
 from loraner.serve.routes import ERRORS, _out, admit_text, admit_texts, get_service
 from loraner.serve.schemas import BatchRequest, EntityOut, PredictRequest
-from loraner.serve.service import Service
+from loraner.serve.service import Service, Work
 from loraner.serve.settings import ServeSettings
 
 FEATURE = "deidentify"
@@ -114,9 +114,12 @@ class DeidRuntime:
         service: Service,
         texts: list[str],
         keys: Sequence[str | None] | None,
+        work: Work | None = None,
         adapters: Sequence[str | None] | None = None,
     ) -> list[DeidOutput]:
-        entities = await service.run_batch(texts, o_threshold=self.config.o_threshold, adapters=adapters)
+        entities = await service.run_batch(
+            texts, o_threshold=self.config.o_threshold, work=work, adapters=adapters
+        )
         # Operators (Faker, regexes) are CPU work too: keep them off the event loop.
         work = partial(deidentify_entities, texts, entities, self.config, keys)
         outputs = await anyio.to_thread.run_sync(work)
@@ -150,9 +153,9 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
     async def deidentify(
         body: DeidentifyRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyResponse:
-        admit_text(request, service, body.text)
+        work = admit_text(request, service, body.text)
         adapters = service.check_adapters([body.adapter])
-        [output] = await runtime.run(service, [body.text], [body.document_key], adapters)
+        [output] = await runtime.run(service, [body.text], [body.document_key], work, adapters)
         request.state.entities = len(output.result.items)
         return DeidentifyResponse(**_fields(output), model=service.model_name)
 
@@ -166,9 +169,9 @@ def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
     async def deidentify_batch(
         body: DeidentifyBatchRequest, request: Request, service: Service = Depends(get_service)
     ) -> DeidentifyBatchResponse:
-        admit_texts(request, service, body.texts)
+        work = admit_texts(request, service, body.texts)
         adapters = service.check_adapters(body.adapter_per_text())
-        outputs = await runtime.run(service, list(body.texts), body.document_keys, adapters)
+        outputs = await runtime.run(service, list(body.texts), body.document_keys, work, adapters)
         request.state.entities = sum(len(o.result.items) for o in outputs)
         results = [DeidentifiedOut(**_fields(o)) for o in outputs]
         return DeidentifyBatchResponse(results=results, count=len(results), model=service.model_name)

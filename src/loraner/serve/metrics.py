@@ -9,6 +9,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from loraner.types import Entity
 
+# The method label takes these values only: a client choosing random method names must not grow /metrics.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -53,8 +55,18 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("loraner_model_ready", "1 once the model is loaded", registry=r)
+        self.pending = Gauge(
+            "loraner_requests_pending", "Requests running or queued for inference", registry=r
+        )
+        self.shed = Counter(
+            "loraner_requests_shed_total", "Requests refused (503) with a full queue", registry=r
+        )
+        self.timeouts = Counter(
+            "loraner_request_timeouts_total", "Requests stopped at LORANER_REQUEST_TIMEOUT_S", registry=r
+        )
 
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        method = method if method in HTTP_METHODS else "other"
         self.requests.labels(method, path, str(status)).inc()
         self.latency.labels(path).observe(seconds)
         if status >= 400:

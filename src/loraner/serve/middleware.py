@@ -7,12 +7,18 @@ does, and it catches errors without Starlette's error middleware logging the exc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
+from functools import partial
 from typing import Any
+
+import anyio
 
 from loraner.serve.logs import safe_traceback
 from loraner.serve.metrics import Metrics
@@ -30,11 +36,18 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyTimeout(Exception):
+    pass
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: Any, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, app: Any, *, max_body_bytes: int, metrics: Metrics, body_timeout_s: float = 10.0
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -43,6 +56,8 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["arrived"] = time.monotonic()  # the request's deadline counts from here
+        state["stop"] = threading.Event()  # set when the client disconnects: its inference stops
         started = time.perf_counter()
         response = {"status": 500, "started": False}
 
@@ -57,19 +72,41 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        watcher: asyncio.Task[None] | None = None
         try:
-            body_receive = await self._limited_body(scope, receive)
+            try:
+                with anyio.fail_after(self.body_timeout_s):
+                    body_receive = await self._limited_body(scope, receive)
+            except TimeoutError:
+                raise BodyTimeout from None
+            if body_receive is not receive:  # the body is buffered: the transport's receive is free
+                stop = state["stop"]
+                watcher = _watch_disconnect(receive, stop)
+                body_receive = _replay(list(body_receive.messages), partial(_after_stop, stop, watcher))
             await self.app(scope, body_receive, send_with_id)
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyTimeout) as exc:
+            # The rest of the body is never read: close the connection rather than keep it half-read.
+            if isinstance(exc, BodyTooLarge):
+                status, detail = 413, f"request body is larger than the {self.max_body_bytes}-byte limit"
+            else:
+                status, detail = 408, f"the request body did not arrive within {self.body_timeout_s:g} s"
             if not response["started"]:
                 await _send_json(
-                    send_with_id,
-                    413,
-                    {
-                        "detail": f"request body is larger than the {self.max_body_bytes}-byte limit",
-                        "request_id": request_id,
-                    },
+                    send_with_id, status, {"detail": detail, "request_id": request_id}, close=True
                 )
+        except asyncio.CancelledError:
+            # The server cancels requests still running when the shutdown grace period ends: answer
+            # a retryable JSON 503 rather than letting the server write a plain-text 500.
+            if not response["started"]:
+                with contextlib.suppress(Exception):
+                    await _send_json(
+                        send_with_id,
+                        503,
+                        {"detail": "the server is shutting down; retry", "request_id": request_id},
+                        close=True,
+                        retry_after=2,
+                    )
+            raise
         except Exception as exc:
             error_log.error(
                 "unhandled error",
@@ -86,6 +123,10 @@ class RequestContextMiddleware:
                     send_with_id, 500, {"detail": "internal server error", "request_id": request_id}
                 )
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher
             self._record(scope, state, int(response["status"]), time.perf_counter() - started)
 
     async def _limited_body(self, scope: Scope, receive: Any) -> Any:
@@ -99,7 +140,7 @@ class RequestContextMiddleware:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return _replay([message])
+                return _replay([message], _disconnected)
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_body_bytes:
@@ -128,18 +169,44 @@ class RequestContextMiddleware:
         log.info("request", extra=fields)
 
 
-def _replay(messages: list[dict[str, Any]], then: Any = None) -> Any:
-    """A ``receive`` that hands out buffered messages, then defers to ``then`` (disconnect events)."""
-    queue = list(messages)
+def _watch_disconnect(receive: Any, stop: threading.Event) -> asyncio.Task[None]:
+    """Once the whole body is read, the server's next message is ``http.disconnect`` (sent when the
+    client goes away, or after the response): a task waits for it and sets ``stop``, which inference
+    checks between forward passes, so work whose client has gone stops."""
 
-    async def receive() -> dict[str, Any]:
-        if queue:
-            return queue.pop(0)
-        if then is not None:
-            return await then()
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        stop.set()
+
+    return asyncio.get_running_loop().create_task(watch())
+
+
+async def _after_stop(stop: threading.Event, watcher: asyncio.Task[None]) -> dict[str, Any]:
+    """``receive`` for the app after its body: ``http.disconnect`` once the watcher has seen it."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(watcher)
+    return {"type": "http.disconnect"}
+
+
+class _replay:
+    """A ``receive`` that hands out buffered messages, then defers to ``then`` (disconnect events)."""
+
+    def __init__(self, messages: list[dict[str, Any]], then: Any = None) -> None:
+        self.messages = list(messages)
+        self._queue = list(messages)
+        self._then = then
+
+    async def __call__(self) -> dict[str, Any]:
+        if self._queue:
+            return self._queue.pop(0)
+        if self._then is not None:
+            return await self._then()
         return {"type": "http.disconnect"}
 
-    return receive
+
+async def _disconnected() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
 
 
 FORM_TYPES = ("", "application/x-www-form-urlencoded")
@@ -186,13 +253,14 @@ def _route_path(scope: Scope) -> str:
     return "/static" if path.startswith("/static/") else "unmatched"
 
 
-async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
+async def _send_json(
+    send: Any, status: int, payload: dict[str, Any], *, close: bool = False, retry_after: int | None = None
+) -> None:
     body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -23,7 +23,7 @@ from loraner.serve.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from loraner.serve.service import Service
+from loraner.serve.service import Service, Work
 from loraner.types import Entity
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -36,10 +36,18 @@ router = APIRouter()
 
 ERRORS = {
     404: {"model": ErrorResponse, "description": "Unknown adapter (the answer lists the available ones)"},
-    413: {"model": ErrorResponse, "description": "Body over LORANER_MAX_BODY_BYTES"},
+    413: {
+        "model": ErrorResponse,
+        "description": "Body over LORANER_MAX_BODY_BYTES, or more text than LORANER_MAX_REQUEST_CHARS",
+    },
     422: {"model": ErrorResponse, "description": "Invalid input: empty text, wrong types, over a limit"},
     500: {"model": ErrorResponse, "description": "Unexpected error; quote the request_id"},
-    503: {"model": ErrorResponse, "description": "The model is not loaded yet"},
+    503: {
+        "model": ErrorResponse,
+        "description": "Retryable (see Retry-After): model not loaded yet, queue full, request timed out, "
+        "or shutting down",
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -66,7 +74,11 @@ async def info(request: Request, service: Service = Depends(get_service)) -> Inf
         ready=service.ready,
         model=ModelInfoOut(**model) if model else None,
         limits=LimitsOut(
-            max_text_chars=s.max_text_chars, max_batch=s.max_batch, max_body_bytes=s.max_body_bytes
+            max_text_chars=s.max_text_chars,
+            max_batch=s.max_batch,
+            max_body_bytes=s.max_body_bytes,
+            max_request_chars=s.max_request_chars,
+            request_timeout_s=s.request_timeout_s,
         ),
         features=list(request.app.state.features),
     )
@@ -95,13 +107,16 @@ async def ready(service: Service = Depends(get_service)) -> Response:
     return JSONResponse({"status": "ok", "ready": True})
 
 
-def admit_text(request: Request, service: Service, text: str) -> None:
-    """The service's length limit for one text; request size noted for the access log (never the text)."""
+def admit_text(request: Request, service: Service, text: str) -> Work:
+    """The service's length limits for one text; request size noted for the access log (never the text).
+    Returns the request's claim on the model (deadline, and the stop flag set if the client leaves)."""
     _check_length(text, service.settings.max_text_chars, "text")
     request.state.text_chars = len(text)
+    _check_budget(len(text), service.settings.max_request_chars)
+    return work_for(request, service)
 
 
-def admit_texts(request: Request, service: Service, texts: list[str]) -> None:
+def admit_texts(request: Request, service: Service, texts: list[str]) -> Work:
     """Count and length limits for a batch; its size noted for the access log."""
     limit = service.settings.max_batch
     if len(texts) > limit:
@@ -110,6 +125,27 @@ def admit_texts(request: Request, service: Service, texts: list[str]) -> None:
         _check_length(text, service.settings.max_text_chars, f"texts[{i}]")
     request.state.texts = len(texts)
     request.state.text_chars = sum(len(t) for t in texts)
+    _check_budget(request.state.text_chars, service.settings.max_request_chars)
+    return work_for(request, service)
+
+
+def work_for(request: Request, service: Service) -> Work:
+    """The request's deadline (from its arrival) and the stop flag the middleware sets on disconnect."""
+    stop = getattr(request.state, "stop", None)
+    arrived = getattr(request.state, "arrived", None)
+    work = service.new_work(stop)
+    if arrived is not None:
+        work.deadline = arrived + service.settings.request_timeout_s
+    return work
+
+
+def _check_budget(chars: int, limit: int) -> None:
+    if chars > limit:
+        raise ApiError(
+            413,
+            f"the request has {chars} characters of text; the limit is {limit} per request "
+            "(LORANER_MAX_REQUEST_CHARS): send fewer or shorter texts",
+        )
 
 
 @router.post(
@@ -122,9 +158,9 @@ def admit_texts(request: Request, service: Service, texts: list[str]) -> None:
 async def predict(
     body: PredictRequest, request: Request, service: Service = Depends(get_service)
 ) -> PredictResponse:
-    admit_text(request, service, body.text)
+    work = admit_text(request, service, body.text)
     [adapter] = service.check_adapters([body.adapter])
-    entities = await service.run_one(body.text, adapter)
+    entities = await service.run_one(body.text, adapter, work=work)
     request.state.entities = len(entities)
     return PredictResponse(entities=_out(entities), count=len(entities), model=service.model_name)
 
@@ -139,9 +175,9 @@ async def predict(
 async def predict_batch(
     body: BatchRequest, request: Request, service: Service = Depends(get_service)
 ) -> BatchResponse:
-    admit_texts(request, service, body.texts)
+    work = admit_texts(request, service, body.texts)
     adapters = service.check_adapters(body.adapter_per_text())
-    results = await service.run_batch(list(body.texts), adapters=adapters)
+    results = await service.run_batch(list(body.texts), work=work, adapters=adapters)
     request.state.entities = sum(len(r) for r in results)
     items = [BatchItem(entities=_out(r), count=len(r)) for r in results]
     return BatchResponse(results=items, count=len(items), model=service.model_name)

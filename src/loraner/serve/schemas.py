@@ -8,11 +8,16 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from loraner.settings import Strict
+from loraner.types import surrogate_problem
 
 
 def _not_blank(text: str) -> str:
+    """Non-blank, valid Unicode (a lone surrogate would fail the tokenizer, and with it a micro-batch)."""
     if not text.strip():
         raise ValueError("must not be empty or only whitespace")
+    problem = surrogate_problem(text)
+    if problem:
+        raise ValueError(problem)
     return text
 
 
@@ -57,8 +62,10 @@ class BatchRequest(Strict):
     @classmethod
     def _texts_not_blank(cls, texts: list[str]) -> list[str]:
         for i, text in enumerate(texts):
-            if not text.strip():
-                raise ValueError(f"item {i} must not be empty or only whitespace")
+            try:
+                _not_blank(text)
+            except ValueError as exc:
+                raise ValueError(f"item {i} {exc}") from None
         return texts
 
 
@@ -102,6 +109,8 @@ class LimitsOut(BaseModel):
     max_text_chars: int
     max_batch: int
     max_body_bytes: int
+    max_request_chars: int = Field(..., description="Characters of text in one request, all texts together")
+    request_timeout_s: float
 
 
 class InfoResponse(BaseModel):

@@ -3,17 +3,21 @@ and how inference runs: in worker threads, at most ``concurrency`` at once, opti
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 
 from loraner.errors import LoranerError
 from loraner.inference.adapters import UnknownAdapter
-from loraner.inference.predictor import ModelInfo
+from loraner.inference.predictor import Cancelled, ModelInfo, ShouldStop
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import safe_traceback
 from loraner.serve.metrics import Metrics
@@ -30,7 +34,7 @@ class Predictor(Protocol):
     def info(self) -> ModelInfo: ...
 
     def predict_batch(
-        self, texts: Sequence[str], *, o_threshold: float | None = None
+        self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: ShouldStop | None = None
     ) -> list[list[Entity]]: ...
 
 
@@ -64,7 +68,7 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         )
     if not settings.model:
         raise LoranerError("no model: set LORANER_MODEL or pass --model (or --base with adapters)")
-    return NERPredictor.from_pretrained(
+    predictor = NERPredictor.from_pretrained(
         settings.model,
         backend=settings.backend,
         device=settings.device,
@@ -75,10 +79,60 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         dtype=settings.dtype,
         **decoding,
     )
+    predictor.check()  # ready means ready: a dry run catches a tokenizer or label list that does not fit
+    return predictor
+
+
+def _without_path(message: str, model: str | None) -> str:
+    """A load error for clients: the model directory's path (absolute or as given) becomes "the model
+    directory"; the log keeps the full message."""
+    if model:
+        for form in sorted({str(Path(model).resolve()), model.rstrip("/"), model}, key=len, reverse=True):
+            message = message.replace(form, "the model directory")
+    return message
 
 
 class NotReady(Exception):
     pass
+
+
+class Unavailable(Exception):
+    """A retryable refusal (503 with Retry-After): the queue is full, time ran out, or shutting down."""
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+def _shutting_down() -> Unavailable:
+    return Unavailable("the server is shutting down; retry (another instance will answer)", retry_after=2)
+
+
+class ClientGone(Exception):
+    """The client disconnected; its work was stopped between forward passes."""
+
+
+@dataclass
+class Work:
+    """One request's claim on the model: a deadline, a stop flag (set when its client disconnects) and
+    the service's abort flag (set when the shutdown grace period ends)."""
+
+    deadline: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    abort: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def starting_now(
+        cls, timeout_s: float, stop: threading.Event | None = None, abort: threading.Event | None = None
+    ) -> Work:
+        return cls(time.monotonic() + timeout_s, stop or threading.Event(), abort or threading.Event())
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set() or self.abort.is_set() or time.monotonic() >= self.deadline
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.0)
 
 
 class Service:
@@ -90,6 +144,9 @@ class Service:
         self.load_error: str | None = None
         self.limiter: anyio.CapacityLimiter | None = None
         self.batcher: MicroBatcher | None = None
+        self.pending = 0  # requests admitted to inference and not yet answered (running or queued)
+        self.closing = False  # SIGTERM: new requests get 503
+        self.abort = threading.Event()  # the grace period is over: running work stops, answers 503
 
     @property
     def ready(self) -> bool:
@@ -116,7 +173,11 @@ class Service:
         except Exception as exc:
             # Clients see a LoranerError's message (it names the file and the fix), else the type only;
             # the log gets the full message: loading involves no request text.
-            self.load_error = str(exc) if isinstance(exc, LoranerError) else type(exc).__qualname__
+            self.load_error = (
+                _without_path(str(exc), self.settings.model)
+                if isinstance(exc, LoranerError)
+                else type(exc).__qualname__
+            )
             log.error(
                 "model failed to load",
                 extra={
@@ -149,6 +210,46 @@ class Service:
         return self.predictor
 
     @property
+    def max_pending(self) -> int:
+        """Requests admitted at once: one per inference slot (a micro-batch's worth each), plus the queue."""
+        per_slot = self.settings.microbatch_max if self.batcher is not None else 1
+        return self.settings.concurrency * per_slot + self.settings.max_queue
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Count a request against the bounded queue; a full queue sheds it with a retryable 503."""
+        if self.closing:
+            raise _shutting_down()
+        if self.pending >= self.max_pending:
+            self.metrics.shed.inc()
+            raise Unavailable(
+                f"the server is busy ({self.pending} requests in progress or queued, the limit is "
+                f"{self.max_pending}); retry shortly"
+            )
+        self.pending += 1
+        self.metrics.pending.set(self.pending)
+        try:
+            yield
+        finally:
+            self.pending -= 1
+            self.metrics.pending.set(self.pending)
+
+    def new_work(self, stop: threading.Event | None = None) -> Work:
+        return Work.starting_now(self.settings.request_timeout_s, stop, self.abort)
+
+    def begin_shutdown(self) -> None:
+        """Called when the server starts shutting down: new requests are refused with a retryable 503;
+        requests in flight get the grace period, then ``abort_work``."""
+        self.closing = True
+        log.info("shutting down", extra={"event": "shutting_down", "pending": self.pending})
+
+    def abort_work(self) -> None:
+        """The grace period is over: work still running stops between forward passes and answers 503."""
+        if self.pending:
+            log.warning("grace period over", extra={"event": "abort", "pending": self.pending})
+        self.abort.set()
+
+    @property
     def adapter_names(self) -> list[str]:
         """The adapters this service serves (empty: one model, no adapters)."""
         return list(getattr(self.predictor, "names", []))
@@ -175,30 +276,80 @@ class Service:
         texts: list[str],
         *,
         o_threshold: float | None = None,
+        work: Work | None = None,
         adapters: Sequence[str | None] | None = None,
     ) -> list[list[Entity]]:
         """``predict_batch`` in a worker thread: the event loop keeps serving while the model runs.
 
         ``o_threshold``: this call's cut-off instead of the predictor's own (de-identification's).
+        ``work``: the request's deadline and stop flag (default: a fresh deadline).
         ``adapters``: one name per text (checked by :meth:`check_adapters`), for a multi-adapter model."""
+        self.require_predictor()
+        with self.admitted():
+            return await self._infer(texts, o_threshold, work or self.new_work(), adapters)
+
+    async def run_one(
+        self, text: str, adapter: str | None = None, *, work: Work | None = None
+    ) -> list[Entity]:
+        self.require_predictor()
+        if self.batcher is None:
+            return (await self.run_batch([text], work=work, adapters=[adapter]))[0]
+        work = work or self.new_work()
+        with self.admitted():
+            try:
+                with anyio.fail_after(work.remaining()):
+                    return await self.batcher.submit(text, adapter)
+            except TimeoutError:
+                raise self._timed_out() from None
+
+    async def _run_micro_batch(self, texts: list[str], adapters: list[str | None]) -> list[list[Entity]]:
+        return await self._infer(texts, None, self.new_work(), adapters)
+
+    async def _infer(
+        self,
+        texts: list[str],
+        o_threshold: float | None,
+        work: Work,
+        adapters: Sequence[str | None] | None = None,
+    ) -> list[list[Entity]]:
         predictor = self.require_predictor()
-        started = time.perf_counter()
-        if self.adapter_names:
-            work = partial(predictor.predict_batch, texts, adapters, o_threshold=o_threshold)
-        else:
-            work = partial(predictor.predict_batch, texts, o_threshold=o_threshold)
-        results = await anyio.to_thread.run_sync(work, limiter=self.limiter)
+        # A multi-adapter model takes one adapter name per text; a single model takes none.
+        per_text = (adapters or [None] * len(texts),) if self.adapter_names else ()
+        assert self.limiter is not None, "Service.start() was not called"
+        try:
+            with anyio.fail_after(work.remaining()):
+                await self.limiter.acquire()
+        except TimeoutError:
+            raise self._timed_out() from None
+        try:
+            started = time.perf_counter()
+            job = partial(
+                predictor.predict_batch,
+                texts,
+                *per_text,
+                o_threshold=o_threshold,
+                should_stop=work.should_stop,
+            )
+            try:
+                results = await anyio.to_thread.run_sync(job)
+            except Cancelled:
+                if work.stop.is_set():
+                    raise ClientGone from None
+                if work.abort.is_set():
+                    raise _shutting_down() from None
+                raise self._timed_out() from None
+        finally:
+            self.limiter.release()
         self.metrics.observe_inference(results, len(texts), time.perf_counter() - started)
         return results
 
-    async def _run_micro_batch(self, texts: list[str], adapters: list[str | None]) -> list[list[Entity]]:
-        return await self.run_batch(texts, adapters=adapters)
-
-    async def run_one(self, text: str, adapter: str | None = None) -> list[Entity]:
-        self.require_predictor()
-        if self.batcher is not None:
-            return await self.batcher.submit(text, adapter)
-        return (await self.run_batch([text], adapters=[adapter]))[0]
+    def _timed_out(self) -> Unavailable:
+        self.metrics.timeouts.inc()
+        limit = self.settings.request_timeout_s
+        return Unavailable(
+            f"the request did not finish within the {limit:g} s limit (LORANER_REQUEST_TIMEOUT_S); "
+            "retry later or send less text"
+        )
 
     def adapters_info(self) -> list[dict[str, Any]]:
         info = getattr(self.predictor, "adapter_info", None)

@@ -63,7 +63,26 @@ class ServeSettings(BaseSettings):
     max_text_chars: int = Field(100_000, ge=1, description="longest text accepted, in characters")
     max_batch: int = Field(64, ge=1, description="most texts in one /predict/batch request")
     max_body_bytes: int = Field(2_000_000, ge=64, description="larger request bodies get 413")
+    max_request_chars: int = Field(
+        200_000,
+        ge=1,
+        description="characters of text in one request, all texts together: more gets 413 (bounds its cost)",
+    )
     concurrency: int = Field(2, ge=1, description="inference calls running at once (threads)")
+    max_queue: int = Field(
+        64, ge=0, description="requests waiting for an inference slot; beyond it 503 with Retry-After"
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="a request's inference stops (503) after this long, queueing included"
+    )
+    body_timeout_s: float = Field(10.0, gt=0, description="time to receive a request body (else 408)")
+    keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections close after this")
+    max_connections: int = Field(
+        256, ge=1, description="open connections; more get 503 from the server at once"
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="on SIGTERM, time for requests in flight to finish; the rest get 503"
+    )
     microbatch_ms: float = Field(
         0.0, ge=0, description="collect concurrent /predict calls this long; 0 = off"
     )

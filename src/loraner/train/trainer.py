@@ -8,9 +8,13 @@ model being trained), so every number describes the entities the served model re
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
+import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments, set_seed
+from transformers import (
+    DataCollatorForTokenClassification,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 
 from loraner.data import load_splits, reader_unit
 from loraner.data.alignment import IGNORE, encode_examples, special_tokens, window_features, windows_for
@@ -43,6 +53,59 @@ from loraner.train.sampling import LengthBucketSampler
 from loraner.types import Example, Splits, entity_types, iob2_labels
 
 log = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR = "checkpoints"
+# Written into a checkpoint after everything else in it: a checkpoint without it was torn (the run
+# stopped while saving) and is never resumed from.
+CHECKPOINT_MARKER = "loraner-complete.json"
+BEFORE_FILE = "before.json"  # the "before" scores, kept so a resumed run need not evaluate again
+_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+class MarkCompleteCheckpoints(TrainerCallback):
+    """Writes :data:`CHECKPOINT_MARKER` into each checkpoint once the Trainer has finished saving it."""
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if checkpoint.is_dir():
+            _write_atomically(
+                checkpoint / CHECKPOINT_MARKER, {"step": state.global_step, "epoch": state.epoch}
+            )
+        return control
+
+
+def _write_atomically(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def resume_checkpoint(checkpoints: Path) -> Path:
+    """The newest complete checkpoint under ``checkpoints``; torn ones (no marker) are skipped with a
+    warning. None to resume from is an error that says what was found."""
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in (checkpoints.iterdir() if checkpoints.is_dir() else [])
+        if p.is_dir() and (m := _CHECKPOINT_NAME.match(p.name))
+    )
+    for _, path in reversed(found):
+        if (path / CHECKPOINT_MARKER).is_file():
+            return path
+        log.warning(
+            "%s is incomplete (no %s: the run stopped while saving it); skipped", path, CHECKPOINT_MARKER
+        )
+    if found:
+        raise ConfigError(
+            f"--resume: no complete checkpoint under {checkpoints} ({len(found)} found, all torn); "
+            "train again without --resume"
+        )
+    raise ConfigError(
+        f"--resume: nothing to resume: no checkpoint under {checkpoints}; train without --resume"
+    )
+
 
 PredictorFor = Callable[[Any], NERPredictor]
 
@@ -124,9 +187,20 @@ def batching_options(training: TrainingConfig) -> dict[str, Any]:
 
 
 def labels_for(splits: Splits) -> list[str]:
+    """The label list: every type of every split. A type that is absent from the training split cannot
+    be learned (its test scores will be 0): said loudly, once per split."""
     types = entity_types(splits)
     if not types:
         raise ConfigError("the data has no entities in any split: nothing to learn")
+    trained = set(entity_types({"train": splits.get("train", [])}))
+    if not trained:
+        raise ConfigError("the 'train' split has no entities: nothing to learn")
+    for name, examples in splits.items():
+        unseen = sorted(set(entity_types({name: examples})) - trained)
+        if name != "train" and unseen:
+            message = f"types in the '{name}' split but not in 'train' cannot be learned: {', '.join(unseen)}"
+            log.warning(message)
+            warnings.warn(message, UserWarning, stacklevel=2)
     return iob2_labels(types)
 
 
@@ -265,7 +339,7 @@ def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) ->
     steps_per_epoch = math.ceil(n_train / (t.batch_size * t.gradient_accumulation))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     return TrainingArguments(
-        output_dir=str(output_dir / "checkpoints"),
+        output_dir=str(output_dir / CHECKPOINTS_DIR),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size,
@@ -325,10 +399,13 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         torch.set_num_threads(cfg.training.threads)
     set_seed(cfg.training.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = resume_checkpoint(output_dir / CHECKPOINTS_DIR) if resume else None  # before any work
 
     splits = load_splits(cfg.data)
-    if "train" not in splits or not splits["train"]:
+    if "train" not in splits:
         raise ConfigError("the data has no 'train' split (check data.splits)")
+    if not splits["train"]:
+        raise ConfigError("the 'train' split has no examples (is its file empty?)")
     labels = labels_for(splits)
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = load_tokenizer(cfg.model.name_or_path)
@@ -349,8 +426,13 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
 
     test_examples = splits.get("test") or []
     before = None
-    if cfg.report.evaluate_before and test_examples:
+    before_file = output_dir / BEFORE_FILE
+    if resume_from is not None:
+        # The "before" scores describe the untrained model: the interrupted run measured them already.
+        before = json.loads(before_file.read_text(encoding="utf-8")) if before_file.is_file() else None
+    elif cfg.report.evaluate_before and test_examples:
         before = evaluate(predictor_for(model), test_examples).metrics
+        _write_atomically(before_file, before)
 
     trainer = WindowTrainer(
         model=model,
@@ -359,13 +441,14 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
         eval_examples=eval_examples,
         predictor_for=predictor_for,
+        callbacks=[MarkCompleteCheckpoints()],
         **batching_options(cfg.training),
     )
     started = time.perf_counter()
-    resume_from = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
-    if resume and not resume_from:
-        log.warning("--resume: no checkpoint under %s, starting from scratch", output_dir / "checkpoints")
-    train_output = trainer.train(resume_from_checkpoint=True if resume_from else None)
+    if resume_from is not None:
+        marker = json.loads((resume_from / CHECKPOINT_MARKER).read_text(encoding="utf-8"))
+        log.info("resuming from %s (step %s, epoch %s)", resume_from, marker["step"], marker["epoch"])
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - started
 
     validation = trainer.evaluate()

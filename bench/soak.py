@@ -1,0 +1,243 @@
+"""Hostile load on a real ``loraner serve`` (int8 ONNX, loopback): ``soak`` and ``overload``.
+
+soak: ``soak_clients`` closed-loop clients for ``soak_seconds`` posting a mix of single sentences,
+paragraphs, long notes, small batches and invalid bodies (an empty text, a lone surrogate, a batch over
+the limit). Reports errors (any 5xx or transport error; the invalid bodies must get their 4xx), p50/p99
+of the valid requests, and the server's RSS at start, 30 s, middle and end. Target: RSS growth after the
+first 30 s under 10%.
+
+overload: ``overload_clients`` clients posting sentences with the server's request timeout set to
+``overload_timeout_s``. Reports the share shed with 503 (+ Retry-After), other errors, and p50/p99 of
+the admitted requests. Target: admitted p99 under the request timeout, no 5xx other than the sheds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.common import Context, percentile, print_table, print_targets, target, write_result
+from bench.data import generated_sentences
+from bench.models import build_models
+from bench.serving import Server, serve
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)  # valid requests answered 200
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: int = 0  # 5xx other than 503 sheds, transport errors, or a wrong answer to an invalid body
+    examples: list[str] = field(default_factory=list)
+    shed: int = 0
+    retry_after_missing: int = 0
+
+    def count(self, status: str) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        if len(self.examples) < 5:
+            self.examples.append(what)
+
+
+def soak_bodies(seed: int) -> list[tuple[str, dict[str, Any] | str, int]]:
+    """(path, body, expected status) mixing lengths and some invalid requests."""
+    sentences = generated_sentences(400, seed)
+    rng = random.Random(seed)
+    bodies: list[tuple[str, dict[str, Any] | str, int]] = []
+    for i in range(400):
+        kind = i % 10
+        if kind < 5:
+            bodies.append(("/predict", {"text": rng.choice(sentences)}, 200))
+        elif kind < 7:
+            bodies.append(("/predict", {"text": " ".join(rng.sample(sentences, 8))}, 200))
+        elif kind == 7:
+            bodies.append(("/predict", {"text": " ".join(rng.sample(sentences, 60))}, 200))
+        elif kind == 8:
+            bodies.append(("/predict/batch", {"texts": rng.sample(sentences, 6)}, 200))
+        else:
+            bad = [
+                ("/predict", {"text": "   "}, 422),
+                ("/predict", '{"text": "Kari \\ud800 Nordmann"}', 422),
+                ("/predict/batch", {"texts": ["x"] * 65}, 422),
+                ("/predict", '{"text": ', 422),
+            ]
+            bodies.append(bad[(i // 10) % len(bad)])
+    return bodies
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any] | str) -> httpx.Response:
+    if isinstance(body, str):
+        return await client.post(path, content=body, headers={"content-type": "application/json"})
+    return await client.post(path, json=body)
+
+
+async def closed_loop(
+    url: str, bodies: list[tuple[str, Any, int]], clients: int, seconds: float, on_tick: Any = None
+) -> tuple[Tally, float]:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    sent = 0
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal sent
+            while time.perf_counter() < deadline:
+                path, body, expected = bodies[sent % len(bodies)]
+                sent += 1
+                started = time.perf_counter()
+                try:
+                    response = await _post(client, path, body)
+                except httpx.HTTPError as exc:
+                    tally.error(f"{type(exc).__name__}")
+                    tally.count("transport error")
+                    continue
+                status = response.status_code
+                tally.count(str(status))
+                if status == 503:
+                    tally.shed += 1
+                    if "retry-after" not in response.headers:
+                        tally.retry_after_missing += 1
+                    await asyncio.sleep(0.05)  # a polite client backs off a little
+                elif status != expected:
+                    tally.error(f"{path} -> HTTP {status} (expected {expected}): {response.text[:120]}")
+                elif status == 200:
+                    tally.latencies.append(time.perf_counter() - started)
+
+        async def ticker() -> None:
+            while on_tick is not None and time.perf_counter() < deadline:
+                on_tick()
+                await asyncio.sleep(1.0)
+
+        started = time.perf_counter()
+        await asyncio.gather(ticker(), *(worker() for _ in range(clients)))
+        return tally, time.perf_counter() - started
+
+
+def rss_mb(server: Server) -> float | None:
+    return server.memory_mb()["rss_mb"]
+
+
+def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
+    sizes = ctx.sizes
+    log = ctx.work / "soak.log"
+    samples: list[tuple[float, float | None]] = []
+    with serve(model_dir, "onnx", ctx.threads, log) as server:
+        start_rss = rss_mb(server)
+        began = time.perf_counter()
+
+        def tick() -> None:
+            samples.append((time.perf_counter() - began, rss_mb(server)))
+
+        tally, seconds = asyncio.run(
+            closed_loop(server.url, soak_bodies(ctx.seed), sizes.soak_clients, sizes.soak_seconds, tick)
+        )
+        end_rss = rss_mb(server)
+    settle = min(30.0, sizes.soak_seconds / 4)
+    after_settle = [m for t, m in samples if t >= settle and m is not None]
+    middle = [m for t, m in samples if t >= sizes.soak_seconds / 2 and m is not None]
+    at_settle = after_settle[0] if after_settle else None
+    growth = (end_rss - at_settle) / at_settle if at_settle and end_rss else None
+    return {
+        "clients": sizes.soak_clients,
+        "seconds": round(seconds, 1),
+        "requests": sum(tally.statuses.values()),
+        "statuses": tally.statuses,
+        "errors": tally.errors,
+        "error_examples": tally.examples,
+        "p50_ms": round(1000 * percentile(tally.latencies, 50), 1),
+        "p99_ms": round(1000 * percentile(tally.latencies, 99), 1),
+        "rss_mb": {
+            "start": start_rss,
+            f"at_{settle:g}s": at_settle,
+            "middle": middle[0] if middle else None,
+            "end": end_rss,
+        },
+        "rss_growth_after_settle": None if growth is None else round(growth, 4),
+        "settle_seconds": settle,
+    }
+
+
+def run_overload(ctx: Context, model_dir: Any) -> dict[str, Any]:
+    sizes = ctx.sizes
+    log = ctx.work / "overload.log"
+    env = {"LORANER_REQUEST_TIMEOUT_S": str(sizes.overload_timeout_s)}
+    sentences = generated_sentences(400, ctx.seed)
+    bodies = [("/predict", {"text": s}, 200) for s in sentences]
+    with serve(model_dir, "onnx", ctx.threads, log, env=env) as server:
+        tally, seconds = asyncio.run(
+            closed_loop(server.url, bodies, sizes.overload_clients, sizes.overload_seconds)
+        )
+        peak = server.memory_mb()["peak_rss_mb"]
+    total = sum(tally.statuses.values())
+    return {
+        "clients": sizes.overload_clients,
+        "seconds": round(seconds, 1),
+        "request_timeout_s": sizes.overload_timeout_s,
+        "requests": total,
+        "admitted": len(tally.latencies),
+        "shed_503": tally.shed,
+        "shed_share": round(tally.shed / total, 4) if total else None,
+        "shed_without_retry_after": tally.retry_after_missing,
+        "statuses": tally.statuses,
+        "errors": tally.errors,
+        "error_examples": tally.examples,
+        "admitted_p50_ms": round(1000 * percentile(tally.latencies, 50), 1),
+        "admitted_p99_ms": round(1000 * percentile(tally.latencies, 99), 1),
+        "server_peak_rss_mb": peak,
+    }
+
+
+def _models(ctx: Context) -> Any:
+    return build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    """The ``soak`` workload."""
+    models = _models(ctx)
+    ctx.log(f"soak: {ctx.sizes.soak_clients} clients x {ctx.sizes.soak_seconds:g} s, mixed lengths")
+    row = run_soak(ctx, models.onnx_int8_dir)
+    result = {
+        "model": models.describe(),
+        "server": "loraner serve, onnx int8, default limits",
+        **row,
+        "targets": [
+            target("soak errors (5xx, transport, wrong status)", row["errors"], "<=", 0),
+            target("soak RSS growth after the first 30 s", row["rss_growth_after_settle"], "<=", 0.10),
+        ],
+    }
+    write_result(ctx, "soak", result)
+    print_table(
+        f"Soak ({result['model']['name']}, {row['clients']} clients, {row['seconds']} s)",
+        [
+            "requests",
+            "errors",
+            "p50 ms",
+            "p99 ms",
+            "RSS start",
+            "RSS 30 s",
+            "RSS middle",
+            "RSS end",
+            "growth",
+        ],
+        [
+            [
+                row["requests"],
+                row["errors"],
+                row["p50_ms"],
+                row["p99_ms"],
+                *row["rss_mb"].values(),
+                row["rss_growth_after_settle"],
+            ]
+        ],
+    )
+    print(f"statuses: {json.dumps(row['statuses'])}")
+    print_targets("Soak targets", result["targets"])
+    return result
