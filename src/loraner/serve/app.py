@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner import __version__
 from loraner.errors import LoranerError, ModelError
-from loraner.inference.adapters import UnknownAdapter
+from loraner.inference.adapters import UnknownAdapter, adapter_dirs
 from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
@@ -110,14 +110,29 @@ MAX_KEY_CHARS = 256  # de-identification's document keys (loraner.serve.deid)
 NOT_BLANK = r"\S"  # what the text validators enforce: at least one non-whitespace character
 
 
+def configured_adapters(settings: ServeSettings) -> list[str]:
+    """Adapter names the settings configure (the folder's sub-folders and NAME=PATH), without loading."""
+    if not settings.base:
+        return []
+    names = list(adapter_dirs(settings.adapters)) if settings.adapters else []
+    return list(dict.fromkeys([*names, *settings.adapter_sources()]))
+
+
 def _declare_limits(app: FastAPI, settings: ServeSettings) -> None:
     """The OpenAPI schema states what validation enforces with this configuration: texts are non-blank
     and at most ``max_text_chars`` long, batches hold 1 to ``max_batch`` texts (and as many document
-    keys). Checked in code too (routes, schemas); the per-request text budget is documented under 413."""
+    keys), adapter names are the configured ones. Checked in code too (routes, schemas); the per-request
+    text budget is documented under 413."""
     build = app.openapi
 
     def text_rules() -> dict[str, Any]:
         return {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": NOT_BLANK}
+
+    names = configured_adapters(settings)
+    # The adapters this service has (none: a single model, where only null is valid).
+    adapter_rule: dict[str, Any] = (
+        {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}]} if names else {"type": "null"}
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -131,6 +146,21 @@ def _declare_limits(app: FastAPI, settings: ServeSettings) -> None:
                 texts = properties["texts"]
                 texts.update(minItems=1, maxItems=settings.max_batch)
                 texts["items"] = {**texts.get("items", {}), **text_rules()}
+            is_request = "text" in properties or "texts" in properties
+            if is_request and "adapter" in properties:
+                properties["adapter"] = {
+                    **adapter_rule,
+                    "description": properties["adapter"].get("description", ""),
+                }
+            if is_request and "adapters" in properties:
+                described = properties["adapters"].get("description", "")
+                one_each = {
+                    "type": "array",
+                    "items": adapter_rule,
+                    "minItems": 1,
+                    "maxItems": settings.max_batch,
+                }
+                properties["adapters"] = {"anyOf": [one_each, {"type": "null"}], "description": described}
             if "document_keys" in properties:
                 keys = properties["document_keys"]
                 for option in keys.get("anyOf", [keys]):
