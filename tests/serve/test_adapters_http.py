@@ -120,7 +120,7 @@ def test_requests_per_adapter_are_counted(client):
 def test_a_single_model_service_answers_adapter_requests_with_404(tiny_roberta_dir):
     with running_server(create_app(ServeSettings(model=str(tiny_roberta_dir)))) as url:
         wait_ready(url)
-        with httpx.Client(base_url=url, timeout=30) as c:
+        with httpx.Client(base_url=url, timeout=120) as c:
             assert c.get("/adapters").json() == {"adapters": [], "default": None}
             response = c.post("/predict", json={"text": TEXT, "adapter": "general"})
             assert response.status_code == 404 and "one model is served" in response.json()["detail"]

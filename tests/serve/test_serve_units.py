@@ -142,7 +142,7 @@ def test_serve_command_without_model_is_a_readable_error(monkeypatch):
 
 
 def test_microbatcher_when_one_text_fails_then_only_its_waiter_gets_the_error():
-    async def run_batch(batch):
+    async def run_batch(batch, adapters):
         await asyncio.sleep(0)
         if "bad" in batch:
             raise RuntimeError("model crashed")
