@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -121,6 +122,32 @@ async def closed_loop(
         return tally, time.perf_counter() - started
 
 
+def server_latencies(
+    log_path: Any, paths: tuple[str, ...] = ("/predict", "/predict/batch")
+) -> dict[str, Any]:
+    """The server's own view from its access log (one JSON line per request, no text): status counts
+    and p50/p99 of the 200s, from the moment the app saw the request to its answer. The client's figures
+    also hold the time a request waited in the kernel's accept queue and the client's own event loop."""
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") != "request" or entry.get("path") not in paths:
+            continue
+        statuses[str(entry["status"])] = statuses.get(str(entry["status"]), 0) + 1
+        if entry["status"] == 200:
+            latencies.append(float(entry["latency_ms"]))
+    return {
+        "statuses": statuses,
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1) if latencies else None,
+    }
+
+
 def rss_mb(server: Server) -> float | None:
     return server.memory_mb()["rss_mb"]
 
@@ -140,6 +167,7 @@ def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
             closed_loop(server.url, soak_bodies(ctx.seed), sizes.soak_clients, sizes.soak_seconds, tick)
         )
         end_rss = rss_mb(server)
+        seen = server_latencies(log)
     settle = min(30.0, sizes.soak_seconds / 4)
     after_settle = [m for t, m in samples if t >= settle and m is not None]
     middle = [m for t, m in samples if t >= sizes.soak_seconds / 2 and m is not None]
@@ -154,6 +182,7 @@ def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
         "error_examples": tally.examples,
         "p50_ms": round(1000 * percentile(tally.latencies, 50), 1),
         "p99_ms": round(1000 * percentile(tally.latencies, 99), 1),
+        "server_side": seen,
         "rss_mb": {
             "start": start_rss,
             f"at_{settle:g}s": at_settle,
@@ -176,6 +205,7 @@ def run_overload(ctx: Context, model_dir: Any) -> dict[str, Any]:
             closed_loop(server.url, bodies, sizes.overload_clients, sizes.overload_seconds)
         )
         peak = server.memory_mb()["peak_rss_mb"]
+        seen = server_latencies(log, ("/predict",))
     total = sum(tally.statuses.values())
     return {
         "clients": sizes.overload_clients,
@@ -191,7 +221,9 @@ def run_overload(ctx: Context, model_dir: Any) -> dict[str, Any]:
         "error_examples": tally.examples,
         "admitted_p50_ms": round(1000 * percentile(tally.latencies, 50), 1),
         "admitted_p99_ms": round(1000 * percentile(tally.latencies, 99), 1),
+        "server_side": seen,
         "server_peak_rss_mb": peak,
+        "load_average": os.getloadavg(),
     }
 
 
@@ -238,6 +270,6 @@ def run(ctx: Context) -> dict[str, Any]:
             ]
         ],
     )
-    print(f"statuses: {json.dumps(row['statuses'])}")
+    print(f"statuses: {json.dumps(row['statuses'])}; server side: {json.dumps(row['server_side'])}")
     print_targets("Soak targets", result["targets"])
     return result

@@ -67,6 +67,7 @@ def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path):
             capture_output=True,
             text=True,
             timeout=600,
+            cwd=tmp_path,  # schemathesis keeps a cache in the working directory
         )
         served = served_requests(url) - before
     summary = result.stdout[-6000:]

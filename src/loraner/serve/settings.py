@@ -78,7 +78,9 @@ class ServeSettings(BaseSettings):
     body_timeout_s: float = Field(10.0, gt=0, description="time to receive a request body (else 408)")
     keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections close after this")
     max_connections: int = Field(
-        256, ge=1, description="open connections; more get 503 from the server at once"
+        1024,
+        ge=1,
+        description="open connections; more get Uvicorn's plain 503 at once (the queue sheds first, in JSON)",
     )
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="on SIGTERM, time for requests in flight to finish; the rest get 503"
