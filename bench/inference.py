@@ -126,8 +126,9 @@ def loraner_variant(
 
 
 def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
-    from loraner.inference import NERPredictor, TorchBackend
     from loraner.inference.model_dir import effective_max_length, load_tokenizer, model_spec
+
+    from loraner.inference import NERPredictor, TorchBackend
 
     model, tokenizer = load_torch(models.torch_dir)
     spec = model_spec(models.torch_dir)

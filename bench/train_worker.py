@@ -190,11 +190,11 @@ def windows(times: list[float], sizes: list[int], width: int) -> list[float]:
 
 def train(spec: Spec) -> dict[str, Any]:
     import torch
+    from loraner.train.predict import encode_for_model
     from transformers import Trainer, set_seed
 
     from loraner.settings import TrainingConfig
     from loraner.train.model import count_parameters, load_base_model, load_tokenizer, wrap_with_lora
-    from loraner.train.predict import encode_for_model
     from loraner.train.trainer import WindowDataset, batching_options, window_trainer_class
 
     torch.set_num_threads(spec.threads)
