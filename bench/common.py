@@ -48,6 +48,9 @@ class Sizes:
     f1_eval_sentences: int
     f1_seeds: int  # training runs per recipe for the F1 check (seed-to-seed noise)
     compile_steps: int  # steps of the torch.compile probe (0 = skip)
+    scale_texts: int  # scale: texts through predict and --engine ray
+    scale_train_samples: int  # scale: training notes for 1 vs 2 processes
+    scale_repeats: int
 
 
 FULL = Sizes(
@@ -72,6 +75,9 @@ FULL = Sizes(
     f1_eval_sentences=1000,
     f1_seeds=3,
     compile_steps=0,  # the torch.compile probe: --set compile_steps=50 (bench/README.md has the result)
+    scale_texts=2000,
+    scale_train_samples=400,
+    scale_repeats=2,
 )
 
 QUICK = Sizes(
@@ -96,9 +102,12 @@ QUICK = Sizes(
     f1_eval_sentences=0,
     f1_seeds=1,
     compile_steps=0,
+    scale_texts=100,
+    scale_train_samples=64,
+    scale_repeats=1,
 )
 
-WORKLOADS = ("inference", "memory", "load", "training")
+WORKLOADS = ("inference", "memory", "load", "training", "scale")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 

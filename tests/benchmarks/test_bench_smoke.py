@@ -34,6 +34,10 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         "-m",
         "bench.run",
         "--quick",
+        "--only",
+        ",".join(
+            WORKLOADS
+        ),  # not scale: Ray and torchrun start-ups; tests/inference and tests/train run them
         "--threads",
         "1",
         "--results",
