@@ -126,21 +126,13 @@ def loraner_variant(
 
 
 def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
-    from loraner.inference.model_dir import effective_max_length, load_tokenizer, model_spec
-
     from loraner.inference import NERPredictor, TorchBackend
+    from loraner.modeldir import load_tokenizer, model_meta
 
     model, tokenizer = load_torch(models.torch_dir)
-    spec = model_spec(models.torch_dir)
-    ours = load_tokenizer(spec)
+    ours = load_tokenizer(models.torch_dir)
     # The very model object the baselines use, behind loraner's tokenization, batching and decoding.
-    torch_predictor = NERPredictor(
-        ours,
-        TorchBackend(model),
-        spec.labels,
-        max_length=effective_max_length(spec, ours),
-        stride=spec.stride,
-    )
+    torch_predictor = NERPredictor.from_meta(ours, TorchBackend(model), model_meta(models.torch_dir))
     fp32 = NERPredictor.from_pretrained(models.onnx_fp32_dir, backend="onnx", threads=ctx.threads)
     int8 = NERPredictor.from_pretrained(models.onnx_int8_dir, backend="onnx", threads=ctx.threads)
     variants = [
@@ -335,10 +327,10 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from loraner.inference.model_dir import load_tokenizer, model_spec
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
-    tokenizer = load_tokenizer(model_spec(models.torch_dir))
+    tokenizer = load_tokenizer(models.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
     notes = long_notes(tokenizer, ctx.sizes.notes, ctx.sizes.note_tokens, seed=ctx.seed)
     variants = build_variants(models, ctx)

@@ -190,21 +190,22 @@ def windows(times: list[float], sizes: list[int], width: int) -> list[float]:
 
 def train(spec: Spec) -> dict[str, Any]:
     import torch
-    from loraner.train.predict import encode_for_model
     from transformers import Trainer, set_seed
 
+    from loraner.inference.backends import load_token_classifier
+    from loraner.modeldir import load_tokenizer
     from loraner.settings import TrainingConfig
-    from loraner.train.model import count_parameters, load_base_model, load_tokenizer, wrap_with_lora
-    from loraner.train.trainer import WindowDataset, batching_options, window_trainer_class
+    from loraner.train.model import count_parameters, wrap_with_lora
+    from loraner.train.trainer import WindowTrainer, batching_options, window_dataset
 
     torch.set_num_threads(spec.threads)
     set_seed(spec.seed)
     tokenizer = load_tokenizer(spec.model)
     label2id = {label: i for i, label in enumerate(spec.labels)}
     examples = read_examples(spec.examples)
-    encoded = encode_for_model(examples, tokenizer, label2id, spec.max_length, 32)
-    n_train = len(encoded.features)
-    model = wrap_with_lora(load_base_model(spec.model, spec.labels), lora_settings())
+    dataset = window_dataset(examples, tokenizer, label2id, spec.max_length, 32)
+    n_train = len(dataset)
+    model = wrap_with_lora(load_token_classifier(spec.model, spec.labels), lora_settings())
     collator = collator_for(spec.variant, tokenizer)
     timer = step_timer()
     with tempfile.TemporaryDirectory(prefix="loraner-bench-") as tmp:
@@ -214,13 +215,13 @@ def train(spec: Spec) -> dict[str, Any]:
             args = usual_args(spec, Path(tmp), n_train)
         # loraner: its own Trainer subclass, with the batching its training config defaults to.
         loraner = spec.variant.startswith("loraner")
-        trainer_class = window_trainer_class() if loraner else Trainer
+        trainer_class = WindowTrainer if loraner else Trainer
         training = TrainingConfig() if spec.batching is None else TrainingConfig(batching=spec.batching)
         extra = batching_options(training) if loraner else {}
         trainer = trainer_class(
             model=model,
             args=args,
-            train_dataset=WindowDataset(encoded.features),
+            train_dataset=dataset,
             data_collator=collator,
             callbacks=[timer],
             **extra,
@@ -269,12 +270,23 @@ def peak_rss_mb() -> float:
 
 
 def evaluate(model: Any, tokenizer: Any, spec: Spec) -> dict[str, Any]:
-    """loraner's own evaluation path; per-sentence tags are kept for the paired bootstrap."""
-    from loraner.train.predict import evaluate_examples
+    """loraner's own evaluation path (the engine's entities against the gold spans); per-sentence
+    counts (true positives, gold, predicted) are kept for the paired bootstrap."""
+    from loraner.eval.evaluate import evaluate as score
+    from loraner.inference import NERPredictor, TorchBackend
 
     examples = read_examples(str(spec.eval_examples))
-    ev = evaluate_examples(model, tokenizer, examples, spec.labels, spec.max_length, 32, 64)
-    return {"f1": ev.metrics["f1"], "gold": ev.gold, "pred": ev.pred}
+    predictor = NERPredictor(
+        tokenizer, TorchBackend(model), spec.labels, max_length=spec.max_length, stride=32,
+        batch_size=64, word_split="conll",
+    )  # fmt: skip
+    ev = score(predictor, examples)
+    counts = []
+    for gold, predicted in zip(ev.examples, ev.predictions, strict=True):
+        g = {(s.start, s.end, s.label) for s in gold.spans}
+        p = {(e.start, e.end, e.type) for e in predicted}
+        counts.append((len(g & p), len(g), len(p)))
+    return {"f1": ev.metrics["f1"], "counts": counts}
 
 
 def main(argv: list[str] | None = None) -> int:

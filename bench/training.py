@@ -77,7 +77,7 @@ def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def speed_runs(ctx: Context) -> list[dict[str, Any]]:
-    from loraner.train.model import load_tokenizer
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
     tokenizer = load_tokenizer(str(models.torch_dir))
@@ -156,6 +156,8 @@ def entity_counts(gold: Sequence[str], pred: Sequence[str]) -> tuple[int, int, i
 
 
 def sentence_counts(evaluation: dict[str, Any]) -> list[tuple[int, int, int]]:
+    if "counts" in evaluation:  # bench.train_worker: counted from the engine's entities
+        return [tuple(c) for c in evaluation["counts"]]
     return [entity_counts(g, p) for g, p in zip(evaluation["gold"], evaluation["pred"], strict=True)]
 
 
