@@ -150,3 +150,17 @@ def test_resume_continues_a_distributed_run(ddp_run, config, tmp_path):
     assert (cwd / "out" / "checkpoints" / "checkpoint-2").is_dir()
     single_process(config, tmp_path / "two", "training.max_steps=2")
     assert_same_weights(lora_weights(cwd / "out"), lora_weights(tmp_path / "two"))
+
+
+def test_warmup_is_a_share_of_the_steps_taken_with_the_world_size(tmp_path):
+    from loraner.settings import ExperimentConfig
+    from loraner.train.trainer import steps_per_epoch, training_arguments
+
+    cfg = ExperimentConfig.model_validate(
+        {"data": {"format": "synth"}, "training": {"epochs": 2, "batch_size": 4, "warmup_ratio": 0.1}}
+    )
+    assert steps_per_epoch(1000, 4, 1, 1) == 250 and steps_per_epoch(1001, 4, 1, 1) == 251
+    assert steps_per_epoch(1000, 4, 1, 8) == 31  # whole rounds of 8 batches of 4
+    assert steps_per_epoch(1000, 4, 2, 8) == 16
+    assert training_arguments(cfg, tmp_path, 1000, 1).warmup_steps == 50  # 10 % of 2 x 250
+    assert training_arguments(cfg, tmp_path, 1000, 8).warmup_steps == 7  # 10 % of 2 x 31
