@@ -34,10 +34,9 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         "-m",
         "bench.run",
         "--quick",
+        # Not scale: Ray and torchrun start-ups; tests/inference and tests/train run those paths.
         "--only",
-        ",".join(
-            WORKLOADS
-        ),  # not scale: Ray and torchrun start-ups; tests/inference and tests/train run them
+        ",".join(WORKLOADS),
         "--threads",
         "1",
         "--results",

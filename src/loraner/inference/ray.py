@@ -30,6 +30,7 @@ from loraner.inference.predictor import NERPredictor
 
 Task = Literal["predict", "deid"]
 FileFormat = Literal["jsonl", "parquet"]
+BatchKind = Literal["rows", "jsonl", "parquet"]
 FORMATS: dict[str, FileFormat] = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 ERROR = "error"
 BLANK = "__blank__"  # JSONL mode: the line was blank (skipped, as without Ray)
@@ -104,9 +105,11 @@ class RayNERPredictor:
     """The Ray Data actor: ``Dataset.map_batches(RayNERPredictor, fn_constructor_kwargs={...})``.
 
     ``__init__`` loads the model once per actor (ONNX or torch, per ``backend``); ``__call__`` maps a
-    pyarrow batch. ``fmt="jsonl"``: the batch's ``text`` column holds raw lines (``read_text``) and the
-    result has one JSON line per row; ``fmt="parquet"``: the result is the batch's columns plus
-    ``entities`` (predict) or with ``text`` de-identified and ``items`` (deid), and ``error``.
+    batch. ``fmt="rows"`` (for your own pipelines, e.g. after ``ray.data.read_json``): a batch of columns
+    (dict, pandas DataFrame or pyarrow Table) comes back as the same kind with ``entities`` (predict) or
+    with ``text`` de-identified and ``items`` (deid), and ``error``. ``fmt="parquet"``: the same on
+    pyarrow batches, typed for Parquet. ``fmt="jsonl"``: the batch's ``text`` column holds raw lines
+    (``read_text``) and the result has one JSON line per row.
     """
 
     def __init__(
@@ -114,7 +117,7 @@ class RayNERPredictor:
         model_dir: str | Path | None = None,
         *,
         task: Task = "predict",
-        fmt: FileFormat = "jsonl",
+        fmt: BatchKind = "rows",
         deid_config: dict[str, Any] | None = None,
         include_original: bool = False,
         predictor: Any = None,
@@ -134,6 +137,8 @@ class RayNERPredictor:
             )
 
     def __call__(self, batch: Any) -> Any:
+        if self.fmt == "rows" and type(batch).__module__.split(".")[0] != "pyarrow":
+            return self._map_columns(batch)
         import pyarrow as pa  # a dependency of ray[data]
 
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_pydict(dict(batch))
@@ -152,6 +157,24 @@ class RayNERPredictor:
                 }
             )
         return self._parquet_table(table, rows)
+
+    def _map_columns(self, batch: Any) -> Any:
+        """A dict of columns or a pandas DataFrame, with the results as new (or replaced) columns."""
+        frame = hasattr(batch, "assign") and hasattr(batch, "to_dict")
+        columns = batch.to_dict("list") if frame else dict(batch)
+        size = len(columns["text"]) if "text" in columns else 0
+        rows = [check_record({k: v[i] for k, v in columns.items()}) for i in range(size)]
+        self._run(rows)
+        added: dict[str, list[Any]] = {}
+        if self.task == "predict":
+            added["entities"] = [None if r.error else [e.to_dict() for e in r.result] for r in rows]
+        else:
+            added["text"] = [None if r.error else r.result.result.text for r in rows]
+            added["items"] = [None if r.error else [i.to_dict() for i in r.result.result.items] for r in rows]
+        added[ERROR] = [row.error for row in rows]
+        if frame:
+            return batch.assign(**added)
+        return {**dict(batch), **added}
 
     def _run(self, rows: list[Row]) -> None:
         todo = [row for row in rows if row.error is None and not row.blank]
