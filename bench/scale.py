@@ -70,19 +70,19 @@ def inference_runs(ctx: Context, work: Path) -> dict[str, Any]:
             seconds.append(
                 timed(loraner("predict", *common, "--output", str(out), *extra), out.with_suffix(".log"))
             )
-            rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+            got = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
             if reference is None:
-                reference = rows
-            if [(r["id"], r["text"]) for r in rows] != [(r["id"], r["text"]) for r in reference]:
+                reference = got
+            if [(r["id"], r["text"]) for r in got] != [(r["id"], r["text"]) for r in reference]:
                 raise RuntimeError(f"{name}: rows differ from loraner predict's ({out})")
-            same = sum(a["entities"] == b["entities"] for a, b in zip(rows, reference, strict=True))
+            same = sum(a["entities"] == b["entities"] for a, b in zip(got, reference, strict=True))
         wall = median(seconds)
         results[name] = {
             "seconds": [round(s, 2) for s in seconds],
             "texts_per_s": len(texts) / wall,
             # Row for row the same texts; entities equal but where batching changes float rounding
             # enough to flip a random model's near-uniform argmax (133 labels at ~0.01 each).
-            "rows_with_equal_entities": same / len(rows),
+            "rows_with_equal_entities": same / len(got),
         }
     base = results["predict (1 process)"]["texts_per_s"]
     for name, result in results.items():
