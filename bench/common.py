@@ -53,6 +53,9 @@ class Sizes:
     overload_clients: int = 256  # overload: far more clients than the queue admits
     overload_seconds: float = 60.0
     overload_timeout_s: float = 10.0  # the server's LORANER_REQUEST_TIMEOUT_S in the overload run
+    scale_texts: int = 2000  # scale: texts through predict and --engine ray
+    scale_train_samples: int = 256  # scale: training notes for 1 vs 2 processes
+    scale_repeats: int = 3
 
 
 FULL = Sizes(
@@ -77,6 +80,9 @@ FULL = Sizes(
     f1_eval_sentences=1000,
     f1_seeds=3,
     compile_steps=0,  # the torch.compile probe: --set compile_steps=50 (bench/README.md has the result)
+    scale_texts=2000,
+    scale_train_samples=400,
+    scale_repeats=2,
 )
 
 QUICK = Sizes(
@@ -106,9 +112,12 @@ QUICK = Sizes(
     overload_clients=96,  # more than the default concurrency + queue (66): some are shed
     overload_seconds=4.0,
     overload_timeout_s=5.0,
+    scale_texts=100,
+    scale_train_samples=64,
+    scale_repeats=1,
 )
 
-WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload")
+WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "scale")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 

@@ -24,10 +24,19 @@ app.add_typer(data_app, name="data")
 
 def _setup(verbose: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("loraner").setLevel(logging.INFO)
+    # Under torchrun / accelerate launch (RANK set): rank 0 logs as usual, the others only their
+    # warnings and errors, tagged with their rank.
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if rank:
+        tagged = f"[rank {rank}] %(levelname)s %(name)s: %(message)s"
+        logging.basicConfig(level=logging.WARNING, format=tagged)
+        logging.getLogger("loraner").setLevel(logging.WARNING)
+        verbose = False
+    else:
+        logging.basicConfig(
+            level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
+        logging.getLogger("loraner").setLevel(logging.INFO)
     if not verbose:
         # transformers v5 prints a load report for every new classification head; it is expected here.
         from transformers.utils import logging as hf_logging
@@ -44,7 +53,9 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Fine-tune per CONFIG; write metrics.json, report.md, confusion_matrix.png, adapter/ and merged/."""
+    """Fine-tune per CONFIG; write metrics.json, report.md, confusion_matrix.png, adapter/ and merged/.
+    Several processes: `torchrun --nproc_per_node N -m loraner train CONFIG` or `accelerate launch -m
+    loraner train CONFIG` (docs/scale-out.md); rank 0 evaluates and writes everything."""
     _setup(verbose)
     from loraner.settings import load_config
     from loraner.train.run import run_training  # the [train] extra: imported only by this command
@@ -52,7 +63,8 @@ def train(
     cfg = load_config(config, set_)
     out = output or Path("runs") / cfg.name
     metrics = run_training(cfg, out, resume=resume)
-    _print_summary(metrics, out)
+    if metrics is not None:  # None on the other ranks of a distributed run: rank 0 reports
+        _print_summary(metrics, out)
 
 
 @app.command()

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from loraner.train.sampling import LengthBucketSampler
+from loraner.train.sampling import EpochBatches, LengthBucketSampler, RandomBatches
 from loraner.train.trainer import WindowDataset, labelled_tokens_per_batch
 
 
@@ -72,3 +72,41 @@ def test_labelled_tokens_per_batch_counts_scored_labels_only():
     assert labelled_tokens_per_batch(WindowDataset(features), batch_size=1) == pytest.approx(2.5)
     assert labelled_tokens_per_batch(WindowDataset(features), batch_size=2) == pytest.approx(5.0)
     assert labelled_tokens_per_batch(features, batch_size=2) == 0.0  # unknown dataset type
+
+
+@pytest.mark.parametrize(("size", "batch_size", "ranks"), [(203, 16, 2), (101, 4, 3), (50, 8, 4), (8, 4, 2)])
+@pytest.mark.parametrize("kind", ["length_buckets", "random"])
+def test_every_rank_gets_disjoint_batches_and_as_many_as_the_others(size, batch_size, ranks, kind):
+    """What the Trainer does with several processes: its DataLoader over the sampler, dealt to the ranks
+    by accelerate's ``prepare_data_loader``; uneven sizes leave fewer than ranks x batch windows out."""
+    from accelerate.data_loader import prepare_data_loader
+    from torch.utils.data import DataLoader
+
+    def sampler() -> EpochBatches:
+        if kind == "random":
+            return RandomBatches(size, batch_size, seed=7, num_replicas=ranks)
+        return LengthBucketSampler(lengths(size), batch_size, 2, seed=7, num_replicas=ranks)
+
+    epochs = []
+    for epoch in range(2):
+        per_rank = []
+        for rank in range(ranks):
+            loader = DataLoader(list(range(size)), sampler=sampler(), batch_size=batch_size)
+            shard = prepare_data_loader(loader, num_processes=ranks, process_index=rank, put_on_device=False)
+            shard.set_epoch(epoch)
+            batches = [b.tolist() for b in shard]
+            assert batches == sampler().rank_batches(epoch, rank)
+            assert all(len(b) == batch_size for b in batches)
+            per_rank.append(batches)
+        assert len({len(b) for b in per_rank}) == 1 and per_rank[0]  # the same number, at least one
+        seen = [i for batches in per_rank for b in batches for i in b]
+        assert len(seen) == len(set(seen))  # no window twice in the epoch, across all ranks
+        assert size - len(seen) < ranks * batch_size
+        assert len(seen) == len(sampler()) and len(shard) == len(per_rank[0])
+        epochs.append(per_rank)
+    assert epochs[0] != epochs[1]  # reshuffled per epoch, from the seed
+
+
+def test_too_few_windows_for_one_round_is_refused():
+    with pytest.raises(ValueError, match="one batch of 4 on each of 3"):
+        RandomBatches(11, 4, num_replicas=3)

@@ -20,7 +20,7 @@ import typer
 from tqdm import tqdm
 
 from loraner.commands import friendly_errors
-from loraner.commands.inference import CHUNK_LINES, model_or_adapter, read_jsonl
+from loraner.commands.inference import CHUNK_LINES, Engine, model_or_adapter, read_jsonl, run_on_ray
 from loraner.data.jsonl import jsonl_line
 from loraner.deid import (
     DeidConfig,
@@ -85,15 +85,38 @@ def deid(
         False, "--include-original", help='Also write the original text ("original"): sensitive'
     ),
     threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)"),
+    engine: Engine = typer.Option(
+        "local", "--engine", help="local: this process; ray: Ray Data actors (JSONL or Parquet files)"
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="--engine ray: join this Ray cluster (default: start a local Ray)"
+    ),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="--engine ray: model replicas (actors)"),
 ) -> None:
     """De-identify TEXT, or every document of a file. Writes {"id", "text", "items"} per document:
-    the de-identified text and one item per replaced span (type, operator, offsets, replacement)."""
+    the de-identified text and one item per replaced span (type, operator, offsets, replacement).
+    With --engine ray: a JSONL or Parquet file through Ray Data; rows that fail get an "error"."""
     if (text is None) == (input_ is None):
         raise ConfigError("give either TEXT or --input FILE (.jsonl or .txt)")
     if input_ is not None and output is not None and output.resolve() == input_.resolve():
         raise ConfigError("--output must differ from --input (it would be overwritten while read)")
     model_dir = model_or_adapter(model, adapter, base)
     settings = load_config(config, o_threshold=o_threshold, recognizers=recognizers)
+    if engine == "ray":
+        resolve_secret(settings)  # here, before any actor starts: a missing secret is one clear line
+        run_on_ray(
+            "deid",
+            model,
+            input_,
+            output,
+            address,
+            concurrency,
+            threads,
+            {"backend": backend},
+            deid_config=settings.model_dump(mode="json"),
+            include_original=include_original,
+        )
+        return
     total = count_documents(input_) if input_ is not None else 1  # bad input fails before the model loads
     pipeline = build_pipeline(model_dir, settings, backend, threads, base=base, dtype=dtype)
     if text is not None:

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import typer
 from tqdm import tqdm
@@ -22,10 +22,12 @@ from loraner.errors import ConfigError, DataError
 from loraner.inference import Aggregation, BackendName, NERPredictor
 from loraner.inference.backends import DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
+from loraner.inference.ray import RayJob, Task, log_summary, run_ray_job
 from loraner.modeldir import Quantization, resolve_model_dir
 from loraner.serve.settings import LogLevel, ServeSettings
 from loraner.types import surrogate_problem
 
+Engine = Literal["local", "ray"]
 CHUNK_LINES = 256  # JSONL lines per predict_batch call: enough for length-sorted batching to pay off
 
 
@@ -58,12 +60,34 @@ def predict(
     word_split: WordSplit | None = typer.Option(
         None, "--word-split", help="What a word is (default: as the model was trained)"
     ),
+    engine: Engine = typer.Option(
+        "local", "--engine", help="local: this process; ray: Ray Data actors (JSONL or Parquet files)"
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="--engine ray: join this Ray cluster (default: start a local Ray)"
+    ),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="--engine ray: model replicas (actors)"),
 ) -> None:
-    """Entities in TEXT, or in every line of a JSONL file (output lines gain "entities")."""
+    """Entities in TEXT, or in every line of a JSONL file (output lines gain "entities"). With
+    --engine ray: a JSONL or Parquet file through Ray Data (docs/scale-out.md); rows that fail get an
+    "error" instead of entities."""
     if (text is None) == (input_ is None):
         raise ConfigError("give either TEXT or --input FILE.jsonl")
     if input_ is not None and output is not None and output.resolve() == input_.resolve():
         raise ConfigError("--output must differ from --input (it would be overwritten while read)")
+    if engine == "ray":
+        settings = {
+            "backend": backend,
+            "device": device,
+            "max_length": max_length,
+            "stride": stride,
+            "batch_size": batch_size,
+            "aggregation": aggregation,
+            "o_threshold": o_threshold,
+            "word_split": word_split,
+        }
+        run_on_ray("predict", model, input_, output, address, concurrency, threads, settings)
+        return
     count = count_jsonl(input_) if input_ is not None else 0  # a bad line fails before the model loads
     predictor = NERPredictor.from_pretrained(
         model_or_adapter(model, adapter, base),
@@ -91,6 +115,39 @@ def predict(
     with output.open("w", encoding="utf-8") as sink:
         predict_jsonl(predictor, input_, sink, count)
     typer.echo(f"wrote {count} lines to {output}", err=True)
+
+
+def run_on_ray(
+    task: Task,
+    model: Path,
+    input_: Path | None,
+    output: Path | None,
+    address: str | None,
+    concurrency: int,
+    threads: int | None,
+    settings: dict[str, Any],
+    **job: Any,
+) -> None:
+    """``--engine ray``: the files through :func:`loraner.inference.ray.run_ray_job`."""
+    if input_ is None or output is None:
+        raise ConfigError("--engine ray needs --input FILE and --output FILE (.jsonl or .parquet)")
+    if not input_.is_file():
+        raise ConfigError(f"{input_}: file not found")
+    summary = run_ray_job(
+        RayJob(
+            task=task,
+            model_dir=resolve_model_dir(model),
+            source=input_,
+            target=output,
+            address=address,
+            concurrency=concurrency,
+            threads=threads or 1,
+            predictor_kwargs={k: v for k, v in settings.items() if v is not None},
+            **job,
+        ),
+        progress=sys.stderr,
+    )
+    log_summary(summary, output)
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

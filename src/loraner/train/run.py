@@ -12,9 +12,13 @@ from loraner.settings import ExperimentConfig
 from loraner.train.trainer import train
 
 
-def run_training(cfg: ExperimentConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    """Train, merge the adapter, evaluate, and write every artefact into ``out``. Returns metrics.json."""
+def run_training(cfg: ExperimentConfig, out: Path, resume: bool = False) -> dict[str, Any] | None:
+    """Train, merge the adapter, evaluate, and write every artefact into ``out``. Returns metrics.json
+    on rank 0; the other ranks of a distributed run return None and write nothing (``train`` holds them
+    at a barrier until every rank has finished training, before rank 0 saves, merges and exports)."""
     result = train(cfg, out, resume=resume)
+    if result is None:
+        return None
     if cfg.lora.enabled:
         merge_adapter(out / ADAPTER_DIR, out / MERGED_DIR)
     metrics: dict[str, Any] = {

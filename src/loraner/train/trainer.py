@@ -3,6 +3,13 @@
 Validation after each epoch, the "before" and the test scores all go through the inference engine
 (:func:`loraner.eval.evaluate.evaluate` over a :class:`~loraner.inference.TorchBackend` wrapping the
 model being trained), so every number describes the entities the served model returns.
+
+Several processes (``torchrun``/``accelerate launch``, see docs/scale-out.md): every rank trains on its
+own share of the batches (loraner.train.sampling) and DDP averages the gradients. Evaluation runs on
+rank 0 alone, on whole documents, and rank 0 sends the scores to the others (best-epoch selection needs
+them everywhere): sharding it would need every rank's entity counts merged, and would still give the
+same numbers as one process, only sooner. Rank 0 alone also scores "before" and test and saves the model;
+the others wait at a barrier.
 """
 
 from __future__ import annotations
@@ -47,9 +54,10 @@ from loraner.modeldir import (
     write_meta,
 )
 from loraner.settings import Batching, ExperimentConfig, TrainingConfig
+from loraner.train import distributed
 from loraner.train.chunking import split_batch
 from loraner.train.model import ParamCounts, count_parameters, wrap_with_lora
-from loraner.train.sampling import LengthBucketSampler
+from loraner.train.sampling import LengthBucketSampler, RandomBatches
 from loraner.types import Example, Splits, entity_types, iob2_labels
 
 log = logging.getLogger(__name__)
@@ -241,8 +249,16 @@ class WindowTrainer(Trainer):
         )
         if self.tokens_per_batch:
             # compute_loss below replaces the model's loss and does not know about accumulation:
-            # Trainer must divide it by the accumulation steps. The model's own loss keeps the default.
+            # Trainer must divide it by the accumulation steps.
             self.loss_is_scaled_for_ga = False
+        else:
+            # compute_loss divides the summed loss by the labelled tokens of the whole accumulated batch on
+            # every process (Trainer counts them only for models that take loss kwargs: make it count).
+            # Token-classification models take the kwargs but ignore them and return their batch mean, which
+            # Trainer then treats as already scaled: the gradient grew with the accumulation steps and the
+            # number of processes.
+            self.model_accepts_loss_kwargs = True
+            self.loss_is_scaled_for_ga = True
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
         """``length_chunks``: the random batch run as length-sorted chunks (loraner.train.chunking),
@@ -291,36 +307,54 @@ class WindowTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        """Cross-entropy summed over the batch's labelled tokens, divided by the *average* count per
-        batch, not by this batch's own count.
+        """``length_buckets``: cross-entropy summed over the batch's labelled tokens, divided by the
+        *average* count per batch, not by this batch's own count. Otherwise: divided by the labelled tokens
+        of the whole step (every accumulated batch on every process), the stock recipe's batch mean.
 
         With length-grouped batches a per-batch mean would give each token of a short batch several
         times the weight of a token in a long one: short sentences (CoNLL's headlines and tables)
         would dominate, which cost 5 F1 points after one epoch (bench/README.md). A constant divisor
         weighs every token the same, as random batches do on average.
         """
-        if not self.tokens_per_batch:
+        if "labels" not in inputs or not (self.tokens_per_batch or num_items_in_batch is not None):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss, outputs = summed_token_loss(model, inputs, with_outputs=True)
-        loss = loss / self.tokens_per_batch
+        if self.tokens_per_batch:
+            loss = loss / self.tokens_per_batch
+        else:
+            # Random batches: the mean over every labelled token of the step, on all processes together.
+            loss = loss / num_items_in_batch
+            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+                loss = loss * self.accelerator.num_processes  # DDP averages the gradients: undo it
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """``length_buckets``: loraner's sampler; several processes: every mode gets a sampler that serves
+        whole rounds of full batches (loraner.train.sampling), so no rank sees an example twice."""
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.batching != "length_buckets" or not isinstance(dataset, WindowDataset):
-            return super()._get_train_sampler(train_dataset)
-        return LengthBucketSampler(
-            dataset.lengths(), self.args.train_batch_size, self.bucket_batches, self.args.seed
-        )
+        world = self.args.world_size
+        try:
+            if self.batching == "length_buckets" and isinstance(dataset, WindowDataset):
+                return LengthBucketSampler(
+                    dataset.lengths(), self.args.train_batch_size, self.bucket_batches, self.args.seed, world
+                )
+            if world > 1 and hasattr(dataset, "__len__"):
+                return RandomBatches(len(dataset), self.args.train_batch_size, self.args.seed, world)
+        except ValueError as exc:
+            raise ConfigError(f"training.batch_size: {exc}") from None
+        return super()._get_train_sampler(train_dataset)
 
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
         if self.predictor_for is None:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        evaluation = evaluate(self.predictor_for(self.model), self.eval_examples)
-        keys = ("loss", "precision", "recall", "f1", "accuracy")
-        metrics = {f"{metric_key_prefix}_{k}": float(evaluation.metrics[k]) for k in keys}
+        metrics = None
+        if self.is_world_process_zero():  # rank 0 scores, the others wait for its numbers
+            evaluation = evaluate(self.predictor_for(self.model), self.eval_examples)
+            keys = ("loss", "precision", "recall", "f1", "accuracy")
+            metrics = {f"{metric_key_prefix}_{k}": float(evaluation.metrics[k]) for k in keys}
+        metrics = distributed.from_main(metrics)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
@@ -334,10 +368,21 @@ def mixed_precision_flags(mode: str) -> dict[str, bool]:
     return {"fp16": True}
 
 
-def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) -> TrainingArguments:
+def steps_per_epoch(n_train: int, batch_size: int, accumulation: int, world_size: int = 1) -> int:
+    """Optimizer steps in one epoch. One process: every window, the last batch short; several: whole
+    rounds of full batches (loraner.train.sampling), each process taking one batch of a round."""
+    batches = math.ceil(n_train / batch_size) if world_size == 1 else n_train // batch_size // world_size
+    return math.ceil(batches / accumulation)
+
+
+def training_arguments(
+    cfg: ExperimentConfig, output_dir: Path, n_train: int, world_size: int = 1
+) -> TrainingArguments:
+    """The Trainer's arguments. The warm-up is a share of the optimizer steps the run will take with
+    ``world_size`` processes, so the preset's schedule keeps its shape whatever the world size."""
     t = cfg.training
-    steps_per_epoch = math.ceil(n_train / (t.batch_size * t.gradient_accumulation))
-    total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
+    per_epoch = steps_per_epoch(n_train, t.batch_size, t.gradient_accumulation, world_size)
+    total_steps = t.max_steps if t.max_steps > 0 else math.ceil(per_epoch * t.epochs)
     return TrainingArguments(
         output_dir=str(output_dir / CHECKPOINTS_DIR),
         num_train_epochs=t.epochs,
@@ -365,6 +410,10 @@ def training_arguments(cfg: ExperimentConfig, output_dir: Path, n_train: int) ->
         # Explicit: transformers hides bars whenever its own log level is quiet, as the CLI sets it.
         disable_tqdm=False,
         dataloader_num_workers=0,
+        # Several processes on a machine without GPUs: accelerate uses gloo only when told it is CPU.
+        use_cpu=distributed.cpu_only(),
+        # Every trainable parameter (LoRA matrices, the head) takes part in each forward pass.
+        ddp_find_unused_parameters=False,
         dataloader_pin_memory=torch.cuda.is_available(),
         **mixed_precision_flags(t.mixed_precision),
     )
@@ -393,12 +442,17 @@ def epoch_table(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[e] for e in sorted(rows)]
 
 
-def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> TrainResult:
-    """Fine-tune per ``cfg``; save the adapter (or full model) under ``output_dir``. Returns the results."""
+def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> TrainResult | None:
+    """Fine-tune per ``cfg``; save the adapter (or full model) under ``output_dir``. Returns the results
+    on rank 0 and None on the other ranks of a distributed run (they write nothing)."""
     if cfg.training.threads:
         torch.set_num_threads(cfg.training.threads)
     set_seed(cfg.training.seed)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    world = distributed.world_size()  # starts the process group under torchrun / accelerate launch
+    main = distributed.is_main()
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
     resume_from = resume_checkpoint(output_dir / CHECKPOINTS_DIR) if resume else None  # before any work
 
     splits = load_splits(cfg.data)
@@ -430,13 +484,24 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     if resume_from is not None:
         # The "before" scores describe the untrained model: the interrupted run measured them already.
         before = json.loads(before_file.read_text(encoding="utf-8")) if before_file.is_file() else None
-    elif cfg.report.evaluate_before and test_examples:
+    elif main and cfg.report.evaluate_before and test_examples:
         before = evaluate(predictor_for(model), test_examples).metrics
         _write_atomically(before_file, before)
+    distributed.barrier()
 
+    t = cfg.training
+    if main:
+        log.info(
+            "effective batch: %d per device x %d accumulation x %d process%s = %d windows per step",
+            t.batch_size,
+            t.gradient_accumulation,
+            world,
+            "" if world == 1 else "es",
+            t.batch_size * t.gradient_accumulation * world,
+        )
     trainer = WindowTrainer(
         model=model,
-        args=training_arguments(cfg, output_dir, len(train_set)),
+        args=training_arguments(cfg, output_dir, len(train_set), world),
         train_dataset=train_set,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
         eval_examples=eval_examples,
@@ -452,6 +517,10 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     train_seconds = time.perf_counter() - started
 
     validation = trainer.evaluate()
+    # Every rank has finished training (and loaded the best checkpoint): only rank 0 goes on.
+    distributed.barrier()
+    if not main:
+        return None
     test = evaluate(predictor_for(trainer.model), test_examples, progress=True) if test_examples else None
     save_model(trainer.model, tokenizer, meta, output_dir)
     return TrainResult(

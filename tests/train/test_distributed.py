@@ -1,0 +1,166 @@
+"""Two real training processes (``torchrun --nproc_per_node 2``, gloo on CPU) on the tiny model.
+
+One optimizer step of 2 ranks x batch 4 must move the LoRA weights exactly as 1 process x batch 8 on
+the same 8 sentences (DDP averages the gradients; the loss is normalised by the labelled tokens of all
+ranks), only rank 0 may write, and ``--resume`` must continue a distributed run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from loraner.cli import app
+
+FIXTURE_DATA = Path(__file__).parents[1] / "fixtures" / "train"
+ARTIFACTS = {
+    "metrics.json",
+    "report.md",
+    "confusion_matrix.png",
+    "confusion_matrix.csv",
+    "curves.png",
+    "adapter",
+    "merged",
+    "checkpoints",
+}
+
+
+def sentences(path: Path) -> list[str]:
+    blocks = path.read_text(encoding="utf-8").split("\n\n")
+    return [b.strip() for b in blocks if b.strip() and not b.startswith("-DOCSTART-")]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory, tiny_roberta_dir) -> Path:
+    """Exactly 8 training sentences (one window each), the fixture's validation and test sets, and the
+    tiny model without dropout: its random masks differ between a batch of 8 and two batches of 4."""
+    tmp = tmp_path_factory.mktemp("ddp-data")
+    model = tmp / "model"
+    shutil.copytree(tiny_roberta_dir, model)
+    settings = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    settings.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (model / "config.json").write_text(json.dumps(settings), encoding="utf-8")
+    train = sentences(FIXTURE_DATA / "train.txt")[:8]
+    (tmp / "train.txt").write_text("\n\n".join(train) + "\n", encoding="utf-8")
+    spec = {
+        "name": "tiny-ddp",
+        "data": {
+            "format": "conll",
+            "path": str(tmp),
+            "splits": {
+                "train": "train.txt",
+                "validation": str(FIXTURE_DATA / "dev.txt"),
+                "test": str(FIXTURE_DATA / "test.txt"),
+            },
+        },
+        "model": {"name_or_path": str(model), "max_length": 64, "stride": 8},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]},
+        "training": {
+            "epochs": 1,
+            "max_steps": 1,
+            "batch_size": 4,
+            "batching": "random",
+            "learning_rate": 0.01,
+            "warmup_ratio": 0.0,
+            "logging_steps": 1,
+            "threads": 1,
+        },
+        "report": {"samples": 1},
+    }
+    path = tmp / "tiny-ddp.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
+def torchrun(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    result = subprocess.run(
+        [*command, "-m", "loraner", "train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def lora_weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "adapter" / "adapter_model.safetensors"))
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0, msg=key)
+
+
+def single_process(config: Path, out: Path, *overrides: str) -> None:
+    args = ["train", str(config), "--output", str(out), "--set", "training.batch_size=8"]
+    for item in overrides:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(config, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    cwd = tmp_path_factory.mktemp("ddp-run")
+    result = torchrun(cwd, str(config), "--output", "out")
+    return cwd, result
+
+
+def test_two_processes_write_one_set_of_artifacts(ddp_run):
+    cwd, result = ddp_run
+    assert sorted(p.name for p in cwd.iterdir()) == ["out"]  # no stray runs/ from another rank
+    out = cwd / "out"
+    assert {p.name for p in out.iterdir()} == ARTIFACTS
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-1"]
+    assert result.stdout.count("outputs in out:") == 1  # the summary comes from rank 0 only
+    assert result.stderr.count("effective batch: 4 per device x 1 accumulation x 2 processes = 8") == 1
+    assert result.stderr.count("merged out/adapter into out/merged") == 1
+
+
+def test_one_step_on_two_ranks_equals_one_step_on_one_process(ddp_run, config, tmp_path):
+    cwd, _ = ddp_run
+    single_process(config, tmp_path / "one")
+    before = load_file(str(cwd / "out" / "checkpoints" / "checkpoint-1" / "adapter_model.safetensors"))
+    assert_same_weights(lora_weights(cwd / "out"), before)
+    assert_same_weights(lora_weights(cwd / "out"), lora_weights(tmp_path / "one"))
+
+
+def test_resume_continues_a_distributed_run(ddp_run, config, tmp_path):
+    """Step 2 resumed from the two-process checkpoint (weights, Adam moments, schedule) lands where
+    two uninterrupted steps of one process with the same batches land."""
+    cwd, _ = ddp_run
+    result = torchrun(cwd, str(config), "--output", "out", "--resume", "--set", "training.max_steps=2")
+    assert "starting from scratch" not in result.stderr
+    assert (cwd / "out" / "checkpoints" / "checkpoint-2").is_dir()
+    single_process(config, tmp_path / "two", "training.max_steps=2")
+    assert_same_weights(lora_weights(cwd / "out"), lora_weights(tmp_path / "two"))
+
+
+def test_warmup_is_a_share_of_the_steps_taken_with_the_world_size(tmp_path):
+    from loraner.settings import ExperimentConfig
+    from loraner.train.trainer import steps_per_epoch, training_arguments
+
+    cfg = ExperimentConfig.model_validate(
+        {"data": {"format": "synth"}, "training": {"epochs": 2, "batch_size": 4, "warmup_ratio": 0.1}}
+    )
+    assert steps_per_epoch(1000, 4, 1, 1) == 250 and steps_per_epoch(1001, 4, 1, 1) == 251
+    assert steps_per_epoch(1000, 4, 1, 8) == 31  # whole rounds of 8 batches of 4
+    assert steps_per_epoch(1000, 4, 2, 8) == 16
+    assert training_arguments(cfg, tmp_path, 1000, 1).warmup_steps == 50  # 10 % of 2 x 250
+    assert training_arguments(cfg, tmp_path, 1000, 8).warmup_steps == 7  # 10 % of 2 x 31
