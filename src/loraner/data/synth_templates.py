@@ -18,9 +18,10 @@ Placeholders in braces are filled per mention (``synth.NoteGenerator._resolve``)
 * ID: ``fnr`` (fødselsnummer or, in English notes, sometimes an SSN), ``pid`` (record numbers).
 
 Everything else is unlabelled filler: pronouns (``Pron``, ``pron``, ``obj``, ``poss``), relations,
-roles, generic places (``ward_generic``: "sengeposten", "the ward"), diagnoses (some named after people:
-``eponym``), drugs, durations and the distractor numbers (blood pressure, doses, ICD codes, lab values,
-clock times, years of duration), so a model has to use context rather than capital letters or digits.
+roles, generic places written into the sentences ("legevakten", "poliklinikken"; ``ward_generic`` is
+drawn per note for templates that want one), diagnoses (some named after people: ``eponym``), drugs,
+durations and the distractor numbers (blood pressure, doses, ICD codes, lab values, clock times, years
+of duration), so a model has to use context rather than capital letters or digits.
 
 Each language has ``titles`` per note kind, ``fields`` (header lines of a headed record), ``sections``
 (section headings), and sentence pools per topic in ``sentences``; ``closing`` lines end a note.
@@ -172,7 +173,6 @@ NB: Templates = {
             "Abdomen bløtt, ømhet i hø. fossa.",
             "Vitalia: BT {bp}, P {pulse}, T {temp}, metning {spo2} % på romluft.",
             "Pasienten er blek, men upåvirket. NEWS {news}.",
-            "Vurdert i {ward_generic} kl. {time}, orientert og klar.",
         ],
         "clinical": [
             "CRP {crp}, Hb {hb} g/dL, leukocytter {leuk}.",
@@ -363,7 +363,6 @@ EN: Templates = {
             "{Pron} is alert and oriented, mildly unwell.",
             "Chest: crackles at the right base. Abdomen soft, non-tender.",
             "Vitals: BP {bp}, P {pulse}, T {temp}, sats {spo2}% on room air. NEWS {news}.",
-            "Seen in {ward_generic} at {time}, alert and comfortable.",
         ],
         "clinical": [
             "CRP {crp}, Hb {hb} g/dL, WBC {leuk}.",
