@@ -48,6 +48,8 @@ class Sizes:
     f1_eval_sentences: int
     f1_seeds: int  # training runs per recipe for the F1 check (seed-to-seed noise)
     compile_steps: int  # steps of the torch.compile probe (0 = skip)
+    generalization_train: int  # quickstart training notes of the generalization check (0 = the preset's)
+    generalization_notes: int  # Nor-DeID holdout notes it is scored on (0 = all 100)
 
 
 FULL = Sizes(
@@ -72,6 +74,8 @@ FULL = Sizes(
     f1_eval_sentences=1000,
     f1_seeds=3,
     compile_steps=0,  # the torch.compile probe: --set compile_steps=50 (bench/README.md has the result)
+    generalization_train=0,
+    generalization_notes=0,
 )
 
 QUICK = Sizes(
@@ -96,9 +100,11 @@ QUICK = Sizes(
     f1_eval_sentences=0,
     f1_seeds=1,
     compile_steps=0,
+    generalization_train=8,
+    generalization_notes=3,
 )
 
-WORKLOADS = ("inference", "memory", "load", "training")
+WORKLOADS = ("inference", "memory", "load", "training", "generalization")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 

@@ -14,13 +14,14 @@ import pytest
 from loraner.settings import shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = ("inference", "memory", "load", "training")
+WORKLOADS = ("inference", "memory", "load", "training", "generalization")
 TITLES = (
     "Inference throughput",
     "Single-sentence latency",
     "Memory:",
     "Service under load",
     "Training speed",
+    "Generalization",
 )
 
 
@@ -42,7 +43,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         str(results / "no-trained-model"),
     ]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=170)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     return done, results
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loraner.deid import DeidConfig
+from loraner.deid.pipeline import PredictBatch
 from loraner.eval.deid import run_deid_evaluation
 from loraner.inference import NERPredictor
 from loraner.modeldir import resolve_model_dir
@@ -41,19 +42,27 @@ def nor_deid_available() -> bool:
 
 
 def score_generalization(
-    model_dir: str | Path, *, sample: int | None = None, recognizers: bool | str = "both"
+    model_dir: str | Path,
+    *,
+    sample: int | None = None,
+    recognizers: bool | str = "both",
+    predict_batch: PredictBatch | None = None,
 ) -> dict[str, Any]:
     """Scores of ``model_dir`` on the Nor-DeID holdout notes: ``{convention: {variant: summary}}`` with
-    the variants ``without_recognizers`` / ``with_recognizers`` (:meth:`DeidEvaluator.summary`)."""
-    model = resolve_model_dir(model_dir)
-    predictor = NERPredictor.from_pretrained(model)
+    the variants ``without_recognizers`` / ``with_recognizers`` (:meth:`DeidEvaluator.summary`).
+    ``predict_batch`` replaces the model (tests)."""
+    model = Path(model_dir)
+    if predict_batch is None:
+        model = resolve_model_dir(model_dir)
+        predict_batch = NERPredictor.from_pretrained(model).predict_batch
     cache: dict[tuple[str, ...], list[list[Entity]]] = {}
+    detect = predict_batch
 
     def predict(texts: Sequence[str]) -> list[list[Entity]]:
         # The notes are the same under both conventions: predict them once.
         key = tuple(texts)
         if key not in cache:
-            cache[key] = predictor.predict_batch(list(texts))
+            cache[key] = detect(list(texts))
         return cache[key]
 
     base = nor_deid_config(sample)
