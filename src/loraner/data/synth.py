@@ -106,7 +106,7 @@ Pieces = list[tuple[str, str | None]]
 
 # --- formats ----------------------------------------------------------------------------------
 
-DATE_STYLES = 11
+DATE_STYLES = 13
 
 
 def format_date(day: date, style: int, norwegian: bool) -> str:
@@ -126,6 +126,8 @@ def format_date(day: date, style: int, norwegian: bool) -> str:
             f"{d:02d}/{m:02d}/{y}",
             f"{d}/{m}-{y % 100:02d}",
             f"{d} {month} {y}",
+            f"{d:02d}. {month.capitalize()} {y}",
+            f"{d}. {month}, {y}",
         ]
     else:
         month = T.MONTHS_EN[m - 1]
@@ -141,6 +143,8 @@ def format_date(day: date, style: int, norwegian: bool) -> str:
             f"{month} {d}{_ordinal(d)}, {y}",
             f"{d:02d}.{m:02d}.{y}",
             f"{d} {month[:3]} {y}",
+            f"{month} {d:02d}, {y}",
+            f"{d} {month.lower()} {y}",
         ]
     return styles[style % len(styles)]
 
@@ -341,9 +345,10 @@ class NoteGenerator:
             writer.write(heading.upper() if upper else heading)
             writer.write(": " if colon and not bullets else ":\n" if colon else "\n")
             sentences = self._sentences(templates, topic, 3 if bullets else 2)
+            marker = rng.choice(["- ", "* ", "• "])
             for j, sentence in enumerate(sentences):
                 if bullets:
-                    writer.write(("\n" if j else "") + rng.choice(["- ", "* ", "• "]))
+                    writer.write(("\n" if j else "") + marker)
                 elif j:
                     writer.write(" ")
                 writer.fill(sentence, resolve)
@@ -436,7 +441,7 @@ class NoteGenerator:
             return [(self._unit(nb), label)]
         if key == "dept" and rng.random() < 0.5:
             return [(self._dept(nb), label)]
-        if key in ("pron", "Pron", "obj", "poss"):
+        if key in ("pron", "Pron", "obj", "poss", "Poss"):
             return [(_pronoun(key, note.patient.male, nb), None)]
         if key == "relation_cap":
             relation = note.values["relation"]
@@ -624,6 +629,7 @@ class NoteGenerator:
             region=rng.choice(T.REGIONS_NB) if norwegian else str(self.faker[locale].state()),
             person=person,
             street_name=self._street(locale, norwegian),
+            speciality=rng.choice(T.SPECIALITIES_NB),
         )
 
     def _dept(self, norwegian: bool) -> str:
@@ -647,7 +653,8 @@ class NoteGenerator:
         if not norwegian:
             return f"{base}, {self._dept(norwegian)}"
         sub = rng.choice(T.SUBUNITS_NB).format(
-            n=rng.choice([str(rng.randint(1, 9)), f"{rng.randint(1, 9)}{rng.choice('ABC')}"])
+            speciality=rng.choice(T.SPECIALITIES_NB),
+            n=rng.choice([str(rng.randint(1, 9)), f"{rng.randint(1, 9)}{rng.choice('ABC')}"]),
         )
         if roll < 0.88:
             return f"{base}, {sub}"
@@ -665,6 +672,7 @@ class NoteGenerator:
             "diagnosis2": diagnosis2_nb if norwegian else diagnosis2_en,
             "eponym": rng.choice(T.EPONYMS_NB if norwegian else T.EPONYMS_EN),
             "icd": icd,
+            "icd2": _icd_code(rng),
             "drug": drug,
             "dose": rng.choice(doses),
             "drug2": drug2,
@@ -686,6 +694,20 @@ class NoteGenerator:
         }
 
 
+def _icd_code(rng: random.Random) -> str:
+    """A diagnosis code in one of the shapes clinical systems print (letters and digits, not PHI)."""
+    letter = rng.choice("ABCDEFGHIJKLMNOPQRSTVZ")
+    head = f"{letter}{rng.randint(0, 99):02d}"
+    return rng.choice(
+        [
+            f"{head}.{rng.randint(0, 9)}",
+            f"{head}{rng.randint(0, 99):02d}{rng.choice('ABDSX')}",
+            f"{head}{rng.randint(0, 9)}{rng.randint(0, 9)}X{rng.choice('ADS')}",
+            head,
+        ]
+    )
+
+
 def _title(male: bool, norwegian: bool, rng: random.Random) -> str:
     if norwegian:
         return rng.choice(["Hr.", "Herr", "hr."] if male else ["Fru", "fru", "Frk."])
@@ -693,12 +715,19 @@ def _title(male: bool, norwegian: bool, rng: random.Random) -> str:
 
 
 _PRONOUNS = {
-    True: {"Pron": ("Han", "He"), "pron": ("han", "he"), "obj": ("ham", "him"), "poss": ("hans", "his")},
+    True: {
+        "Pron": ("Han", "He"),
+        "pron": ("han", "he"),
+        "obj": ("ham", "him"),
+        "poss": ("hans", "his"),
+        "Poss": ("Hans", "His"),
+    },
     False: {
         "Pron": ("Hun", "She"),
         "pron": ("hun", "she"),
         "obj": ("henne", "her"),
         "poss": ("hennes", "her"),
+        "Poss": ("Hennes", "Her"),
     },
 }
 
