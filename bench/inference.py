@@ -127,19 +127,12 @@ def loraner_variant(
 
 def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
     from loraner.inference import NERPredictor, TorchBackend
-    from loraner.inference.model_dir import effective_max_length, load_tokenizer, model_spec
+    from loraner.modeldir import load_tokenizer, model_meta
 
     model, tokenizer = load_torch(models.torch_dir)
-    spec = model_spec(models.torch_dir)
-    ours = load_tokenizer(spec)
     # The very model object the baselines use, behind loraner's tokenization, batching and decoding.
-    torch_predictor = NERPredictor(
-        ours,
-        TorchBackend(model),
-        spec.labels,
-        max_length=effective_max_length(spec, ours),
-        stride=spec.stride,
-    )
+    ours = load_tokenizer(models.torch_dir)
+    torch_predictor = NERPredictor.from_meta(ours, TorchBackend(model), model_meta(models.torch_dir))
     fp32 = NERPredictor.from_pretrained(models.onnx_fp32_dir, backend="onnx", threads=ctx.threads)
     int8 = NERPredictor.from_pretrained(models.onnx_int8_dir, backend="onnx", threads=ctx.threads)
     variants = [
@@ -272,7 +265,7 @@ def note_rows(variants: list[Variant], notes: TextSet) -> list[dict[str, Any]]:
 
 def gold_spans(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, set[tuple[int, int, str]]]:
     """The sentence as ``" ".join(tokens)`` and its gold entities as character spans."""
-    from loraner.inference.decoding import parse_label, spans_from_tags
+    from loraner.data.schemes import parse_tag, spans_from_tags
 
     starts, at = [], 0
     for token in tokens:
@@ -280,7 +273,7 @@ def gold_spans(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, set[tup
         at += len(token) + 1
     spans = {
         (starts[first], starts[stop - 1] + len(tokens[stop - 1]), type_)
-        for first, stop, type_ in spans_from_tags([parse_label(t) for t in tags])
+        for first, stop, type_ in spans_from_tags([parse_tag(t) for t in tags])
     }
     return " ".join(tokens), spans
 
@@ -334,10 +327,10 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from loraner.inference.model_dir import load_tokenizer, model_spec
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
-    tokenizer = load_tokenizer(model_spec(models.torch_dir))
+    tokenizer = load_tokenizer(models.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
     notes = long_notes(tokenizer, ctx.sizes.notes, ctx.sizes.note_tokens, seed=ctx.seed)
     variants = build_variants(models, ctx)

@@ -33,10 +33,10 @@ def run_setting(ctx: Context, model_dir: Any, texts: list[str], microbatch_ms: f
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from loraner.inference.model_dir import load_tokenizer, model_spec
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
-    tokenizer = load_tokenizer(model_spec(models.torch_dir))
+    tokenizer = load_tokenizer(models.torch_dir)
     texts = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed).texts
     settings = (0.0, ctx.sizes.microbatch_ms)
     ctx.log(

@@ -56,10 +56,10 @@ def measure_server(
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from loraner.inference.model_dir import load_tokenizer, model_spec
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
-    tokenizer = load_tokenizer(model_spec(models.torch_dir))
+    tokenizer = load_tokenizer(models.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
     notes = long_notes(tokenizer, max(2, ctx.sizes.notes), ctx.sizes.note_tokens, seed=ctx.seed)
     texts = request_texts(sentences.texts, notes.texts)

@@ -192,19 +192,20 @@ def train(spec: Spec) -> dict[str, Any]:
     import torch
     from transformers import Trainer, set_seed
 
+    from loraner.inference.backends import load_token_classifier
+    from loraner.modeldir import load_tokenizer
     from loraner.settings import TrainingConfig
-    from loraner.train.model import count_parameters, load_base_model, load_tokenizer, wrap_with_lora
-    from loraner.train.predict import encode_for_model
-    from loraner.train.trainer import WindowDataset, batching_options, window_trainer_class
+    from loraner.train.model import count_parameters, wrap_with_lora
+    from loraner.train.trainer import WindowTrainer, batching_options, window_dataset
 
     torch.set_num_threads(spec.threads)
     set_seed(spec.seed)
     tokenizer = load_tokenizer(spec.model)
     label2id = {label: i for i, label in enumerate(spec.labels)}
     examples = read_examples(spec.examples)
-    encoded = encode_for_model(examples, tokenizer, label2id, spec.max_length, 32)
-    n_train = len(encoded.features)
-    model = wrap_with_lora(load_base_model(spec.model, spec.labels), lora_settings())
+    dataset = window_dataset(examples, tokenizer, label2id, spec.max_length, 32)
+    n_train = len(dataset)
+    model = wrap_with_lora(load_token_classifier(spec.model, spec.labels), lora_settings())
     collator = collator_for(spec.variant, tokenizer)
     timer = step_timer()
     with tempfile.TemporaryDirectory(prefix="loraner-bench-") as tmp:
@@ -214,13 +215,13 @@ def train(spec: Spec) -> dict[str, Any]:
             args = usual_args(spec, Path(tmp), n_train)
         # loraner: its own Trainer subclass, with the batching its training config defaults to.
         loraner = spec.variant.startswith("loraner")
-        trainer_class = window_trainer_class() if loraner else Trainer
+        trainer_class = WindowTrainer if loraner else Trainer
         training = TrainingConfig() if spec.batching is None else TrainingConfig(batching=spec.batching)
         extra = batching_options(training) if loraner else {}
         trainer = trainer_class(
             model=model,
             args=args,
-            train_dataset=WindowDataset(encoded.features),
+            train_dataset=dataset,
             data_collator=collator,
             callbacks=[timer],
             **extra,
@@ -270,11 +271,40 @@ def peak_rss_mb() -> float:
 
 def evaluate(model: Any, tokenizer: Any, spec: Spec) -> dict[str, Any]:
     """loraner's own evaluation path; per-sentence tags are kept for the paired bootstrap."""
-    from loraner.train.predict import evaluate_examples
+    from loraner.data.schemes import parse_tag, spans_from_tags
+    from loraner.inference import NERPredictor, TorchBackend
 
     examples = read_examples(str(spec.eval_examples))
-    ev = evaluate_examples(model, tokenizer, examples, spec.labels, spec.max_length, 32, 64)
-    return {"f1": ev.metrics["f1"], "gold": ev.gold, "pred": ev.pred}
+    predictor = NERPredictor(
+        tokenizer, TorchBackend(model), spec.labels, max_length=spec.max_length, stride=32, word_split="conll"
+    )
+    texts = [" ".join(ex.tokens) for ex in examples]
+    pred = [
+        word_tags(ex.tokens, entities)
+        for ex, entities in zip(examples, predictor.predict_batch(texts), strict=True)
+    ]
+    gold = [list(ex.tags) for ex in examples]
+    tp = n_gold = n_pred = 0
+    for g, q in zip(gold, pred, strict=True):
+        g_spans = set(spans_from_tags([parse_tag(t) for t in g]))
+        q_spans = set(spans_from_tags([parse_tag(t) for t in q]))
+        tp, n_gold, n_pred = tp + len(g_spans & q_spans), n_gold + len(g_spans), n_pred + len(q_spans)
+    f1 = 2 * tp / (n_gold + n_pred) if n_gold + n_pred else 1.0
+    return {"f1": f1, "gold": gold, "pred": pred}
+
+
+def word_tags(tokens: list[str], entities: list[Any]) -> list[str]:
+    """The engine's entities on ``" ".join(tokens)`` as IOB2 tags per word (what the bootstrap compares)."""
+    starts, at = [], 0
+    for token in tokens:
+        starts.append(at)
+        at += len(token) + 1
+    tags = ["O"] * len(tokens)
+    for entity in entities:
+        inside = [i for i, st in enumerate(starts) if st < entity.end and entity.start < st + len(tokens[i])]
+        for j, i in enumerate(inside):
+            tags[i] = f"{'I' if j else 'B'}-{entity.type}"
+    return tags
 
 
 def main(argv: list[str] | None = None) -> int:

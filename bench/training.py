@@ -77,7 +77,7 @@ def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def speed_runs(ctx: Context) -> list[dict[str, Any]]:
-    from loraner.train.model import load_tokenizer
+    from loraner.modeldir import load_tokenizer
 
     models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
     tokenizer = load_tokenizer(str(models.torch_dir))
