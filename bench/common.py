@@ -56,6 +56,8 @@ class Sizes:
     scale_texts: int = 2000  # scale: texts through predict and --engine ray
     scale_train_samples: int = 256  # scale: training notes for 1 vs 2 processes
     scale_repeats: int = 3
+    generalization_train: int = 0  # quickstart training notes of the generalization check (0 = the preset's)
+    generalization_notes: int = 0  # Nor-DeID holdout notes it is scored on (0 = all 100)
 
 
 FULL = Sizes(
@@ -83,6 +85,8 @@ FULL = Sizes(
     scale_texts=2000,
     scale_train_samples=400,
     scale_repeats=2,
+    generalization_train=0,
+    generalization_notes=0,
 )
 
 QUICK = Sizes(
@@ -115,9 +119,11 @@ QUICK = Sizes(
     scale_texts=100,
     scale_train_samples=64,
     scale_repeats=1,
+    generalization_train=8,
+    generalization_notes=3,
 )
 
-WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "scale")
+WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "scale", "generalization")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 
