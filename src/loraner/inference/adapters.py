@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from loraner.errors import ConfigError, DataError, ModelError
+from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import (
     _import_torch,
     check_base,
@@ -47,6 +47,7 @@ from loraner.inference.predictor import (
     NERPredictor,
     ShouldStop,
     TextPrediction,
+    check_texts,
 )
 from loraner.modeldir import (
     ADAPTER_CONFIG_FILE,
@@ -56,7 +57,7 @@ from loraner.modeldir import (
     load_tokenizer,
     model_meta,
 )
-from loraner.types import Entity, surrogate_problem, types_of_labels
+from loraner.types import Entity, types_of_labels
 
 DEFAULT_MAX_LOADED_ADAPTERS = 16
 HEAD = "classifier"  # the token-classification head of BERT-family models (RoBERTa, DistilBERT, DeBERTa…)
@@ -435,13 +436,8 @@ class MultiAdapterPredictor:
         should_stop: ShouldStop | None = None,
     ) -> list[TextPrediction]:
         """Each text through its adapter; windows of all adapters share length-sorted forward passes."""
+        check_texts(texts)
         names = self._names_for(texts, adapters)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-            problem = surrogate_problem(text)
-            if problem:
-                raise DataError(f"texts[{i}] {problem}")
         groups: dict[str, list[int]] = {}
         for i, name in enumerate(names):
             groups.setdefault(name, []).append(i)
@@ -469,8 +465,6 @@ class MultiAdapterPredictor:
         return out  # type: ignore[return-value]
 
     def _names_for(self, texts: Sequence[str], adapters: str | Sequence[str | None] | None) -> list[str]:
-        if isinstance(texts, str):
-            raise TypeError("predict_batch takes a sequence of texts; use predict(text) for one")
         if adapters is None or isinstance(adapters, str):
             return [self.resolve(adapters)] * len(texts)
         if len(adapters) != len(texts):

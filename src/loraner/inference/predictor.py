@@ -300,14 +300,7 @@ class NERPredictor:
         problem = o_threshold_problem(threshold)
         if problem:
             raise ConfigError(problem)
-        if isinstance(texts, str):
-            raise TypeError("predict_batch takes a sequence of texts; use predict(text) for one")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-            problem = surrogate_problem(text)
-            if problem:
-                raise DataError(f"texts[{i}] {problem}")
+        check_texts(texts)
         docs = self.tokenize(texts)
         probs = self.token_probabilities(docs, should_stop)
         return [self.decode(text, doc, p, threshold) for text, doc, p in zip(texts, docs, probs, strict=True)]
@@ -358,6 +351,18 @@ class NERPredictor:
             for row, i in enumerate(batch):
                 self.scatter(out, chunks[i], logits[row])
         return [softmax(p) if len(p) else p for p in out]
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    """A sequence of valid Unicode strings (a lone surrogate cannot be tokenized), or a clear error."""
+    if isinstance(texts, str):
+        raise TypeError("predict_batch takes a sequence of texts; use predict(text) for one")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        problem = surrogate_problem(text)
+        if problem:
+            raise DataError(f"texts[{i}] {problem}")
 
 
 def _check(settings: PredictorSettings, n_specials: int) -> None:
