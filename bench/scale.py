@@ -119,6 +119,8 @@ def training_runs(ctx: Context, work: Path) -> dict[str, Any]:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     variants = {
         "1 process, 2 threads": loraner("train", str(path), "--set", "training.threads=2"),
+        # On a busy machine two OpenMP threads can be far slower than one: this row shows it.
+        "1 process, 1 thread": loraner("train", str(path), "--set", "training.threads=1"),
         "2 processes (torchrun, gloo), 1 thread each": [
             *torchrun, "-m", "loraner", "train", str(path), "--set", "training.threads=1",
         ],
