@@ -48,6 +48,10 @@ class Sizes:
     f1_eval_sentences: int
     f1_seeds: int  # training runs per recipe for the F1 check (seed-to-seed noise)
     compile_steps: int  # steps of the torch.compile probe (0 = skip)
+    adapter_requests: int  # /predict requests to each multi-adapter server, spread over its adapters
+    adapter_serve_counts: tuple[int, ...]  # adapters in the folder of each multi-adapter server
+    adapter_serve_dtypes: tuple[str, ...]  # the torch dtypes those servers run (fp32, bf16)
+    adapter_switches: int  # alternating requests of the eviction probe (max_loaded=1)
 
 
 FULL = Sizes(
@@ -72,6 +76,10 @@ FULL = Sizes(
     f1_eval_sentences=1000,
     f1_seeds=3,
     compile_steps=0,  # the torch.compile probe: --set compile_steps=50 (bench/README.md has the result)
+    adapter_requests=200,
+    adapter_serve_counts=(1, 4, 16),
+    adapter_serve_dtypes=("fp32", "bf16"),
+    adapter_switches=8,
 )
 
 QUICK = Sizes(
@@ -96,9 +104,13 @@ QUICK = Sizes(
     f1_eval_sentences=0,
     f1_seeds=1,
     compile_steps=0,
+    adapter_requests=16,
+    adapter_serve_counts=(4,),
+    adapter_serve_dtypes=("bf16",),  # the target's server only: each start-up costs seconds
+    adapter_switches=4,
 )
 
-WORKLOADS = ("inference", "memory", "load", "training")
+WORKLOADS = ("inference", "memory", "load", "training", "adapters")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 
