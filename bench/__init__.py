@@ -3,7 +3,8 @@ of running and training token classifiers, on the same model, data and threads, 
 
 Modules, one per workload: ``inference`` (throughput, latency, accuracy), ``memory`` (peak RSS of a
 ``loraner serve`` process), ``load`` (concurrent HTTP clients, micro-batching on/off), ``training``
-(samples/s and F1 of three training recipes; each variant runs in ``train_worker`` subprocesses).
+(samples/s and F1 of three training recipes; each variant runs in ``train_worker`` subprocesses),
+``adapters`` (many LoRA adapters on one base vs a merged model: throughput, memory, serving, loading).
 ``models`` builds and caches the RoBERTa-base-shaped model and its ONNX exports, ``data`` the texts,
 ``common`` the sizes, statistics, tables and JSON results. The benchmark uses loraner's public API.
 """

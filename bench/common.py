@@ -58,6 +58,13 @@ class Sizes:
     scale_repeats: int = 3
     generalization_train: int = 0  # quickstart training notes of the generalization check (0 = the preset's)
     generalization_notes: int = 0  # Nor-DeID holdout notes it is scored on (0 = all 100)
+    adapter_requests: int = 200  # /predict requests to each multi-adapter server, spread over its adapters
+    adapter_serve_counts: tuple[int, ...] = (1, 4, 16)  # adapters in the folder of each multi-adapter server
+    adapter_serve_dtypes: tuple[str, ...] = (
+        "fp32",
+        "bf16",
+    )  # the torch dtypes those servers run (fp32, bf16)
+    adapter_switches: int = 8  # alternating requests of the eviction probe (max_loaded=1)
 
 
 FULL = Sizes(
@@ -87,6 +94,10 @@ FULL = Sizes(
     scale_repeats=2,
     generalization_train=0,
     generalization_notes=0,
+    adapter_requests=200,
+    adapter_serve_counts=(1, 4, 16),
+    adapter_serve_dtypes=("fp32", "bf16"),
+    adapter_switches=8,
 )
 
 QUICK = Sizes(
@@ -121,9 +132,23 @@ QUICK = Sizes(
     scale_repeats=1,
     generalization_train=8,
     generalization_notes=3,
+    adapter_requests=16,
+    adapter_serve_counts=(4,),
+    adapter_serve_dtypes=("bf16",),  # the target's server only: each start-up costs seconds
+    adapter_switches=4,
 )
 
-WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "scale", "generalization")
+WORKLOADS = (
+    "inference",
+    "memory",
+    "load",
+    "training",
+    "soak",
+    "overload",
+    "scale",
+    "generalization",
+    "adapters",
+)
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 

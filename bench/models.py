@@ -130,6 +130,47 @@ def spec_key(tiny: bool, labels: list[str]) -> str:
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def model_root(cache: Path, tiny: bool, labels: list[str]) -> tuple[str, Path]:
+    name = "tiny-roberta" if tiny else "roberta-base-shaped"
+    return name, cache / "models" / f"{name}-{spec_key(tiny, labels)}"
+
+
+def ensure_torch_model(root: Path, tiny: bool, labels: list[str]) -> Path:
+    """``root/torch``, built unless an earlier build finished it (``torch.done`` or the whole set's
+    ``done.json``). The caller holds the build lock."""
+    torch_dir = root / "torch"
+    marker = root / "torch.done"
+    if not (marker.exists() or (root / "done.json").exists()):
+        shutil.rmtree(torch_dir, ignore_errors=True)
+        build_torch_model(torch_dir, tiny, labels)
+        marker.write_text("", encoding="utf-8")
+    return torch_dir
+
+
+@dataclass(frozen=True)
+class BenchBase:
+    """The PyTorch model alone (the adapters workload needs no ONNX export)."""
+
+    name: str
+    torch_dir: Path
+    labels: list[str]
+    flops_per_token: float
+
+
+def build_base(cache: Path, tiny: bool, log: Any = print) -> BenchBase:
+    """The cached PyTorch model of :func:`build_models`, building only it when missing."""
+    from transformers import AutoConfig
+
+    labels = fewnerd_labels()
+    name, root = model_root(cache, tiny, labels)
+    with build_lock(root.with_suffix(".lock")):
+        if not ((root / "torch.done").exists() or (root / "done.json").exists()):
+            log(f"building {name} (PyTorch only) in {root} (once; later runs reuse it)")
+        torch_dir = ensure_torch_model(root, tiny, labels)
+    config = AutoConfig.from_pretrained(str(torch_dir))
+    return BenchBase(name, torch_dir, labels, flops_per_token(config))
+
+
 def build_models(cache: Path, tiny: bool, threads: int, log: Any = print) -> BenchModels:
     """The cached models, building (about 3 minutes for the base shape) what is missing."""
     from transformers import AutoConfig
@@ -137,15 +178,15 @@ def build_models(cache: Path, tiny: bool, threads: int, log: Any = print) -> Ben
     from loraner.export.onnx import export_onnx
 
     labels = fewnerd_labels()
-    name = "tiny-roberta" if tiny else "roberta-base-shaped"
-    root = cache / "models" / f"{name}-{spec_key(tiny, labels)}"
+    name, root = model_root(cache, tiny, labels)
     torch_dir, fp32_dir, int8_dir = root / "torch", root / "onnx-fp32", root / "onnx-int8"
     done = root / "done.json"
     with build_lock(root.with_suffix(".lock")):  # one builder at a time when runs overlap
         if not done.exists():
             log(f"building {name} in {root} (once; later runs reuse it)")
-            shutil.rmtree(root, ignore_errors=True)
-            build_torch_model(torch_dir, tiny, labels)
+            ensure_torch_model(root, tiny, labels)
+            shutil.rmtree(fp32_dir, ignore_errors=True)
+            shutil.rmtree(int8_dir, ignore_errors=True)
             fp32 = export_onnx(torch_dir, fp32_dir, threads=threads)
             # Random weights: int8-vs-fp32 entity agreement is meaningless here, hence floor 0.
             int8 = export_onnx(torch_dir, int8_dir, quantize="int8", int8_floor=0.0, threads=threads)

@@ -1,5 +1,6 @@
-"""``python -m bench.run [--quick] [--only inference,memory,load,training]``: run the workloads, print
-their tables, write ``bench/results/<workload>.json`` and close with every target's verdict."""
+"""``python -m bench.run [--quick] [--only inference,memory,load,training,adapters]``: run the
+workloads, print their tables, write ``bench/results/<workload>.json`` and close with every target's
+verdict."""
 
 from __future__ import annotations
 

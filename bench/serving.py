@@ -66,22 +66,22 @@ def loraner_command() -> list[str]:
 
 @contextlib.contextmanager
 def serve(
-    model_dir: Path,
+    model_dir: Path | None,
     backend: str,
     threads: int,
     log: Path,
     env: dict[str, str] | None = None,
     timeout: float = 600.0,
+    model_args: Sequence[str] | None = None,
 ) -> Iterator[Server]:
-    """``loraner serve`` on a free loopback port until ``/ready``; stopped (SIGINT, then kill) on exit."""
+    """``loraner serve`` on a free loopback port until ``/ready``; stopped (SIGINT, then kill) on exit.
+    ``model_args`` replace ``--model model_dir --backend backend`` (e.g. ``--base B --adapters F``)."""
     port = free_port()
+    model = ["--model", str(model_dir), "--backend", backend] if model_args is None else list(model_args)
     command = [
         *loraner_command(),
         "serve",
-        "--model",
-        str(model_dir),
-        "--backend",
-        backend,
+        *model,
         "--threads",
         str(threads),
         "--host",
@@ -150,16 +150,31 @@ class LoadStats:
         }
 
 
-def drive(url: str, texts: Sequence[str], clients: int, seconds: float, max_requests: int) -> LoadStats:
+def drive(
+    url: str,
+    texts: Sequence[str],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    adapters: Sequence[str] | None = None,
+) -> LoadStats:
     """``clients`` concurrent connections posting ``/predict`` in a closed loop, until ``seconds``
-    have passed or ``max_requests`` were sent; requests in flight at the deadline are awaited."""
+    have passed or ``max_requests`` were sent; requests in flight at the deadline are awaited.
+    ``adapters``: request ``i`` names ``adapters[i % len(adapters)]`` (a multi-adapter server)."""
     cpu = time.process_time()
-    stats = asyncio.run(_drive(url, list(texts), clients, seconds, max_requests))
+    stats = asyncio.run(_drive(url, list(texts), clients, seconds, max_requests, adapters))
     stats.client_cpu_seconds = time.process_time() - cpu
     return stats
 
 
-async def _drive(url: str, texts: list[str], clients: int, seconds: float, max_requests: int) -> LoadStats:
+async def _drive(
+    url: str,
+    texts: list[str],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    adapters: Sequence[str] | None = None,
+) -> LoadStats:
     stats = LoadStats(clients)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     sent = 0
@@ -169,9 +184,11 @@ async def _drive(url: str, texts: list[str], clients: int, seconds: float, max_r
         async def worker(k: int) -> None:
             nonlocal sent
             while time.perf_counter() < deadline and sent < max_requests:
-                text = texts[sent % len(texts)]
+                body: dict[str, str] = {"text": texts[sent % len(texts)]}
+                if adapters:
+                    body["adapter"] = adapters[sent % len(adapters)]
                 sent += 1
-                await one(client, text, stats)
+                await one(client, body, stats)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(clients)))
@@ -179,10 +196,10 @@ async def _drive(url: str, texts: list[str], clients: int, seconds: float, max_r
     return stats
 
 
-async def one(client: httpx.AsyncClient, text: str, stats: LoadStats) -> None:
+async def one(client: httpx.AsyncClient, body: dict[str, str], stats: LoadStats) -> None:
     started = time.perf_counter()
     try:
-        response = await client.post("/predict", json={"text": text})
+        response = await client.post("/predict", json=body)
     except httpx.HTTPError as exc:
         stats.errors += 1
         stats.error_examples.append(f"{type(exc).__name__}: {exc}")

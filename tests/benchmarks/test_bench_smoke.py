@@ -14,7 +14,7 @@ import pytest
 from loraner.settings import shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "generalization")
+WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "generalization", "adapters")
 TITLES = (
     "Inference throughput",
     "Single-sentence latency",
@@ -24,6 +24,10 @@ TITLES = (
     "Soak (",
     "Overload (",
     "Generalization",
+    "Adapters: mixed stream",
+    "Adapters: memory",
+    "Adapters: `loraner serve",
+    "Adapters: cold load",
 )
 
 
@@ -48,8 +52,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         str(results / "no-trained-model"),
     ]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    # About a minute on an idle 2-core machine; several on a shared, busy one.
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    # Under a minute per workload on an idle machine; the limit leaves room for a shared, busy one.
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     return done, results
 
 
@@ -143,3 +147,16 @@ def test_worker_evaluation_scores_through_the_predictor_and_feeds_the_bootstrap(
     assert f1_of(sentence_counts(out)) == pytest.approx(out["f1"])
     compared = compare_f1({"D": [{"evaluation": out}], "loraner": [{"evaluation": dict(out)}]}, seed=0)
     assert compared["f1_diff_points"] == 0
+
+
+def test_when_quick_mode_runs_then_adapters_covers_every_measurement(quick_run):
+    _, results = quick_run
+    data = json.loads((results / "adapters.json").read_text())
+    assert {(r["dtype"], r["kind"]) for r in data["throughput"]["rows"]} == {
+        (d, k) for d in ("fp32", "bf16") for k in ("merged", "mixed")
+    }
+    assert [r["adapters"] for r in data["memory"]["runs"]] == [1, 16]
+    assert all(r["loaded"] == r["adapters"] for r in data["memory"]["runs"])
+    assert data["servers"] and all(s["load"]["errors"] == 0 for s in data["servers"])
+    cold = data["cold_and_evictions"]
+    assert cold["evictions"] == data["sizes"]["adapter_switches"] and cold["cold_ms"]

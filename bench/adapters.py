@@ -1,0 +1,744 @@
+"""Adapters: many LoRA adapters on one base model (``MultiAdapterPredictor``, ``loraner serve --base
+--adapters``) against one merged model, on the same base, texts and threads.
+
+The adapters are made, not trained: PEFT LoRA r=16, alpha 32 on query and value (the Few-NERD preset)
+on the bench's base model, ``lora_B`` drawn small and random (PEFT starts it at zero, which would leave
+the encoder unchanged) and a random classifier head per adapter over one of four label sets. Each is
+saved as training saves one (``save_pretrained``, the tokenizer, ``loraner.json`` with the base's
+fingerprint) into ``bench/.cache/adapters/``, with the first one also merged into a plain model.
+
+1. Throughput: a mixed stream (each text a random one of 4 adapters) through one
+   ``MultiAdapterPredictor`` vs the same texts through the merged model (``NERPredictor``, torch), fp32
+   and bf16; interleaved once per repeat, ratios within a repeat.
+2. Memory: base + 1 vs base + 16 adapters loaded, each in its own process (``python -m bench.adapters
+   SPEC``), after one prediction through each adapter.
+3. ``loraner serve --base --adapters`` with 1, 4 and 16 adapters, fp32 and bf16: peak RSS after a short
+   request run spread over the adapters (the memory workload's texts: sentences and a long note every 50).
+4. Cold adapter load (the first request naming it) and an eviction (``max_loaded=1``, two adapters
+   alternating) vs a warm request.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    REPO_DIR,
+    Context,
+    Stopwatch,
+    machine_info,
+    median,
+    percentile,
+    print_table,
+    print_targets,
+    ratio,
+    target,
+    write_result,
+)
+from bench.data import TextSet, long_notes, sentence_set
+from bench.memory import request_texts
+from bench.models import BenchBase, build_base, build_lock
+from bench.serving import drive, serve
+
+LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ("query", "value")  # the Few-NERD preset
+LORA_B_STD = 0.02  # lora_B's random init: every adapter really changes the encoder's output
+HEAD_STD = 0.02
+N_ADAPTERS = 16  # built, and the most loaded at once (MultiAdapterPredictor's default max_loaded)
+MIXED = 4  # adapters in the mixed stream
+MEMORY_COUNTS = (1, N_ADAPTERS)
+DTYPES = ("fp32", "bf16")
+CLIENTS = 4
+WARMUP_TEXTS = 8
+WARM_CALLS = 5
+RATIO_TARGET = 0.7
+SERVE_TARGET_MB = 800.0
+SERVE_TARGET_ADAPTERS = 4
+SERVE_TARGET_DTYPE = "bf16"
+DISK_FACTOR = 2.0  # (RSS16 - RSS1) <= 2 x the 15 extra adapters' weight files
+
+
+def iob(types: Sequence[str]) -> list[str]:
+    return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+def label_sets(fewnerd: list[str]) -> list[tuple[str, list[str]]]:
+    """Four label sets, so that adapters with different heads share the mixed batches."""
+    coarse = sorted({label[2:].split("-")[0] for label in fewnerd if label != "O"})
+    return [
+        ("fewnerd", fewnerd),
+        ("conll", iob(["PER", "LOC", "ORG", "MISC"])),
+        ("phi", iob(["NAME", "DATE", "PHONE", "ADDRESS", "ID", "AGE"])),
+        ("coarse", iob(coarse)),
+    ]
+
+
+# --- the adapters -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdapterSet:
+    root: Path
+    dirs: dict[str, Path]  # name -> adapter directory, in build order
+    merged: Path  # the first adapter merged into the base (merge_adapter)
+    info: dict[str, Any]  # sizes, label counts, LoRA settings
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.dirs)
+
+    def weight_bytes(self, name: str) -> int:
+        return int(self.info["weight_bytes"][name])
+
+    def folder(self, count: int) -> Path:
+        """A folder holding the first ``count`` adapters (symlinks), for ``loraner serve --adapters``."""
+        folder = self.root / "sets" / f"first-{count}"
+        if not folder.exists():
+            staging = folder.with_name(f"{folder.name}.tmp")
+            staging.mkdir(parents=True, exist_ok=True)
+            for name in self.names[:count]:
+                link = staging / name
+                if not link.exists():
+                    link.symlink_to(Path("..") / ".." / "all" / name)
+            staging.rename(folder)
+        return folder
+
+
+def adapters_key(base: BenchBase, sets: list[tuple[str, list[str]]]) -> str:
+    spec = {
+        "base": base.torch_dir.parent.name,  # the base's own spec key
+        "r": LORA_R,
+        "alpha": LORA_ALPHA,
+        "targets": LORA_TARGETS,
+        "b_std": LORA_B_STD,
+        "head_std": HEAD_STD,
+        "n": N_ADAPTERS,
+        "sets": sets,
+        "v": 1,
+    }
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def build_adapters(base: BenchBase, cache: Path, log: Any = print, seed: int = 0) -> AdapterSet:
+    """The cached adapters (built once: a few seconds each on the base shape) and the merged model."""
+    sets = label_sets(base.labels)
+    root = cache / "adapters" / f"{base.name}-{adapters_key(base, sets)}"
+    done = root / "done.json"
+    with build_lock(root.with_suffix(".lock")):
+        if not done.exists():
+            log(f"building {N_ADAPTERS} LoRA adapters on {base.name} in {root} (once; later runs reuse it)")
+            info = make_adapters(base, root, sets, seed)
+            done.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    info = json.loads(done.read_text(encoding="utf-8"))
+    dirs = {name: root / "all" / name for name in info["adapters"]}
+    return AdapterSet(root, dirs, root / "merged", info)
+
+
+def make_adapters(
+    base: BenchBase, root: Path, sets: list[tuple[str, list[str]]], seed: int
+) -> dict[str, Any]:
+    import shutil
+
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from loraner.export.merge import merge_adapter
+    from loraner.inference.backends import load_token_classifier
+    from loraner.modeldir import ModelMeta, base_fingerprint, load_tokenizer, make_readable, write_meta
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
+    shutil.rmtree(root, ignore_errors=True)
+    base_dir = base.torch_dir.resolve()
+    model = load_token_classifier(base_dir)
+    fingerprint = base_fingerprint(model)  # the base before LoRA wraps it, as training records it
+    tokenizer = load_tokenizer(base_dir)
+    hidden = model.config.hidden_size
+    names, weight_bytes, dir_bytes, labels_of, delta = [], {}, {}, {}, None
+    for i in range(N_ADAPTERS):
+        set_name, labels = sets[i % len(sets)]
+        name = f"a{i:02d}-{set_name}"
+        torch.manual_seed(seed + i)
+        head = torch.nn.Linear(hidden, len(labels))
+        with torch.no_grad():
+            head.weight.normal_(0.0, HEAD_STD)
+            head.bias.zero_()
+        model.classifier = head
+        model.num_labels = len(labels)
+        model.config.id2label = dict(enumerate(labels))
+        model.config.label2id = {label: k for k, label in enumerate(labels)}
+        config = LoraConfig(
+            task_type=TaskType.TOKEN_CLS,
+            r=LORA_R,
+            lora_alpha=LORA_ALPHA,
+            lora_dropout=0.0,
+            target_modules=list(LORA_TARGETS),
+            modules_to_save=["classifier"],
+        )
+        peft_model = get_peft_model(model, config)
+        with torch.no_grad():
+            for key, param in peft_model.named_parameters():
+                if "lora_B" in key:
+                    param.normal_(0.0, LORA_B_STD)
+        if delta is None:
+            delta = lora_delta(peft_model)
+        out = root / "all" / name
+        peft_model.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+        meta = ModelMeta(
+            name=name,
+            labels=labels,
+            word_split="conll",
+            data_format="conll",
+            lora=True,
+            base_model=str(base_dir),
+            base_fingerprint=fingerprint,
+        )
+        write_meta(out, meta)
+        make_readable(out)
+        model = peft_model.unload()  # the base again, LoRA layers removed (not merged)
+        if any("lora_" in key for key, _ in model.named_parameters()):
+            raise RuntimeError("PEFT's unload() left LoRA layers in the base")
+        names.append(name)
+        weights = out / "adapter_model.safetensors"
+        weight_bytes[name] = weights.stat().st_size
+        dir_bytes[name] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        labels_of[name] = len(labels)
+    del model
+    gc.collect()
+    merge_adapter(root / "all" / names[0], root / "merged")
+    return {
+        "adapters": names,
+        "labels": labels_of,
+        "weight_bytes": weight_bytes,
+        "dir_bytes": dir_bytes,
+        "merged_from": names[0],
+        "lora": {"r": LORA_R, "alpha": LORA_ALPHA, "targets": list(LORA_TARGETS), "lora_B_std": LORA_B_STD},
+        "first_layer_query_delta": delta,
+    }
+
+
+def lora_delta(peft_model: Any) -> dict[str, float]:
+    """How much the first adapter changes the first query matrix: ||scale * B A|| / ||W||."""
+    import torch
+
+    for _, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
+            a = module.lora_A["default"].weight
+            b = module.lora_B["default"].weight
+            scale = module.scaling["default"]
+            w = module.base_layer.weight
+            with torch.no_grad():
+                rel = (scale * (b @ a)).norm() / w.norm()
+            return {"relative_norm": round(float(rel), 4)}
+    return {}
+
+
+# --- 1. throughput ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    name: str
+    dtype: str
+    kind: str  # "merged" or "mixed"
+    run: Callable[[Sequence[str], Sequence[str]], list[Any]]  # texts, adapter per text
+    seconds: list[float] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+
+
+def build_variants(ctx: Context, base: BenchBase, aset: AdapterSet) -> list[Variant]:
+    from loraner.inference import NERPredictor
+    from loraner.inference.adapters import MultiAdapterPredictor
+
+    names = aset.names[:MIXED]
+    variants = []
+    for dtype in DTYPES:
+        merged = NERPredictor.from_pretrained(aset.merged, backend="torch", dtype=dtype, threads=ctx.threads)
+        multi = MultiAdapterPredictor.from_pretrained(
+            str(base.torch_dir.resolve()),
+            {n: aset.dirs[n] for n in names},
+            dtype=dtype,
+            threads=ctx.threads,
+        )
+        variants += [
+            Variant(
+                "merged model (1 adapter folded in)",
+                dtype,
+                "merged",
+                lambda texts, _names, p=merged: p.predict_batch(texts),
+            ),
+            Variant(
+                f"mixed stream, {MIXED} adapters",
+                dtype,
+                "mixed",
+                lambda texts, per_text, p=multi: p.predict_batch(texts, adapters=list(per_text)),
+            ),
+        ]
+    return variants
+
+
+def throughput(ctx: Context, base: BenchBase, aset: AdapterSet, sentences: TextSet) -> dict[str, Any]:
+    names = aset.names[:MIXED]
+    rng = random.Random(ctx.seed)
+    routes = [rng.choice(names) for _ in sentences.texts]
+    variants = build_variants(ctx, base, aset)
+    warm = sentences.texts[:WARMUP_TEXTS]
+    for v in variants:  # loads every adapter of the mixed stream, and the first forward passes
+        v.run(warm, [names[i % len(names)] for i in range(len(warm))])
+    for r in range(ctx.sizes.repeats):
+        ctx.log(f"  adapters throughput repeat {r + 1}/{ctx.sizes.repeats}")
+        for v in variants:
+            with Stopwatch() as sw:
+                out = v.run(sentences.texts, routes)
+            v.seconds.append(sw.seconds)
+            v.outputs = out
+    rows = []
+    for v in variants:
+        merged = next(m for m in variants if m.dtype == v.dtype and m.kind == "merged")
+        seconds = median(v.seconds)
+        rows.append(
+            {
+                "variant": v.name,
+                "dtype": v.dtype,
+                "kind": v.kind,
+                "seconds_per_repeat": [round(s, 3) for s in v.seconds],
+                "sentences_per_s": round(len(sentences.texts) / seconds, 2),
+                "tokens_per_s": round(sentences.total_tokens / seconds, 1),
+                "x_merged": round(
+                    median(ratio(m, x) for m, x in zip(merged.seconds, v.seconds, strict=True)), 3
+                ),
+            }
+        )
+    agreement = {}
+    for dtype in DTYPES:
+        merged = next(v for v in variants if v.dtype == dtype and v.kind == "merged")
+        mixed = next(v for v in variants if v.dtype == dtype and v.kind == "mixed")
+        same = [i for i, n in enumerate(routes) if n == aset.info["merged_from"]]
+        equal = sum(entity_keys(merged.outputs[i]) == entity_keys(mixed.outputs[i]) for i in same)
+        agreement[dtype] = {"texts": len(same), "same_entities": equal}
+    del variants
+    gc.collect()
+    return {
+        "adapters": names,
+        "texts_per_adapter": {n: routes.count(n) for n in names},
+        "rows": rows,
+        # The texts the mixed stream sent to the merged adapter: same entities from both paths?
+        "merged_adapter_agreement": agreement,
+    }
+
+
+def entity_keys(entities: Sequence[Any]) -> list[tuple[int, int, str]]:
+    return [(e.start, e.end, e.type) for e in entities]
+
+
+# --- 2. memory of loaded adapters, one process each ----------------------------------------------------
+
+
+def memory_worker(spec_path: str) -> int:
+    """``python -m bench.adapters SPEC``: load the base and the folder's adapters, predict once through
+    each, write RSS figures (this process's /proc/self/status)."""
+    from transformers.utils import logging as hf_logging
+
+    from loraner.inference.adapters import MultiAdapterPredictor
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    multi = MultiAdapterPredictor.from_pretrained(
+        spec["base"], spec["folder"], dtype=spec["dtype"], threads=spec["threads"], max_loaded=N_ADAPTERS
+    )
+    base_ready = status_mb()
+    base_seconds = time.perf_counter() - started
+    texts = spec["texts"]
+    for i, name in enumerate(multi.names):
+        multi.predict(texts[i % len(texts)], name)
+    after = status_mb()
+    result = {
+        "adapters": len(multi.names),
+        "loaded": len(multi.pool.loaded),
+        "dtype": spec["dtype"],
+        "base_load_seconds": round(base_seconds, 2),
+        "adapter_load_seconds": round(sum(multi.pool.load_seconds.values()), 3),
+        "rss_base_mb": base_ready["VmRSS"],
+        "peak_base_mb": base_ready["VmHWM"],
+        "rss_after_mb": after["VmRSS"],
+        "peak_rss_mb": after["VmHWM"],
+    }
+    Path(spec["out"]).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+def status_mb() -> dict[str, float | None]:
+    """VmRSS and VmHWM (the peak, counted from this process's exec) in MB; ru_maxrss without /proc."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM")}
+    import resource
+
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return {"VmRSS": None, "VmHWM": peak}
+
+
+def memory(ctx: Context, base: BenchBase, aset: AdapterSet, sentences: TextSet) -> dict[str, Any]:
+    work = ctx.work / "adapters"
+    work.mkdir(parents=True, exist_ok=True)
+    ctx.log(f"  adapters memory: base + {' and '.join(map(str, MEMORY_COUNTS))} adapters, one process each")
+    # The processes run side by side: each one's peak RSS is its own (VmHWM), whatever runs next to it.
+    started = [start_memory_worker(ctx, base, aset, sentences, count, work) for count in MEMORY_COUNTS]
+    try:
+        for process, _, _ in started:
+            process.wait(timeout=1800)
+    finally:
+        for process, _, _ in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    runs = []
+    for count, (_, out, log) in zip(MEMORY_COUNTS, started, strict=True):
+        if not out.exists():
+            raise RuntimeError(f"the adapters memory worker wrote no result; see {log}")
+        result = json.loads(out.read_text(encoding="utf-8"))
+        result["adapter_weight_mb"] = round(sum(aset.weight_bytes(n) for n in aset.names[:count]) / 2**20, 2)
+        runs.append(result)
+    return memory_summary(aset, runs)
+
+
+def start_memory_worker(
+    ctx: Context, base: BenchBase, aset: AdapterSet, sentences: TextSet, count: int, work: Path
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    spec_path, out = work / f"memory-{count}.spec.json", work / f"memory-{count}.result.json"
+    spec = {
+        "base": str(base.torch_dir.resolve()),
+        "folder": str(aset.folder(count).resolve()),
+        "dtype": "fp32",
+        "threads": ctx.threads,
+        "texts": sentences.texts[:N_ADAPTERS],
+        "out": str(out),
+    }
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    out.unlink(missing_ok=True)
+    log = work / f"memory-{count}.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.adapters", str(spec_path)],
+            cwd=REPO_DIR,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    return process, out, log
+
+
+def memory_summary(aset: AdapterSet, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    one, many = runs[0], runs[-1]
+    extra = many["adapters"] - one["adapters"]
+    extra_mb = sum(aset.weight_bytes(n) for n in aset.names[one["adapters"] : many["adapters"]]) / 2**20
+    peak_diff = many["peak_rss_mb"] - one["peak_rss_mb"]
+    rss_diff = (
+        many["rss_after_mb"] - one["rss_after_mb"]
+        if many["rss_after_mb"] is not None and one["rss_after_mb"] is not None
+        else peak_diff
+    )
+    return {
+        "runs": runs,
+        "extra_adapters": extra,
+        "extra_weight_mb": round(extra_mb, 2),
+        "peak_diff_mb": round(peak_diff, 1),
+        "rss_diff_mb": round(rss_diff, 1),
+        # The larger of the two differences: a load-time transient could hide the adapters in the peak.
+        "diff_mb": round(max(peak_diff, rss_diff), 1),
+        "per_adapter_mb": round(max(peak_diff, rss_diff) / extra, 2) if extra else None,
+        "base_rss_mb": one["rss_base_mb"],
+        "base_peak_mb": one["peak_base_mb"],
+    }
+
+
+# --- 3. loraner serve with adapters ------------------------------------------------------------------
+
+
+def serving(ctx: Context, base: BenchBase, aset: AdapterSet, texts: list[str]) -> list[dict[str, Any]]:
+    servers = []
+    for dtype in ctx.sizes.adapter_serve_dtypes:
+        for count in ctx.sizes.adapter_serve_counts:
+            count = min(count, N_ADAPTERS)
+            folder = aset.folder(count)
+            names = aset.names[:count]
+            log = ctx.work / f"adapters-serve-{dtype}-{count}.log"
+            ctx.log(f"  adapters serve: {dtype}, {count} adapter(s), {ctx.sizes.adapter_requests} requests")
+            args = ["--base", str(base.torch_dir.resolve()), "--adapters", str(folder.resolve())]
+            with serve(None, "torch", ctx.threads, log, model_args=[*args, "--dtype", dtype]) as server:
+                ready = server.memory_mb()
+                stats = drive(
+                    server.url,
+                    texts,
+                    CLIENTS,
+                    seconds=3600,
+                    max_requests=ctx.sizes.adapter_requests,
+                    adapters=names,
+                )
+                after = server.memory_mb()
+            servers.append(
+                {
+                    "dtype": dtype,
+                    "adapters": count,
+                    "startup_seconds": round(server.ready_seconds, 1),
+                    "rss_ready_mb": ready["rss_mb"],
+                    "rss_after_mb": after["rss_mb"],
+                    "peak_rss_mb": after["peak_rss_mb"],
+                    "load": stats.summary(),
+                    "log": str(log),
+                }
+            )
+    return servers
+
+
+# --- 4. cold loads and evictions ---------------------------------------------------------------------
+
+
+def timed_ms(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    call()
+    return 1000 * (time.perf_counter() - started)
+
+
+def cold_and_evictions(ctx: Context, base: BenchBase, aset: AdapterSet, text: str) -> dict[str, Any]:
+    cold = cold_loads(ctx, base, aset, text)
+    gc.collect()
+    switch = switching(ctx, base, aset, text)
+    gc.collect()
+    warm_all = cold.pop("warm") + switch["warm"]
+    switches = switch["switch"]
+    return {
+        "text_chars": len(text),
+        "warm_ms": [round(x, 2) for x in warm_all],
+        "cold_ms": [round(x, 2) for x in cold["cold"]],
+        "cold_load_ms": [round(x, 2) for x in cold["load"]],
+        "switch_ms": [round(x, 2) for x in switches],
+        "evictions": switch["evictions"],
+        "warm_p50_ms": round(percentile(warm_all, 50), 2),
+        "cold_p50_ms": round(percentile(cold["cold"], 50), 2),
+        "cold_max_ms": round(max(cold["cold"]), 2),
+        "cold_load_p50_ms": round(percentile(cold["load"], 50), 2),
+        "switch_p50_ms": round(percentile(switches, 50), 2),
+        # against the warm requests of the same max_loaded=1 predictor
+        "eviction_cost_ms": round(percentile(switches, 50) - percentile(switch["warm"], 50), 2),
+    }
+
+
+def cold_loads(ctx: Context, base: BenchBase, aset: AdapterSet, text: str) -> dict[str, list[float]]:
+    """The first request naming an adapter (it loads then) and the request after it, per adapter."""
+    from loraner.inference.adapters import MultiAdapterPredictor
+
+    names = aset.names
+    multi = MultiAdapterPredictor.from_pretrained(
+        str(base.torch_dir.resolve()), aset.dirs, dtype="fp32", threads=ctx.threads, max_loaded=N_ADAPTERS
+    )
+    for _ in range(2):  # the first adapter and the first forward passes
+        multi.predict(text, names[0])
+    out: dict[str, list[float]] = {"warm": [], "cold": [], "load": []}
+    out["warm"] = [timed_ms(lambda: multi.predict(text, names[0])) for _ in range(WARM_CALLS)]
+    for name in names[1 : 1 + min(ctx.sizes.adapter_switches, len(names) - 1)]:
+        out["cold"].append(timed_ms(lambda n=name: multi.predict(text, n)))
+        out["load"].append(1000 * multi.pool.load_seconds[name])
+        out["warm"].append(timed_ms(lambda n=name: multi.predict(text, n)))
+    return out
+
+
+def switching(ctx: Context, base: BenchBase, aset: AdapterSet, text: str) -> dict[str, Any]:
+    """``max_loaded=1`` and two adapters alternating: every request evicts one adapter and loads the other."""
+    from loraner.inference.adapters import MultiAdapterPredictor
+
+    names = aset.names[:2]
+    single = MultiAdapterPredictor.from_pretrained(
+        str(base.torch_dir.resolve()),
+        {n: aset.dirs[n] for n in names},
+        dtype="fp32",
+        threads=ctx.threads,
+        max_loaded=1,
+    )
+    warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
+    for _ in range(2):
+        single.predict(text, names[0])
+    warm = [timed_ms(lambda: single.predict(text, names[0])) for _ in range(WARM_CALLS)]
+    before = single.pool.evictions
+    switch = [
+        timed_ms(lambda i=i: single.predict(text, names[(i + 1) % 2]))
+        for i in range(ctx.sizes.adapter_switches)
+    ]
+    return {"warm": warm, "switch": switch, "evictions": single.pool.evictions - before}
+
+
+# --- the workload ------------------------------------------------------------------------------------
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    from loraner.inference.backends import native_bf16
+    from loraner.modeldir import load_tokenizer
+
+    base = build_base(ctx.cache, ctx.sizes.tiny_model, ctx.log)
+    aset = build_adapters(base, ctx.cache, ctx.log, seed=ctx.seed)
+    tokenizer = load_tokenizer(base.torch_dir)
+    sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
+    notes = long_notes(tokenizer, max(2, ctx.sizes.notes), ctx.sizes.note_tokens, seed=ctx.seed)
+    ctx.log(
+        f"adapters: {len(DTYPES) * 2} variants x {ctx.sizes.repeats} repeats, {len(sentences.texts)} "
+        f"sentences; {len(MEMORY_COUNTS)} memory processes; "
+        f"{len(ctx.sizes.adapter_serve_dtypes) * len(ctx.sizes.adapter_serve_counts)} servers"
+    )
+    result: dict[str, Any] = {
+        "model": {"name": base.name, "torch_dir": str(base.torch_dir), "labels": len(base.labels)},
+        "adapters": {**aset.info, "root": str(aset.root)},
+        "native_bf16": native_bf16(),
+        "sentences": sentences.describe(),
+        "throughput": throughput(ctx, base, aset, sentences),
+        "memory": memory(ctx, base, aset, sentences),
+        "requests": ctx.sizes.adapter_requests,
+        "clients": CLIENTS,
+        "servers": serving(ctx, base, aset, request_texts(sentences.texts, notes.texts)),
+        "cold_and_evictions": cold_and_evictions(ctx, base, aset, median_text(sentences)),
+    }
+    result["targets"] = targets(result)
+    write_result(ctx, "adapters", result)
+    report(result)
+    return result
+
+
+def median_text(sentences: TextSet) -> str:
+    order = sorted(range(len(sentences.texts)), key=lambda i: sentences.tokens[i])
+    return sentences.texts[order[len(order) // 2]]
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = result["throughput"]["rows"]
+    checks = []
+    for dtype in DTYPES:
+        mixed = next(r for r in rows if r["dtype"] == dtype and r["kind"] == "mixed")
+        merged = next(r for r in rows if r["dtype"] == dtype and r["kind"] == "merged")
+        checks.append(
+            target(
+                f"mixed stream of {MIXED} adapters / merged model, {dtype} (x)",
+                mixed["x_merged"],
+                ">=",
+                RATIO_TARGET,
+                f"{mixed['sentences_per_s']} vs {merged['sentences_per_s']} sent/s",
+            )
+        )
+    mem = result["memory"]
+    checks.append(
+        target(
+            f"RSS with {N_ADAPTERS} adapters - with 1 (MB)",
+            mem["diff_mb"],
+            "<=",
+            round(DISK_FACTOR * mem["extra_weight_mb"], 1),
+            f"{DISK_FACTOR:g} x the {mem['extra_adapters']} extra adapters' weight files "
+            f"({mem['extra_weight_mb']} MB); {mem['per_adapter_mb']} MB per adapter; "
+            f"base {mem['base_rss_mb']} MB (peak diff {mem['peak_diff_mb']}, RSS diff {mem['rss_diff_mb']})",
+        )
+    )
+    served = [
+        s
+        for s in result["servers"]
+        if s["dtype"] == SERVE_TARGET_DTYPE and s["adapters"] == SERVE_TARGET_ADAPTERS
+    ]
+    others = ", ".join(f"{s['dtype']}/{s['adapters']}: {s['peak_rss_mb']}" for s in result["servers"])
+    checks.append(
+        target(
+            f"serve peak RSS, {SERVE_TARGET_DTYPE}, {SERVE_TARGET_ADAPTERS} adapters (MB)",
+            served[0]["peak_rss_mb"] if served else None,
+            "<=",
+            SERVE_TARGET_MB,
+            f"after {result['requests']} requests; all servers (dtype/adapters: MB) {others}",
+        )
+    )
+    errors = sum(s["load"]["errors"] for s in result["servers"])
+    checks.append(target("adapters serve errors", errors, "<=", 0))
+    return checks
+
+
+def report(result: dict[str, Any]) -> None:
+    machine = machine_info(0)
+    t, s = result["throughput"], result["sentences"]
+    bf16 = "native bf16" if result["native_bf16"] else "no native bf16"
+    print_table(
+        f"Adapters: mixed stream over {MIXED} adapters vs one merged model, {s['count']} sentences "
+        f"({s['tokens_mean']} tokens mean), {result['model']['name']}; CPU {machine['cpu']} "
+        f"({', '.join(machine['cpu_flags']) or 'no SIMD flags found'}; {bf16})",
+        ["variant", "dtype", "sent/s", "tokens/s", "x merged"],
+        [
+            [r["variant"], r["dtype"], r["sentences_per_s"], r["tokens_per_s"], r["x_merged"]]
+            for r in t["rows"]
+        ],
+    )
+    m = result["memory"]
+    print_table(
+        "Adapters: memory of the base + N adapters loaded (own process each, fp32, one prediction per "
+        f"adapter); {m['per_adapter_mb']} MB per extra adapter",
+        ["adapters", "RSS base MB", "RSS after MB", "peak RSS MB", "weights on disk MB", "load s"],
+        [
+            [
+                r["adapters"],
+                r["rss_base_mb"],
+                r["rss_after_mb"],
+                r["peak_rss_mb"],
+                r["adapter_weight_mb"],
+                r["adapter_load_seconds"],
+            ]
+            for r in m["runs"]
+        ],
+    )
+    print_table(
+        f"Adapters: `loraner serve --base --adapters` after {result['requests']} requests spread over "
+        f"the adapters ({result['clients']} clients)",
+        ["dtype", "adapters", "startup s", "RSS ready MB", "RSS after MB", "peak RSS MB", "req/s", "errors"],
+        [
+            [
+                s["dtype"],
+                s["adapters"],
+                s["startup_seconds"],
+                s["rss_ready_mb"],
+                s["rss_after_mb"],
+                s["peak_rss_mb"],
+                s["load"]["requests_per_s"],
+                s["load"]["errors"],
+            ]
+            for s in result["servers"]
+        ],
+    )
+    c = result["cold_and_evictions"]
+    print_table(
+        f"Adapters: cold load and eviction, one {c['text_chars']}-character sentence, fp32",
+        ["request", "calls", "p50 ms", "max ms"],
+        [
+            ["warm (adapter loaded)", len(c["warm_ms"]), c["warm_p50_ms"], max(c["warm_ms"])],
+            ["cold (first request naming it)", len(c["cold_ms"]), c["cold_p50_ms"], c["cold_max_ms"]],
+            [
+                "  of which loading the adapter",
+                len(c["cold_load_ms"]),
+                c["cold_load_p50_ms"],
+                max(c["cold_load_ms"]),
+            ],
+            [
+                f"switch, max_loaded=1 ({c['evictions']} evictions)",
+                len(c["switch_ms"]),
+                c["switch_p50_ms"],
+                max(c["switch_ms"]),
+            ],
+            ["  eviction + reload cost (switch - warm)", len(c["switch_ms"]), c["eviction_cost_ms"], "-"],
+        ],
+    )
+    print_targets("Adapters targets", result["targets"])
+
+
+if __name__ == "__main__":
+    sys.exit(memory_worker(sys.argv[1]))
