@@ -358,10 +358,14 @@ def base_fingerprint(model: Any) -> dict[str, str]:
     ]
     chosen = [("embeddings", model.get_input_embeddings().weight)]
     chosen += [matrices[1], matrices[-1]] if len(matrices) > 2 else matrices
+    import torch  # present whenever a model is: this module itself must not need it (ONNX serving)
+
     digest = hashlib.sha256()
     for name, tensor in chosen:
         digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        # Rounded to bf16 first: the same base loaded in fp32 (training) or bf16 (serving) hashes alike.
+        rounded = tensor.detach().to(torch.bfloat16).float().cpu().contiguous()
+        digest.update(rounded.numpy().tobytes())
     return {
         "config": hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:16],
         "weights": digest.hexdigest()[:16],

@@ -198,3 +198,13 @@ def test_predict_and_deid_commands_take_an_adapter_on_a_base(tiny_roberta_dir, a
         app, ["predict", "--model", str(tiny_roberta_dir), "--adapter", str(adapters["places"]), text]
     )
     assert both.exit_code == 1 and "either --model DIR or --adapter DIR" in both.output
+
+
+def test_a_base_loaded_in_bf16_has_the_fingerprint_it_had_in_fp32(tiny_roberta_dir):
+    from loraner.inference.backends import load_token_classifier
+    from loraner.modeldir import base_fingerprint
+
+    fp32 = load_token_classifier(tiny_roberta_dir)
+    bf16 = load_token_classifier(tiny_roberta_dir, dtype="bf16")
+    assert next(bf16.parameters()).dtype == torch.bfloat16  # loaded as bf16, no fp32 copy kept
+    assert base_fingerprint(bf16) == base_fingerprint(fp32)

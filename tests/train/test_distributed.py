@@ -25,6 +25,7 @@ from loraner.cli import app
 FIXTURE_DATA = Path(__file__).parents[1] / "fixtures" / "train"
 ARTIFACTS = {
     "metrics.json",
+    "before.json",  # the "before" scores a resumed run reuses
     "report.md",
     "confusion_matrix.png",
     "confusion_matrix.csv",

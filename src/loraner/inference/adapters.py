@@ -130,7 +130,7 @@ class AdapterPool:
         self.device = device
         self.dtype = resolve_dtype(dtype, device)
         self.max_loaded = max_loaded
-        model = load_token_classifier(base)
+        model = load_token_classifier(base, dtype=self.dtype)  # loaded in its dtype: no fp32 copy
         if not isinstance(getattr(model, HEAD, None), self.torch.nn.Module):
             raise ModelError(f"{base}: no '{HEAD}' head; multi-adapter serving supports BERT-family encoders")
         self.fingerprint = base_fingerprint(model)

@@ -72,13 +72,13 @@ class TorchBackend:
         if threads:
             # Process-wide in PyTorch: the last predictor created decides.
             torch.set_num_threads(threads)
+        resolved = resolve_dtype(dtype, device)
         if is_adapter(Path(path)):
-            model = load_adapter_model(Path(path), base)
+            model = load_adapter_model(Path(path), base, dtype=resolved)
         elif base is not None:
             raise ModelError(f"{path}: a base model goes with a LoRA adapter directory, not a full model")
         else:
-            model = load_token_classifier(path)
-        resolved = resolve_dtype(dtype, device)
+            model = load_token_classifier(path, dtype=resolved)
         return cls(model.eval().to(device=device, dtype=torch_dtype(resolved)), device, resolved)
 
     @property
@@ -135,9 +135,12 @@ def _import_torch() -> Any:
     return torch
 
 
-def load_token_classifier(name_or_path: str | Path, labels: list[str] | None = None) -> Any:
+def load_token_classifier(
+    name_or_path: str | Path, labels: list[str] | None = None, dtype: str = "fp32"
+) -> Any:
     """A Transformers token-classification model. With ``labels``, a new head of that size (a base
-    model for training, or the base an adapter's head is restored onto)."""
+    model for training, or the base an adapter's head is restored onto). ``dtype`` (``fp32``/``bf16``):
+    the weights are loaded in it, so a bf16 model never holds an fp32 copy in memory."""
     _import_torch()
     from transformers import AutoModelForTokenClassification  # imports torch: only with a torch backend
 
@@ -152,7 +155,7 @@ def load_token_classifier(name_or_path: str | Path, labels: list[str] | None = N
             "ignore_mismatched_sizes": True,
         }
     try:
-        return AutoModelForTokenClassification.from_pretrained(path, **head)
+        return AutoModelForTokenClassification.from_pretrained(path, dtype=torch_dtype(dtype), **head)
     except PermissionError as exc:
         raise ModelError(f"cannot load a model from {path!r}: permission denied ({exc.filename})") from exc
     except (OSError, ValueError) as exc:
@@ -164,7 +167,7 @@ def load_token_classifier(name_or_path: str | Path, labels: list[str] | None = N
         ) from None
 
 
-def load_adapter_model(adapter_dir: Path, base: str | None = None) -> Any:
+def load_adapter_model(adapter_dir: Path, base: str | None = None, dtype: str = "fp32") -> Any:
     """The base model with the LoRA adapter (and its trained classifier head) attached, unmerged."""
     from peft import PeftModel  # a [train] extra: only adapters need it
 
@@ -174,7 +177,7 @@ def load_adapter_model(adapter_dir: Path, base: str | None = None) -> Any:
         raise ModelError(
             f"{adapter_dir}: the base model is unknown (no base_model in loraner.json); pass --base"
         )
-    base_model = load_token_classifier(base_name, meta.labels)
+    base_model = load_token_classifier(base_name, meta.labels, dtype=dtype)
     check_base(adapter_dir, meta, base_name, base_fingerprint(base_model))
     return PeftModel.from_pretrained(base_model, str(adapter_dir)).eval()
 

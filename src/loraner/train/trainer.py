@@ -75,7 +75,8 @@ class MarkCompleteCheckpoints(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if checkpoint.is_dir():
+        # One writer: every rank of a distributed run gets on_save, and the checkpoint is rank 0's.
+        if state.is_world_process_zero and checkpoint.is_dir():
             _write_atomically(
                 checkpoint / CHECKPOINT_MARKER, {"step": state.global_step, "epoch": state.epoch}
             )
