@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -66,7 +67,8 @@ def test_when_text_has_multibyte_chars_then_offsets_are_exact(text, operators):
     assert result.items, "fixture should contain PHI"
     assert_offsets_exact(text, spans, result)
     for sub in ("Kåre", "Nordmann", "Ærø", "Tromsø", "912 34 567"):
-        assert sub not in result.text
+        # Whole words: a surrogate may contain the letters (a place "Kåredal" for "Bærum").
+        assert not re.search(rf"(?<!\w){re.escape(sub)}(?!\w)", result.text), sub
 
 
 def test_when_mask_then_length_is_kept_in_code_points():
