@@ -50,6 +50,7 @@ from bench.data import TextSet, long_notes, sentence_set
 from bench.memory import request_texts
 from bench.models import BenchBase, build_base, build_lock
 from bench.serving import drive, serve
+from loraner.modeldir import FINGERPRINT_SCHEME
 
 LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ("query", "value")  # the Few-NERD preset
 LORA_B_STD = 0.02  # lora_B's random init: every adapter really changes the encoder's output
@@ -124,6 +125,7 @@ def adapters_key(base: BenchBase, sets: list[tuple[str, list[str]]]) -> str:
         "head_std": HEAD_STD,
         "n": N_ADAPTERS,
         "sets": sets,
+        "fingerprint_scheme": FINGERPRINT_SCHEME,
         "v": 1,
     }
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]

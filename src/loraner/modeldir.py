@@ -344,6 +344,10 @@ def _hub_model_type(name: str) -> str | None:
 # --------------------------------------------------------------------------- base-model fingerprint
 
 
+# Bumped whenever base_fingerprint's recipe changes: caches keyed on it (the bench's adapters) rebuild.
+FINGERPRINT_SCHEME = 2
+
+
 def base_fingerprint(model: Any) -> dict[str, str]:
     """Identifies the weights an adapter was trained on: a hash of the architecture's config and of a
     few frozen tensors (the input embeddings, the first and the last encoder weight matrix).
