@@ -104,7 +104,13 @@ def train_tiny_adapter(out: Path, base: Path, data: dict, lora: dict, epochs: in
             "data": data,
             "model": {"name_or_path": str(base), "max_length": 32, "stride": 8},
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, **lora},
-            "training": {"epochs": epochs, "batch_size": 4, "learning_rate": 0.05, "warmup_ratio": 0.0},
+            "training": {
+                "epochs": epochs,
+                "batch_size": 4,
+                "learning_rate": 0.05,
+                "warmup_ratio": 0.0,
+                "mixed_precision": "no",  # fp32 on every CPU: parity tests compare with fp32 models
+            },
             "report": {"samples": 0, "evaluate_before": False},
         }
     )

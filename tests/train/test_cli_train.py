@@ -44,6 +44,7 @@ def write_config(tmp_path: Path, model_dir: Path, data: dict | None = None, **lo
             "learning_rate": 0.05,
             "warmup_ratio": 0.0,
             "logging_steps": 2,
+            "mixed_precision": "no",  # fp32 on every CPU: scores are compared with fp32 evaluations
         },
         "report": {"samples": 2},
     }

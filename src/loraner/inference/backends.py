@@ -50,10 +50,15 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: Any, device: str | None = None, dtype: str = "fp32") -> None:
+    def __init__(
+        self, model: Any, device: str | None = None, dtype: str = "fp32", autocast: bool = False
+    ) -> None:
+        """``autocast``: run fp32 weights under bf16 autocast (validation of a bf16 mixed-precision
+        training run, which scores the model as it trains)."""
         self.model = model
         self.device = device
         self.dtype = dtype
+        self.autocast = autocast
 
     @classmethod
     def from_pretrained(
@@ -93,8 +98,9 @@ class TorchBackend:
         device = self.device or next(self.model.parameters()).device
         was_training = self.model.training
         self.model.eval()
+        autocast = torch.autocast(torch.device(device).type, torch.bfloat16, enabled=self.autocast)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 out = self.model(
                     input_ids=torch.from_numpy(input_ids).to(device),
                     attention_mask=torch.from_numpy(attention_mask).to(device),
