@@ -77,6 +77,7 @@ def test_a_bf16_load_reads_tensor_by_tensor_and_equals_transformers_own(tiny_rob
     # A new head is drawn at random (both ways): everything read from the file is identical.
     assert differing <= ({"classifier.weight"} if labels else set())
     assert ours.config.id2label == theirs.config.id2label
+    assert ours.name_or_path == theirs.name_or_path == str(tiny_roberta_dir)
 
 
 def test_a_bf16_load_of_a_masked_lm_checkpoint_gets_a_new_head(tmp_path, tiny_roberta_dir):

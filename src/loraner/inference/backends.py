@@ -196,7 +196,9 @@ def _bf16_from_state_dict(path: str, checkpoint: Path, head: dict[str, Any]) -> 
     config = AutoConfig.from_pretrained(path, **settings)
     model_class = MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING[type(config)]
     extra = {"ignore_mismatched_sizes": True} if head else {}
-    return model_class.from_pretrained(None, config=config, state_dict=state, dtype=torch.bfloat16, **extra)
+    model = model_class.from_pretrained(None, config=config, state_dict=state, dtype=torch.bfloat16, **extra)
+    model.name_or_path = model.config.name_or_path = path  # as from the file: PEFT records it as the base
+    return model
 
 
 def load_adapter_model(adapter_dir: Path, base: str | None = None, dtype: str = "fp32") -> Any:
