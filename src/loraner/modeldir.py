@@ -226,6 +226,7 @@ def model_meta(model_dir: str | Path) -> ModelMeta:
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelError(f"{path}: model directory not found")
+    check_readable(path)
     config_path = path / CONFIG_FILE
     config = read_json(config_path)
     config_labels = labels_from_config(config, config_path)
@@ -269,8 +270,10 @@ def has_torch_weights(model_dir: Path) -> bool:
 
 
 def make_readable(model_dir: Path) -> None:
-    """Files readable by everyone, folders listable: safetensors writes its files with mode 0600, so a
-    model mounted into a container that runs as another user could not be read."""
+    """Files readable by everyone, folders (``model_dir`` itself too) listable: safetensors writes its
+    files with mode 0600, so a model mounted into a container that runs as another user (the image's
+    uid 10001) could not be read."""
+    _add_mode(Path(model_dir), 0o755)
     for root, dirs, files in os.walk(model_dir):
         for name in dirs:
             _add_mode(Path(root) / name, 0o755)
@@ -280,6 +283,45 @@ def make_readable(model_dir: Path) -> None:
 
 def _add_mode(path: Path, bits: int) -> None:
     os.chmod(path, path.stat().st_mode | bits)
+
+
+def check_readable(model_dir: Path) -> None:
+    """Fails naming the first file or folder of ``model_dir`` this process may not read.
+
+    Loaders hide the cause: safetensors reports an unreadable ``model.safetensors`` as "No such file or
+    directory", and a service would stay unready without saying why. Each file is opened (not read):
+    what counts is what this process can do, whatever its user, groups or ACLs."""
+    model_dir = Path(model_dir)
+    _require_listable(model_dir)
+    for root, dirs, files in os.walk(model_dir):
+        for name in sorted(dirs):
+            _require_listable(Path(root) / name)
+        for name in sorted(files):
+            path = Path(root) / name
+            try:
+                with open(path, "rb"):
+                    pass
+            except PermissionError:
+                _not_readable(path)
+            except OSError:  # a dangling link or a special file: the loader that needs it will say so
+                continue
+
+
+def _require_listable(path: Path) -> None:
+    try:
+        os.listdir(path)
+    except PermissionError:
+        _not_readable(path)
+
+
+def _not_readable(path: Path) -> None:
+    info = path.stat()
+    kind = "folder" if path.is_dir() else "file"
+    raise ModelError(
+        f"{path}: this {kind} is not readable by this user (uid {os.geteuid()}; it has mode "
+        f"{info.st_mode & 0o777:04o}, owner uid {info.st_uid}): make it readable, e.g. "
+        f"chmod -R a+rX {path if path.is_dir() else path.parent}"
+    )
 
 
 def _reason(exc: BaseException) -> str:
