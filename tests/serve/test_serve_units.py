@@ -13,6 +13,7 @@ from loraner.cli import app
 from loraner.errors import ConfigError
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import JsonFormatter, safe_traceback
+from loraner.serve.service import _without_path
 from loraner.serve.settings import ServeSettings
 from loraner.types import Entity
 
@@ -159,3 +160,22 @@ def test_microbatcher_when_one_text_fails_then_only_its_waiter_gets_the_error():
     a, bad, c = asyncio.run(main())
     assert isinstance(bad, RuntimeError)
     assert a[0].text == "a" and c[0].text == "c"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # a file inside the mount keeps its name; the folder itself is named by its role
+        (
+            "/model/model.onnx: not readable (chmod -R a+rX /model)",
+            "model.onnx: not readable (chmod -R a+rX the model directory)",
+        ),
+        (
+            "/model: no model in /model (the directory is empty)",
+            "the model directory: no model in the model directory (the directory is empty)",
+        ),
+        ("/models/x: model directory not found", "/models/x: model directory not found"),  # another path
+    ],
+)
+def test_load_errors_shown_to_clients_hide_the_mount_path_but_keep_file_names(message, expected):
+    assert _without_path(message, "/model") == expected
