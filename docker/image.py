@@ -55,7 +55,8 @@ BUILD_MOUNT = "/run/loraner-build"
 IMAGE_UID = 10001
 # What a t3.micro gives the container: 1 GB, 1 vCPU, no swap.
 LIMITS = ("--memory", "1g", "--memory-swap", "1g", "--cpus", "1")
-TRAINING_PACKAGES = ("torch", "peft", "datasets", "accelerate", "matplotlib", "pip")
+# Not in the ONNX image: PyTorch, Transformers (tokenizer.json is read with `tokenizers`), training, pip.
+NOT_IN_ONNX_IMAGE = ("torch", "transformers", "peft", "datasets", "accelerate", "matplotlib", "pip")
 
 
 def log(message: str) -> None:
@@ -632,8 +633,8 @@ def check_image(engine: Engine, image: str, name: str, report: Report) -> None:
         f"user {config.get('User')}, exec uid {uid}, server uid {server.group(1) if server else None}",
     )
     probe = "import importlib.util as u, json; print(json.dumps([m for m in %r if u.find_spec(m)]))"
-    present = json.loads(exec_text(engine, name, "python", "-c", probe % (TRAINING_PACKAGES,)))
-    report.check("no PyTorch, training packages or pip in the venv", present == [], f"found {present}")
+    present = json.loads(exec_text(engine, name, "python", "-c", probe % (NOT_IN_ONNX_IMAGE,)))
+    report.check("no PyTorch, Transformers, training packages or pip", present == [], f"found {present}")
 
 
 def check_sigterm(engine: Engine, name: str, report: Report) -> None:
