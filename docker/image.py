@@ -53,8 +53,8 @@ BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificate
 # The build's view of the host's pip setup (mounted read-only, see build_mounts).
 BUILD_MOUNT = "/run/loraner-build"
 IMAGE_UID = 10001
-# What a t3.micro gives the container: 1 GB, 1 vCPU, no swap.
-LIMITS = ("--memory", "1g", "--memory-swap", "1g", "--cpus", "1")
+# What a t3.micro gives the container: 1 GB, 1 vCPU, no swap; and a read-only root, as docs/deploy.md runs it.
+LIMITS = ("--memory", "1g", "--memory-swap", "1g", "--cpus", "1", "--read-only", "--tmpfs", "/tmp")
 # Not in the ONNX image: PyTorch, Transformers (tokenizer.json is read with `tokenizers`), training, pip.
 NOT_IN_ONNX_IMAGE = ("torch", "transformers", "peft", "datasets", "accelerate", "matplotlib", "pip")
 
