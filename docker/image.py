@@ -316,6 +316,10 @@ def build(engine: Engine, target: str, tag: str, base: str) -> None:
                 f"{engine.name} build --target {target} exited {proc.returncode} (its output is above)"
             )
     log(f"built {tag} in {time.perf_counter() - started:.0f} s")
+    if engine.name == "podman":
+        # The private store keeps each build's intermediate images as the layer cache; drop those
+        # older than three days, so a machine that builds after every change does not fill its disk.
+        engine.ok("image", "prune", "-f", "--filter", "until=72h", timeout=600)
 
 
 @contextlib.contextmanager
