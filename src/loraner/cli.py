@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -37,7 +38,7 @@ def _setup(verbose: bool = False) -> None:
             level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
         )
         logging.getLogger("loraner").setLevel(logging.INFO)
-    if not verbose:
+    if not verbose and importlib.util.find_spec("transformers") is not None:  # absent in the ONNX image
         # transformers v5 prints a load report for every new classification head; it is expected here.
         from transformers.utils import logging as hf_logging
 

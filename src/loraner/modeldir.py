@@ -23,6 +23,7 @@ Reads JSON only (no torch, no weights), so the ONNX service can use it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ META_FILE = "loraner.json"
 CONFIG_FILE = "config.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+TOKENIZER_FILE = "tokenizer.json"
+SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 ONNX_FILE = "model.onnx"
 EXPORT_REPORT_FILE = "export_report.json"
 ADAPTER_DIR = "adapter"
@@ -226,6 +229,7 @@ def model_meta(model_dir: str | Path) -> ModelMeta:
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelError(f"{path}: model directory not found")
+    check_readable(path)
     config_path = path / CONFIG_FILE
     config = read_json(config_path)
     config_labels = labels_from_config(config, config_path)
@@ -269,8 +273,10 @@ def has_torch_weights(model_dir: Path) -> bool:
 
 
 def make_readable(model_dir: Path) -> None:
-    """Files readable by everyone, folders listable: safetensors writes its files with mode 0600, so a
-    model mounted into a container that runs as another user could not be read."""
+    """Files readable by everyone, folders (``model_dir`` itself too) listable: safetensors writes its
+    files with mode 0600, so a model mounted into a container that runs as another user (the image's
+    uid 10001) could not be read."""
+    _add_mode(Path(model_dir), 0o755)
     for root, dirs, files in os.walk(model_dir):
         for name in dirs:
             _add_mode(Path(root) / name, 0o755)
@@ -280,6 +286,45 @@ def make_readable(model_dir: Path) -> None:
 
 def _add_mode(path: Path, bits: int) -> None:
     os.chmod(path, path.stat().st_mode | bits)
+
+
+def check_readable(model_dir: Path) -> None:
+    """Fails naming the first file or folder of ``model_dir`` this process may not read.
+
+    Loaders hide the cause: safetensors reports an unreadable ``model.safetensors`` as "No such file or
+    directory", and a service would stay unready without saying why. Each file is opened (not read):
+    what counts is what this process can do, whatever its user, groups or ACLs."""
+    model_dir = Path(model_dir)
+    _require_listable(model_dir)
+    for root, dirs, files in os.walk(model_dir):
+        for name in sorted(dirs):
+            _require_listable(Path(root) / name)
+        for name in sorted(files):
+            path = Path(root) / name
+            try:
+                with open(path, "rb"):
+                    pass
+            except PermissionError:
+                _not_readable(path)
+            except OSError:  # a dangling link or a special file: the loader that needs it will say so
+                continue
+
+
+def _require_listable(path: Path) -> None:
+    try:
+        os.listdir(path)
+    except PermissionError:
+        _not_readable(path)
+
+
+def _not_readable(path: Path) -> None:
+    info = path.stat()
+    kind = "folder" if path.is_dir() else "file"
+    raise ModelError(
+        f"{path}: this {kind} is not readable by this user (uid {os.geteuid()}; it has mode "
+        f"{info.st_mode & 0o777:04o}, owner uid {info.st_uid}): make it readable, e.g. "
+        f"chmod -R a+rX {path if path.is_dir() else path.parent}"
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -312,6 +357,8 @@ def load_tokenizer(name_or_path: str | Path, kind: str | None = None) -> Any:
     model type, when the caller knows it."""
     source = resolve_model_path(str(name_or_path))
     local = Path(source)
+    if local.is_dir() and importlib.util.find_spec("transformers") is None:
+        return load_fast_tokenizer(local, kind or model_type(local))
     if local.is_dir():
         kind = kind or model_type(local)
         cls = tokenizer_class(local)
@@ -330,6 +377,102 @@ def load_tokenizer(name_or_path: str | Path, kind: str | None = None) -> Any:
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(f"{source}: a fast tokenizer (tokenizer.json) is needed for character offsets")
     return tokenizer
+
+
+def load_fast_tokenizer(model_dir: Path, kind: str | None = None) -> FastTokenizer:
+    """``tokenizer.json`` of ``model_dir`` with the ``tokenizers`` library alone: how the ONNX service
+    tokenizes where Transformers is not installed (the serving image, 126 MB smaller without it).
+    ``load_tokenizer`` picks it then; it tokenizes exactly as Transformers' fast tokenizer of the same
+    file does (tests/test_tokenizer_parity.py)."""
+    model_dir = Path(model_dir)
+    path = model_dir / TOKENIZER_FILE
+    if not path.is_file():
+        raise ModelError(
+            f"{model_dir}: no {TOKENIZER_FILE}; without Transformers installed (as in the ONNX image) the "
+            "tokenizer must be a fast tokenizer's tokenizer.json, as `loraner export onnx` writes it"
+        )
+    from tokenizers import Tokenizer  # a dependency of the serve path; Rust, small
+
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if kind in PREFIX_SPACE_MODEL_TYPES:
+            _add_prefix_space(state)
+        tokenizer = Tokenizer.from_str(json.dumps(state))
+    except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
+        raise ModelError(f"{path}: cannot load the tokenizer: {_reason(exc)}") from exc
+    config = read_json(model_dir / TOKENIZER_CONFIG_FILE)
+    specials = read_json(model_dir / SPECIAL_TOKENS_FILE)
+    return FastTokenizer(tokenizer, config.get("pad_token") or specials.get("pad_token"), config)
+
+
+def _add_prefix_space(state: dict[str, Any]) -> None:
+    """What Transformers does to a byte-level BPE tokenizer loaded with ``add_prefix_space=True``."""
+    for key in ("pre_tokenizer", "post_processor"):
+        part = state.get(key) or {}
+        for step in [part, *part.get("pretokenizers", []), *part.get("processors", [])]:
+            if step.get("type") in ("ByteLevel", "RobertaProcessing"):
+                step["add_prefix_space"] = True
+
+
+class FastTokenizer:
+    """The part of a Transformers fast tokenizer the engine calls (``__call__`` for texts or pre-split
+    words with offsets and word ids, ``pad_token_id``, ``model_max_length``, ``len``), over the same Rust
+    tokenizer. Truncation and padding recorded in the file are off, as in a Transformers call without
+    them: windows handle length."""
+
+    is_fast = True
+
+    def __init__(self, tokenizer: Any, pad_token: Any, config: dict[str, Any]) -> None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self.backend_tokenizer = tokenizer
+        if isinstance(pad_token, dict):  # {"content": "<pad>", ...} in some files
+            pad_token = pad_token.get("content")
+        self.pad_token_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
+        limit = config.get("model_max_length")
+        self.model_max_length = int(limit) if isinstance(limit, (int, float)) else None
+
+    def __len__(self) -> int:
+        return int(self.backend_tokenizer.get_vocab_size(with_added_tokens=True))
+
+    def __call__(
+        self,
+        text: str | list[str] | list[list[str]],
+        *,
+        add_special_tokens: bool = True,
+        is_split_into_words: bool = False,
+        return_offsets_mapping: bool = False,
+        return_attention_mask: bool = True,
+        verbose: bool = True,
+    ) -> FastEncoding:
+        """One text, a list of texts, or (``is_split_into_words``) a list of word lists. Offsets and
+        word ids are always there; the other flags are accepted for Transformers' signature."""
+        single = isinstance(text, str)
+        encodings = self.backend_tokenizer.encode_batch(
+            [text] if single else list(text),
+            is_pretokenized=is_split_into_words,
+            add_special_tokens=add_special_tokens,
+        )
+        return FastEncoding(encodings, single)
+
+
+# Transformers' names for the fields of a tokenizers ``Encoding``.
+_ENCODING_FIELDS = {"input_ids": "ids", "offset_mapping": "offsets", "attention_mask": "attention_mask"}
+
+
+class FastEncoding:
+    """``enc["input_ids"]``, ``enc["offset_mapping"]``, ``enc.word_ids(i)``, as Transformers returns them."""
+
+    def __init__(self, encodings: list[Any], single: bool) -> None:
+        self.encodings = encodings
+        self.single = single
+
+    def __getitem__(self, key: str) -> Any:
+        values = [getattr(e, _ENCODING_FIELDS[key]) for e in self.encodings]
+        return values[0] if self.single else values
+
+    def word_ids(self, index: int = 0) -> list[int | None]:
+        return self.encodings[index].word_ids
 
 
 def _hub_model_type(name: str) -> str | None:

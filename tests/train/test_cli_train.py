@@ -59,6 +59,13 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+def assert_world_readable(model_dir: Path) -> None:
+    """A model mounted into the serving image is read by another user (uid 10001); safetensors alone
+    would write 0600."""
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in model_dir.rglob("*") if p.is_file()}
+    assert modes and all(int(m, 8) & 0o044 == 0o044 for m in modes.values()), modes
+
+
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory, tiny_roberta_dir) -> Path:
     tmp = tmp_path_factory.mktemp("lora-run")
@@ -72,6 +79,8 @@ def test_when_training_then_all_artifacts_are_written(lora_run):
         assert (lora_run / name).is_file(), name
     assert (lora_run / "adapter" / "adapter_config.json").is_file()
     assert (lora_run / "merged" / "model.safetensors").is_file()
+    for model_dir in (lora_run / "adapter", lora_run / "merged"):
+        assert_world_readable(model_dir)
     metrics = json.loads((lora_run / "metrics.json").read_text())
     for key in ("precision", "recall", "f1", "accuracy", "per_type"):
         assert key in metrics["test"] and key in metrics["before"]
@@ -101,6 +110,7 @@ def test_when_merged_then_plain_transformers_loads_it_and_logits_match_adapter(l
 def test_when_merge_cli_then_output_equals_training_merge(lora_run, tmp_path):
     invoke("merge", "--adapter", str(lora_run / "adapter"), "--output", str(tmp_path / "m"))
     assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert_world_readable(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "loraner.json").read_text())
     assert meta["labels"][0] == "O"
     assert meta["word_split"] == "conll"  # CoNLL words were trained: inference must cut text the same way

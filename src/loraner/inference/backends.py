@@ -18,7 +18,15 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 import numpy as np
 
 from loraner.errors import ModelError
-from loraner.modeldir import ONNX_FILE, ModelMeta, base_fingerprint, has_torch_weights, is_adapter, model_meta
+from loraner.modeldir import (
+    ONNX_FILE,
+    ModelMeta,
+    base_fingerprint,
+    check_readable,
+    has_torch_weights,
+    is_adapter,
+    model_meta,
+)
 from loraner.settings import resolve_model_path
 
 BackendName = Literal["auto", "torch", "onnx"]
@@ -151,6 +159,8 @@ def load_token_classifier(
     from transformers import AutoModelForTokenClassification  # imports torch: only with a torch backend
 
     path = resolve_model_path(str(name_or_path))
+    if Path(path).is_dir():  # a base given by path: name the file it cannot read (see check_readable)
+        check_readable(Path(path))
     head: dict[str, Any] = {}
     if labels is not None:
         id2label = dict(enumerate(labels))

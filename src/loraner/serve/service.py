@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -87,8 +88,10 @@ def _without_path(message: str, model: str | None) -> str:
     """A load error for clients: the model directory's path (absolute or as given) becomes "the model
     directory"; the log keeps the full message."""
     if model:
-        for form in sorted({str(Path(model).resolve()), model.rstrip("/"), model}, key=len, reverse=True):
-            message = message.replace(form, "the model directory")
+        for form in sorted({str(Path(model).resolve()), model.rstrip("/")}, key=len, reverse=True):
+            # A file inside it keeps its own name ("model.onnx: ..."); "/model" in "/model.onnx" is no path.
+            message = re.sub(re.escape(form) + "/", "", message)
+            message = re.sub(re.escape(form) + r"(?![\w.-])", "the model directory", message)
     return message
 
 
