@@ -252,9 +252,27 @@ def serve(
         None, "--word-split", help="What a word is (default: as trained)"
     ),
     log_level: LogLevel | None = typer.Option(None, "--log-level"),
+    api_keys: str | None = typer.Option(
+        None,
+        "--api-keys",
+        help="Comma-separated API keys (LORANER_API_KEYS); visible in the process list: prefer "
+        "--api-keys-file or the variable",
+    ),
+    api_keys_file: Path | None = typer.Option(
+        None, "--api-keys-file", help="API keys, one per line, # comments (LORANER_API_KEYS_FILE)"
+    ),
+    protect_metrics: bool | None = typer.Option(
+        None, "--protect-metrics/--no-protect-metrics", help="With API keys: /metrics needs one (default)"
+    ),
+    protect_demo: bool | None = typer.Option(
+        None,
+        "--protect-demo/--no-protect-demo",
+        help="With API keys: /demo, /docs, /openapi.json need one (default: open; the page asks for a key)",
+    ),
 ) -> None:
     """Serve the model over HTTP: /predict, /predict/batch, /demo, /docs, /metrics, /health, /ready.
-    Every setting also reads LORANER_<NAME> from the environment; flags win."""
+    Every setting also reads LORANER_<NAME> from the environment; flags win. With API keys every route
+    but /health and /ready needs Authorization: Bearer KEY (/metrics and the pages: see their flags)."""
     from loraner.serve.app import run_server  # the [serve] extra (fastapi, uvicorn)
 
     settings = ServeSettings.from_env(
@@ -277,6 +295,10 @@ def serve(
         aggregation=aggregation,
         word_split=word_split,
         log_level=log_level,
+        api_keys=api_keys,
+        api_keys_file=api_keys_file,
+        protect_metrics=protect_metrics,
+        protect_demo=protect_demo,
     )
     if not settings.model and not settings.base:
         raise ConfigError("no model: pass --model DIR (or --base MODEL with adapters), or set LORANER_MODEL")
