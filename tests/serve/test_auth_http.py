@@ -227,13 +227,14 @@ def free_port() -> int:
 
 def test_loraner_serve_with_keys_takes_its_flags_and_never_logs_a_key(tiny_onnx_dir, tmp_path):
     """The real command on the tiny ONNX model: one key from the environment, one from --api-keys-file,
-    --no-protect-metrics and --protect-demo; requests with right, wrong and no keys; debug logging.
-    The log has a line per request and no key anywhere."""
+    --no-protect-metrics, --protect-demo and --cors-origins; requests with right, wrong and no keys;
+    debug logging. The log has a line per request and no key anywhere."""
     port = free_port()
     path = keys_file(tmp_path, f"{FILE_KEY}\n")
     env = {**os.environ, "LORANER_API_KEYS": KEY, "LORANER_LOG_LEVEL": "debug"}
     command = [sys.executable, "-m", "loraner", "serve", "--model", str(tiny_onnx_dir), "--port", str(port)]
     command += ["--threads", "1", "--api-keys-file", str(path), "--no-protect-metrics", "--protect-demo"]
+    command += ["--cors-origins", "https://notes.example.org"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -255,6 +256,10 @@ def test_loraner_serve_with_keys_takes_its_flags_and_never_logs_a_key(tiny_onnx_
             httpx.get(f"{url}/demo").status_code,  # --protect-demo
             httpx.get(f"{url}/demo", headers=bearer(KEY)).status_code,
         ]
+        preflight = httpx.options(
+            f"{url}/predict",
+            headers={"Origin": "https://notes.example.org", "Access-Control-Request-Method": "POST"},
+        )
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)
     finally:
@@ -264,6 +269,7 @@ def test_loraner_serve_with_keys_takes_its_flags_and_never_logs_a_key(tiny_onnx_
     log = server.stdout.read().decode()
     assert statuses == [200, 200, 401, 401, 200, 401, 200], log[-3000:]
     assert code == 0
+    assert preflight.headers["access-control-allow-origin"] == "https://notes.example.org"  # --cors-origins
     assert '"api_keys": 2' in log  # the start-up line says how many keys, not which
     assert log.count('"path": "/predict", "status": 401') == 2, log[-3000:]
     for secret in (KEY, FILE_KEY, WRONG, KEY[:12], FILE_KEY[:12]):

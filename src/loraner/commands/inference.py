@@ -269,6 +269,12 @@ def serve(
         "--protect-demo/--no-protect-demo",
         help="With API keys: /demo, /docs, /openapi.json need one (default: open; the page asks for a key)",
     ),
+    cors_origins: str | None = typer.Option(
+        None,
+        "--cors-origins",
+        help="Comma-separated origins whose pages may call the API, e.g. https://app.example.org "
+        "(LORANER_CORS_ORIGINS; default none: no CORS headers)",
+    ),
 ) -> None:
     """Serve the model over HTTP: /predict, /predict/batch, /demo, /docs, /metrics, /health, /ready.
     Every setting also reads LORANER_<NAME> from the environment; flags win. With API keys every route
@@ -299,6 +305,7 @@ def serve(
         api_keys_file=api_keys_file,
         protect_metrics=protect_metrics,
         protect_demo=protect_demo,
+        cors_origins=cors_origins,
     )
     if not settings.model and not settings.base:
         raise ConfigError("no model: pass --model DIR (or --base MODEL with adapters), or set LORANER_MODEL")

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,7 +30,7 @@ from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.auth import UNAUTHORIZED, load_api_keys, require_key
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
-from loraner.serve.middleware import RequestContextMiddleware
+from loraner.serve.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from loraner.serve.routes import STATIC_DIR, ApiError, metrics_router, pages_router, probes, router
 from loraner.serve.service import (
     ClientGone,
@@ -100,6 +101,17 @@ def create_app(
         metrics=metrics,
         body_timeout_s=settings.body_timeout_s,
     )
+    if settings.cors_origins:
+        # Added last, so outermost: its headers also go on the middleware's own 413/408/500 answers,
+        # and preflights (which carry no key) are answered before the API key is asked for.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "WWW-Authenticate"],
+            max_age=600,
+        )
     _install_error_handlers(app)
     _include_routes(app, settings, keys, routers)
     _declare_limits(app, settings)
@@ -352,6 +364,7 @@ def run_server(
             "backend": settings.backend,
             "model": settings.model,
             "api_keys": app.state.api_keys,
+            "cors_origins": settings.cors_origins,
         },
     )
     config = uvicorn.Config(
