@@ -119,11 +119,14 @@ def merge(
     output: Path = typer.Option(..., "--output", "-o"),
     base: str | None = typer.Option(None, "--base", help="Base model (default: the one it was trained on)"),
 ) -> None:
-    """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors)."""
+    """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors), with the
+    adapter's model card (README.md) carried over."""
     _setup()
+    from loraner.eval.card import carry_card
     from loraner.export.merge import merge_adapter  # the [train] extra: imported only by this command
 
     merge_adapter(adapter, output, base)
+    carry_card(adapter, output, base)
     typer.echo(f"merged model written to {output}")
 
 

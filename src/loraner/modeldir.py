@@ -11,6 +11,7 @@ file                       written by                  what
 ``tokenizer.json`` ...     train, merge, export        the fast tokenizer
 ``model.onnx``,            export onnx                 the ONNX graph and its parity report
 ``export_report.json``
+``README.md``              train; carried by merge     the model card (Hugging Face metadata, scores)
 =========================  ==========================  ================================================
 
 A run directory (``loraner train -o RUN``) holds ``adapter/`` and ``merged/``. Any Hugging Face
@@ -26,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -45,6 +47,7 @@ ADAPTER_CONFIG_FILE = "adapter_config.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 ONNX_FILE = "model.onnx"
 EXPORT_REPORT_FILE = "export_report.json"
+CARD_FILE = "README.md"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
 TORCH_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
@@ -288,6 +291,26 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "not UTF-8 text"
     return getattr(exc, "strerror", None) or str(exc)
+
+
+# --------------------------------------------------------------------------- the Hugging Face hub
+
+# A hub model id: NAME or OWNER/NAME (letters, digits, "-", "_", "."), as the hub allows them.
+HUB_REPO_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}")
+REVISION_SEP = "@"
+
+
+def hub_id(name: str | Path) -> tuple[str, str | None] | None:
+    """``(repo id, revision)`` when ``name`` names a model on the Hugging Face hub (``OWNER/NAME``,
+    optionally pinned as ``OWNER/NAME@REVISION``: a tag, branch or commit), None when it is a local path
+    (one that exists, or one no hub id could be: absolute, ``./x``, ``a/b/c``) or ``pkg:MODULE``."""
+    text = str(name)
+    if not text or text.startswith("pkg:") or Path(text).exists():
+        return None
+    repo, _, revision = text.partition(REVISION_SEP)
+    if not HUB_REPO_ID.fullmatch(repo) or ".." in repo or repo.endswith((".", "-")):
+        return None
+    return repo, revision or None
 
 
 # --------------------------------------------------------------------------- tokenizer
