@@ -13,6 +13,7 @@ import typer
 
 from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
+from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
 from loraner.inference.backends import BackendName, DType
@@ -182,6 +183,7 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
 
 inference_commands.register(app)
 deid_commands.register(app)
+hub_commands.register(app)
 
 
 def main() -> None:

@@ -18,8 +18,15 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 import numpy as np
 
 from loraner.errors import ModelError
-from loraner.modeldir import ONNX_FILE, ModelMeta, base_fingerprint, has_torch_weights, is_adapter, model_meta
-from loraner.settings import resolve_model_path
+from loraner.modeldir import (
+    ONNX_FILE,
+    ModelMeta,
+    base_fingerprint,
+    has_torch_weights,
+    is_adapter,
+    local_model_source,
+    model_meta,
+)
 
 BackendName = Literal["auto", "torch", "onnx"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
@@ -144,7 +151,7 @@ def load_token_classifier(
     _import_torch()
     from transformers import AutoModelForTokenClassification  # imports torch: only with a torch backend
 
-    path = resolve_model_path(str(name_or_path))
+    path = str(local_model_source(name_or_path))
     head: dict[str, Any] = {}
     if labels is not None:
         id2label = dict(enumerate(labels))
