@@ -14,6 +14,7 @@ import typer
 
 from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
+from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
 from loraner.inference.backends import BackendName, DType
@@ -120,11 +121,14 @@ def merge(
     output: Path = typer.Option(..., "--output", "-o"),
     base: str | None = typer.Option(None, "--base", help="Base model (default: the one it was trained on)"),
 ) -> None:
-    """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors)."""
+    """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors), with the
+    adapter's model card (README.md) carried over."""
     _setup()
+    from loraner.eval.card import carry_card
     from loraner.export.merge import merge_adapter  # the [train] extra: imported only by this command
 
     merge_adapter(adapter, output, base)
+    carry_card(adapter, output, base)
     typer.echo(f"merged model written to {output}")
 
 
@@ -180,6 +184,7 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
 
 inference_commands.register(app)
 deid_commands.register(app)
+hub_commands.register(app)
 
 
 def main() -> None:

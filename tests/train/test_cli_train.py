@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from huggingface_hub import ModelCard
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 from typer.testing import CliRunner
 
@@ -114,6 +115,39 @@ def test_when_merge_cli_then_output_equals_training_merge(lora_run, tmp_path):
     meta = json.loads((tmp_path / "m" / "loraner.json").read_text())
     assert meta["labels"][0] == "O"
     assert meta["word_split"] == "conll"  # CoNLL words were trained: inference must cut text the same way
+    # The adapter's card comes along, as the merged model's: same scores, Transformers usage.
+    carried, trained = (
+        ModelCard.load(tmp_path / "m" / "README.md"),
+        ModelCard.load(lora_run / "merged" / "README.md"),
+    )
+    assert carried.data.to_dict() == trained.data.to_dict()
+    assert carried.text == trained.text
+
+
+@pytest.mark.parametrize("kind", ["adapter", "merged"])
+def test_when_training_then_each_model_dir_has_a_card_whose_numbers_are_metrics_json(lora_run, kind):
+    metrics = json.loads((lora_run / "metrics.json").read_text())
+    card = ModelCard.load(lora_run / kind / "README.md")  # huggingface_hub's own parser of the metadata
+    data = card.data
+    assert data.library_name == {"adapter": "peft", "merged": "transformers"}[kind]
+    assert data.pipeline_tag == "token-classification"
+    assert {"token-classification", "ner", "lora", "loraner"} <= set(data.tags)
+    assert data.base_model is None  # a local checkpoint: no hub id to name
+    assert data.model_name == "tiny" and data.datasets is None  # local CoNLL files are not on the hub
+    scores = {r.metric_type: r.metric_value for r in data.eval_results}
+    assert scores == {k: metrics["test"][k] for k in ("precision", "recall", "f1", "accuracy")}
+    assert {(r.task_type, r.dataset_split, r.dataset_type) for r in data.eval_results} == {
+        ("token-classification", "test", "conll")
+    }
+    text = card.text
+    for label in metrics["labels"]:
+        assert f"`{label}`" in text
+    assert f"| Trainable parameters | {metrics['params']['trainable']:,} |" in text
+    assert f"| F1 | {metrics['before']['f1']:.4f} | {metrics['test']['f1']:.4f} |" in text
+    for name, scores_of_type in metrics["test"]["per_type"].items():
+        assert f"| {name} | {scores_of_type['precision']:.4f} |" in text
+    assert "| LoRA rank r / alpha | 4 / 8 |" in text and "| LoRA targets | query, value |" in text
+    assert str(FIXTURE_DATA.parent) not in text  # absolute local paths stay out of a card
 
 
 def test_when_evaluating_merged_model_then_scores_equal_training_report(lora_run, tmp_path, tiny_roberta_dir):

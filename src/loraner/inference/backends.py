@@ -25,9 +25,9 @@ from loraner.modeldir import (
     check_readable,
     has_torch_weights,
     is_adapter,
+    local_model_source,
     model_meta,
 )
-from loraner.settings import resolve_model_path
 
 BackendName = Literal["auto", "torch", "onnx"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
@@ -158,7 +158,7 @@ def load_token_classifier(
     _import_torch()
     from transformers import AutoModelForTokenClassification  # imports torch: only with a torch backend
 
-    path = resolve_model_path(str(name_or_path))
+    path = str(local_model_source(name_or_path))
     if Path(path).is_dir():  # a base given by path: name the file it cannot read (see check_readable)
         check_readable(Path(path))
     head: dict[str, Any] = {}
