@@ -105,6 +105,26 @@ def test_base_as_a_hub_id_goes_through_the_same_download(fake_hub, tiny_adapter_
     assert {(repo, kw["revision"]) for repo, kw in hub.calls} == {("org/tiny-base", "abc123")}
 
 
+def test_evaluate_scores_a_hub_model_as_the_local_one(fake_hub, tiny_onnx_dir, tmp_path):
+    fixtures = Path(__file__).parent / "fixtures" / "train"
+    data = {"format": "conll", "path": str(fixtures), "splits": {"test": "test.txt"}}
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        json.dumps({"name": "tiny", "data": data, "model": {"name_or_path": str(tiny_onnx_dir)}})
+    )
+    fake_hub({"org/tiny-onnx": tiny_onnx_dir})
+    scores = {}
+    for name, model in (("hub", "org/tiny-onnx@v1"), ("local", str(tiny_onnx_dir))):
+        invoke(
+            "evaluate", "--model", model, "--config", str(config), "--output", str(tmp_path / f"{name}.json")
+        )
+        scores[name] = json.loads((tmp_path / f"{name}.json").read_text())["test"]
+    assert scores["hub"] == scores["local"] and scores["hub"]["examples"] > 0
+    # Without --output the scores would go into the download cache: refused, naming the fix.
+    result = runner.invoke(app, ["evaluate", "--model", "org/tiny-onnx", "--config", str(config)])
+    assert result.exit_code == 1 and "give --output FILE" in error_lines(result)[0]
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -17,6 +17,7 @@ from loraner.commands import friendly_errors
 from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
+from loraner.errors import ConfigError
 from loraner.inference.backends import BackendName, DType
 
 app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
@@ -72,7 +73,9 @@ def train(
 @app.command()
 @friendly_errors
 def evaluate(
-    model: Path = typer.Option(..., "--model", help="Merged model dir, adapter dir, or a run dir"),
+    model: Path = typer.Option(
+        ..., "--model", help="Merged model dir, adapter dir, a run dir, or a hub id OWNER/NAME[@REVISION]"
+    ),
     config: Path = typer.Option(..., "--config", help="Preset naming the data"),
     split: str = typer.Option("test", "--split"),
     set_: list[str] = typer.Option([], "--set"),
@@ -95,9 +98,12 @@ def evaluate(
     _setup()
     from loraner.eval.evaluate import evaluate_model
     from loraner.eval.report import format_metrics_table
+    from loraner.modeldir import hub_id
     from loraner.settings import load_config
 
     cfg = load_config(config, set_)
+    if output is None and hub_id(model):
+        raise ConfigError(f"--model {model} is a hub id: give --output FILE (the cache is not for results)")
     target = output or model / f"eval-{split}.json"
     deid_scores = None
     if deid:  # first, so a bad deid config fails before the longer evaluation

@@ -297,3 +297,18 @@ def test_loraner_serve_with_a_bad_keys_file_exits_1_with_one_line(tiny_onnx_dir,
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no keys in it" in errors[0] and str(empty) in errors[0], result.stderr
+
+
+def test_keys_from_the_flag_or_variable_are_split_on_commas_and_never_shown(monkeypatch):
+    monkeypatch.setenv("LORANER_API_KEYS", f" {KEY} ,{FILE_KEY},")
+    from_env = ServeSettings.from_env()
+    from_flag = ServeSettings.from_env(api_keys=f"{FILE_KEY},{KEY}")  # what --api-keys passes
+    for settings in (from_env, from_flag):
+        assert sorted(k.get_secret_value() for k in settings.api_keys) == sorted([KEY, FILE_KEY])
+        shown = f"{settings!r} {settings} {settings.model_dump()}"
+        assert KEY not in shown and FILE_KEY not in shown
+
+
+def test_when_the_keys_file_is_a_directory_then_start_up_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="a directory, not a file of keys"):
+        create_app(ServeSettings(api_keys_file=tmp_path), lambda s: FakePredictor())
