@@ -79,14 +79,17 @@ class Engine:
     def cmd(self, *args: str, check: bool = True, timeout: float | None = None, quiet: bool = False) -> str:
         """Runs the engine; returns stdout. ``quiet``: no output on the terminal (it is returned)."""
         argv = [self.name, *args]
-        proc = subprocess.run(
-            argv,
-            env=self.env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if quiet else None,
-            timeout=timeout,
-        )
+        try:
+            proc = subprocess.run(
+                argv,
+                env=self.env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE if quiet else None,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise Failure(f"`{' '.join(argv[:3])} ...` did not finish within {timeout:.0f} s") from None
         if check and proc.returncode != 0:
             detail = (proc.stderr or "").strip().splitlines()[-1:] if quiet else []
             raise Failure(f"`{' '.join(argv[:3])} ...` exited {proc.returncode} {' '.join(detail)}".strip())
@@ -740,6 +743,10 @@ def test(engine: Engine, requests: int) -> Report:
     return report
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -750,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--requests", type=int, default=200)
     args = parser.parse_args(argv)
     # SIGTERM (CI cancelling) unwinds like Ctrl-C, so the containers and podman's state are removed.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     engine = None
     try:
         engine = open_engine()

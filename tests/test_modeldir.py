@@ -205,3 +205,14 @@ def test_when_a_weight_file_is_not_readable_then_the_error_names_it_not_a_missin
     message = load_as_another_user(model, tiny_roberta_dir)
     assert str(weights) in message and "not readable by this user" in message
     assert "No such file" not in message
+
+
+def test_onnx_runtime_telemetry_is_off_in_any_process_that_imports_loraner(tmp_path):
+    # Its 1DS telemetry would write a device id into $HOME (a warning on a read-only root) and report.
+    script = "import os, loraner, onnxruntime; print(os.environ['ORT_DISABLE_TELEMETRY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**env, "HOME": str(tmp_path)}
+    )
+    assert proc.stdout.strip() == "1" and "telemetry" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing written into $HOME"
