@@ -47,7 +47,7 @@ from bench.common import (
     write_result,
 )
 from bench.data import TextSet, long_notes, sentence_set
-from bench.memory import request_texts
+from bench.memory import CONTAINER_ENV, request_texts
 from bench.models import BenchBase, build_base, build_lock
 from bench.serving import drive, serve
 from loraner.modeldir import FINGERPRINT_SCHEME
@@ -479,7 +479,10 @@ def serving(ctx: Context, base: BenchBase, aset: AdapterSet, texts: list[str]) -
             log = ctx.work / f"adapters-serve-{dtype}-{count}.log"
             ctx.log(f"  adapters serve: {dtype}, {count} adapter(s), {ctx.sizes.adapter_requests} requests")
             args = ["--base", str(base.torch_dir.resolve()), "--adapters", str(folder.resolve())]
-            with serve(None, "torch", ctx.threads, log, model_args=[*args, "--dtype", dtype]) as server:
+            # The settings of docker/Dockerfile (one inference at a time, two malloc arenas): the 1 GB
+            # instance's configuration, as the memory workload measures the int8 server.
+            model_args = [*args, "--dtype", dtype]
+            with serve(None, "torch", ctx.threads, log, env=CONTAINER_ENV, model_args=model_args) as server:
                 ready = server.memory_mb()
                 stats = drive(
                     server.url,
