@@ -9,13 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import LIMITS, FakePredictor, running_server, wait_ready
+from serve_helpers import LIMITS, FakePredictor, running_server, wait_process_ready, wait_ready
 
 from loraner.errors import ConfigError
 from loraner.serve import ServeSettings, create_app
@@ -238,15 +237,7 @@ def test_loraner_serve_with_keys_takes_its_flags_and_never_logs_a_key(tiny_onnx_
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.1)
+        wait_process_ready(url, server, timeout=90)
         statuses = [
             httpx.post(f"{url}/predict", json=TEXT, headers=bearer(KEY)).status_code,
             httpx.post(f"{url}/predict", json=TEXT, headers=bearer(FILE_KEY)).status_code,

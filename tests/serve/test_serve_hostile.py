@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import FakePredictor, running_server, wait_ready
+from serve_helpers import FakePredictor, running_server, wait_process_ready, wait_ready
 
 from loraner.serve import ServeSettings, create_app
 
@@ -235,15 +235,7 @@ def test_sigterm_under_load_answers_every_request_with_json_and_exits_0():
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.1)
+        wait_process_ready(url, server, timeout=60)
 
         async def load():
             async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
