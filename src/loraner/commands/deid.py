@@ -34,7 +34,7 @@ from loraner.errors import ConfigError, DataError
 from loraner.eval.deid import DEID_SUMMARY_HEADERS, deid_summary_rows, run_deid_evaluation
 from loraner.eval.report import render_text_table
 from loraner.inference import BackendName, NERPredictor
-from loraner.inference.backends import DType
+from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, DType
 from loraner.modeldir import resolve_model_dir
 from loraner.settings import ExperimentConfig
 
@@ -58,7 +58,7 @@ def deid(
     model: Path | None = typer.Option(None, "--model", "-m", help="Merged or exported model directory"),
     adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter directory (not with --model)"),
     base: str | None = typer.Option(None, "--base", help="The adapter's base model (default: as recorded)"),
-    dtype: DType = typer.Option("fp32", "--dtype", help="Torch weights (auto: bf16 where the CPU has it)"),
+    dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
     input_: Path | None = typer.Option(
         None,
         "--input",
@@ -112,7 +112,7 @@ def deid(
             address,
             concurrency,
             threads,
-            {"backend": backend},
+            {"backend": backend, "dtype": dtype},
             deid_config=settings.model_dump(mode="json"),
             include_original=include_original,
         )
@@ -155,7 +155,7 @@ def build_pipeline(
     threads: int | None,
     *,
     base: str | None = None,
-    dtype: str = "fp32",
+    dtype: str = DEFAULT_DTYPE,
 ) -> DeidPipeline:
     """The model, run with the config's ``o_threshold``, in a pipeline (which checks the secret first)."""
     resolve_secret(config)  # before the model loads: a missing secret should not cost a model load

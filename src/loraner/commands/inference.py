@@ -20,7 +20,7 @@ from loraner.data.jsonl import jsonl_line
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError, DataError
 from loraner.inference import Aggregation, BackendName, NERPredictor
-from loraner.inference.backends import DType
+from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
 from loraner.inference.ray import RayJob, Task, log_summary, run_ray_job
 from loraner.modeldir import Quantization, hub_id, local_model_source, resolve_model_dir
@@ -50,7 +50,7 @@ def predict(
     base: str | None = typer.Option(
         None, "--base", help="The adapter's base model: path, hub id or pkg:MODULE (default: as recorded)"
     ),
-    dtype: DType = typer.Option("fp32", "--dtype", help="Torch weights (auto: bf16 where the CPU has it)"),
+    dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
     input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
     backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
@@ -85,6 +85,7 @@ def predict(
         settings = {
             "backend": backend,
             "device": device,
+            "dtype": dtype,
             "max_length": max_length,
             "stride": stride,
             "batch_size": batch_size,
@@ -243,7 +244,9 @@ def serve(
     max_loaded_adapters: int | None = typer.Option(
         None, "--max-loaded-adapters", help="Adapters kept in memory (LRU; default 16)"
     ),
-    dtype: DType | None = typer.Option(None, "--dtype", help="Torch weights: fp32, bf16 or auto"),
+    dtype: DType | None = typer.Option(
+        None, "--dtype", help=f"{DTYPE_HELP} (LORANER_DTYPE, default {DEFAULT_DTYPE})"
+    ),
     host: str | None = typer.Option(None, "--host", help="Bind address (LORANER_HOST, default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Port (LORANER_PORT, default 8000)"),
     backend: BackendName | None = typer.Option(None, "--backend", help="Runtime (LORANER_BACKEND)"),
