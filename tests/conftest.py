@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite's numbers must not depend on the CPU it runs on: the torch default (``auto``) would be bf16
+# on a CPU with native bf16 and fp32 elsewhere. Subprocesses (CLI, servers) get fp32 through
+# LORANER_DTYPE; in-process predictors through the ``fp32_by_default`` fixture below. Tests of bf16 ask
+# for it by name, tests of ``auto`` patch the CPU check themselves.
+os.environ.setdefault("LORANER_DTYPE", "fp32")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -186,3 +192,14 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         return hub
 
     return install
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fp32_by_default() -> Iterator[None]:
+    """``dtype="auto"`` resolves to fp32 in-process, as on a CPU without native bf16 (see the top).
+    Session-wide, so module- and session-scoped predictors are built under it too."""
+    from loraner.inference import backends
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backends, "native_bf16", lambda: False)
+        yield

@@ -18,7 +18,7 @@ from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
 from loraner.errors import ConfigError
-from loraner.inference.backends import BackendName, DType
+from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, BackendName, DType
 
 app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
 data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
@@ -90,7 +90,7 @@ def evaluate(
     ),
     recognizers: RecognizerChoice = typer.Option("both", "--recognizers", help="--deid pattern recognisers"),
     backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
-    dtype: DType = typer.Option("fp32", "--dtype", help="Torch weights (auto: bf16 where the CPU has it)"),
+    dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
 ) -> None:
     """Evaluate a trained model on a split, as it is served (its own window and word split): entity
     P/R/F1 per type, token accuracy, loss; with --deid also de-identification: entity P/R/F1/F2,

@@ -50,6 +50,31 @@ def test_auto_backend_prefers_onnx_when_the_directory_has_it(tmp_path):
     assert resolve_backend_name(tmp_path, "torch") == "torch"
 
 
+@pytest.mark.parametrize(
+    ("quantization", "torch_weights", "cpu_bf16", "expected"),
+    [
+        ("int8", True, True, "onnx"),  # int8 is the fastest on every CPU class measured
+        ("int8", False, False, "onnx"),
+        ("none", True, True, "torch"),  # bf16 weights beat an fp32 graph where bf16 is native
+        ("none", True, False, "onnx"),  # emulated bf16: the fp32 graph beats torch fp32
+        ("none", False, True, "onnx"),  # nothing else to run
+    ],
+)
+def test_auto_backend_picks_the_fastest_runtime_the_directory_offers_on_this_cpu(
+    tmp_path, monkeypatch, quantization, torch_weights, cpu_bf16, expected
+):
+    from loraner.inference import backends
+    from loraner.modeldir import ModelMeta, write_meta
+
+    monkeypatch.setattr(backends, "native_bf16", lambda: cpu_bf16)
+    (tmp_path / "model.onnx").write_bytes(b"")
+    write_meta(tmp_path, ModelMeta(labels=["O", "B-X"], onnx={"quantization": quantization}))
+    if torch_weights:
+        (tmp_path / "model.safetensors").write_bytes(b"")
+    assert resolve_backend_name(tmp_path, "auto") == expected
+    assert resolve_backend_name(tmp_path, "onnx") == "onnx"
+
+
 def test_when_onnx_file_is_broken_then_model_error(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="onnxruntime cannot load it"):
@@ -94,3 +119,17 @@ def test_a_bf16_load_of_a_masked_lm_checkpoint_gets_a_new_head(tmp_path, tiny_ro
         RobertaForMaskedLM.from_pretrained(tmp_path).roberta.encoder.layer[0].attention.self.query.weight
     )
     assert torch.equal(model.roberta.encoder.layer[0].attention.self.query.weight, encoder.to(torch.bfloat16))
+
+
+@pytest.mark.parametrize(("cpu_bf16", "expected"), [(True, "bfloat16"), (False, "float32")])
+def test_a_predictor_loads_bf16_weights_by_default_only_where_the_cpu_has_native_bf16(
+    tiny_roberta_dir, monkeypatch, cpu_bf16, expected
+):
+    from loraner.inference import NERPredictor, backends
+
+    monkeypatch.setattr(backends, "native_bf16", lambda: cpu_bf16)
+    predictor = NERPredictor.from_pretrained(tiny_roberta_dir)
+    assert str(next(predictor.backend.model.parameters()).dtype) == f"torch.{expected}"
+    assert predictor.predict("Ola Hansen flew to Oslo.") is not None
+    pinned = NERPredictor.from_pretrained(tiny_roberta_dir, dtype="fp32")
+    assert str(next(pinned.backend.model.parameters()).dtype) == "torch.float32"

@@ -32,6 +32,7 @@ import numpy as np
 
 from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import (
+    DEFAULT_DTYPE,
     _import_torch,
     check_base,
     load_token_classifier,
@@ -120,7 +121,7 @@ class AdapterPool:
         base: str,
         *,
         device: str = "cpu",
-        dtype: str = "fp32",
+        dtype: str = DEFAULT_DTYPE,
         max_loaded: int | None = DEFAULT_MAX_LOADED_ADAPTERS,
     ) -> None:
         self.torch = _import_torch()
@@ -343,7 +344,7 @@ class MultiAdapterPredictor:
         *,
         default: str | None = None,
         device: str = "cpu",
-        dtype: str = "fp32",
+        dtype: str = DEFAULT_DTYPE,
         threads: int | None = None,
         max_loaded: int | None = DEFAULT_MAX_LOADED_ADAPTERS,
         **settings: Any,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.util
 import os
 import pickle
 from pathlib import Path
@@ -27,6 +28,7 @@ from loraner.modeldir import (
     is_adapter,
     local_model_source,
     model_meta,
+    read_meta,
 )
 
 BackendName = Literal["auto", "torch", "onnx"]
@@ -34,6 +36,10 @@ BACKENDS: tuple[str, ...] = get_args(BackendName)
 # The torch backend's weights: ``auto`` is bf16 where the CPU computes it natively, fp32 elsewhere.
 DType = Literal["auto", "fp32", "bf16"]
 DTYPES: tuple[str, ...] = get_args(DType)
+# What predict, deid, evaluate and serve load unless told: the fastest weights this CPU runs well
+# (bf16 agrees with fp32 on >= 99% of the entities of trained models: bench/README.md).
+DEFAULT_DTYPE: DType = "auto"
+DTYPE_HELP = "torch weights: fp32, bf16, or auto (bf16 where the CPU has native bf16: AMX or AVX512-BF16)"
 
 
 @runtime_checkable
@@ -76,7 +82,7 @@ class TorchBackend:
         threads: int | None = None,
         *,
         base: str | None = None,
-        dtype: str = "fp32",
+        dtype: str = DEFAULT_DTYPE,
     ) -> TorchBackend:
         """A merged/full model directory, any Hugging Face checkpoint, or a LoRA adapter directory (its
         base model, recorded in ``loraner.json`` or given as ``base``, is loaded and the adapter
@@ -318,12 +324,31 @@ def release_free_heap() -> None:
         malloc_trim(0)
 
 
-def resolve_backend_name(model_dir: Path, backend: str) -> str:
+def resolve_backend_name(model_dir: Path, backend: str, device: str = "cpu") -> str:
+    """``auto``: the fastest runtime ``model_dir`` offers on this CPU (measured: README, "Which backend on
+    which CPU"). An int8 ``model.onnx`` beats every other runtime on every CPU class. An fp32 graph loses
+    to bf16 torch weights where the CPU computes bf16 natively (AMX Xeon: 44 vs 153 sent/s; Zen 4: 18 vs
+    40), so with both in the directory such a CPU gets torch. Elsewhere the graph stays the choice, as it
+    always was: on AVX2 alone torch fp32 vs ONNX fp32 has not been measured."""
     if backend not in BACKENDS:
         raise ModelError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    return "onnx" if (model_dir / ONNX_FILE).exists() else "torch"
+    if not (model_dir / ONNX_FILE).exists():
+        return "torch"
+    if onnx_quantization(model_dir) != "none" or not has_torch_weights(model_dir):
+        return "onnx"
+    return "torch" if device == "cpu" and _torch_importable() and native_bf16() else "onnx"
+
+
+def onnx_quantization(model_dir: Path) -> str:
+    """How ``model.onnx`` was quantized, as ``loraner export onnx`` recorded it (``none`` if unrecorded)."""
+    meta = read_meta(model_dir)
+    return str((meta.onnx or {}).get("quantization", "none")) if meta is not None else "none"
+
+
+def _torch_importable() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def load_backend(
@@ -334,11 +359,11 @@ def load_backend(
     onnx_file: str = ONNX_FILE,
     *,
     base: str | None = None,
-    dtype: str = "fp32",
+    dtype: str = DEFAULT_DTYPE,
 ) -> Backend:
     """The runtime for ``model_dir``; ``auto`` picks ONNX when the directory holds ``model.onnx``.
     ``base`` and ``dtype`` apply to the torch backend only."""
-    kind = resolve_backend_name(model_dir, backend)
+    kind = resolve_backend_name(model_dir, backend, device)
     if kind == "onnx":
         if device != "cpu":
             raise ModelError(

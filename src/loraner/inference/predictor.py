@@ -25,7 +25,7 @@ import numpy as np
 from loraner.data.alignment import special_tokens
 from loraner.data.words import WORD_SPLITS
 from loraner.errors import ConfigError, DataError, ModelError
-from loraner.inference.backends import Backend, load_backend
+from loraner.inference.backends import DEFAULT_DTYPE, Backend, load_backend
 from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
 from loraner.inference.encoding import (
     Chunk,
@@ -185,19 +185,20 @@ class NERPredictor:
         word_split: str | None = None,
         onnx_file: str = ONNX_FILE,
         base: str | None = None,
-        dtype: str = "fp32",
+        dtype: str = DEFAULT_DTYPE,
         **settings: Any,
     ) -> NERPredictor:
         """Load a model directory (merged, exported ONNX, a LoRA adapter with its base) or any Hugging
         Face token-classification checkpoint; ``path`` may be a hub id (``OWNER/NAME[@REVISION]``).
 
-        ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto`` (ONNX when
-        ``model.onnx`` is present). ``threads`` sets the runtime's intra-op threads. ``max_length``,
-        ``stride`` and ``word_split`` override what training recorded in ``loraner.json``. ``base``: the
-        base model of a LoRA adapter directory, instead of the one it records. ``dtype`` (torch):
-        ``fp32``, ``bf16``, or ``auto`` (bf16 on a CPU with native bf16). Other keyword
-        arguments are :class:`PredictorSettings` fields: a forward pass takes at most ``batch_size``
-        windows and ``max_batch_tokens`` padded tokens (``None``: no token cap; more memory on long texts).
+        ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto`` (the
+        fastest runtime the directory offers on this CPU: ``resolve_backend_name``). ``threads`` sets the
+        runtime's intra-op threads. ``max_length``, ``stride`` and ``word_split`` override what training
+        recorded in ``loraner.json``. ``base``: the base model of a LoRA adapter directory, instead of the
+        one it records. ``dtype`` (torch): ``fp32``, ``bf16``, or ``auto`` (the default: bf16 on a CPU with
+        native bf16, fp32 elsewhere). Other keyword arguments are :class:`PredictorSettings` fields: a
+        forward pass takes at most ``batch_size`` windows and ``max_batch_tokens`` padded tokens (``None``:
+        no token cap; more memory on long texts).
         """
         path = local_model_source(path)  # a hub id (OWNER/NAME[@REVISION]) is downloaded here
         meta = model_meta(path).with_overrides(max_length=max_length, stride=stride, word_split=word_split)
