@@ -1,9 +1,12 @@
-"""Quickstart model: torch fp32 vs ONNX fp32 vs ONNX int8 — latency, throughput, server peak RSS.
+"""Quickstart model: torch fp32 and bf16 vs ONNX fp32 and int8 — latency, throughput, server peak RSS,
+test-note entity F1 and the entity agreement of each variant with torch fp32.
 
     python -m bench.quickstart_backends --model .demo/quickstart/merged [--threads 2]
 
-Writes bench/results/quickstart_backends.json. Texts are the quickstart's synthetic test notes
-(``.demo/synth/test.jsonl``), split into sentences for the single-request latency.
+Writes bench/results/quickstart_backends.json, naming the CPU and its class (bf16 is only fast where the
+CPU computes it natively: AMX or AVX512-BF16; elsewhere it is emulated and slow). Texts are the
+quickstart's synthetic test notes (``.demo/synth/test.jsonl``), split into sentences for the
+single-request latency.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
-def load_texts(path: Path) -> list[str]:
-    return [
-        json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+def load_notes(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def gold_spans(note: dict) -> list[tuple[int, int, str]]:
+    return [(int(s["start"]), int(s["end"]), str(s["label"])) for s in note.get("spans", [])]
 
 
 def sentences_of(notes: list[str], limit: int) -> list[str]:
@@ -63,8 +68,8 @@ def measure(predictor, sentences: list[str], notes: list[str], repeats: int) -> 
     }
 
 
-def server_peak_rss(model: Path, backend: str, threads: int, requests: int, port: int) -> float:
-    env = {**os.environ, "LORANER_THREADS": str(threads)}
+def server_peak_rss(model: Path, backend: str, dtype: str, threads: int, requests: int, port: int) -> float:
+    env = {**os.environ, "LORANER_THREADS": str(threads), "LORANER_DTYPE": dtype}
     cmd = [
         sys.executable,
         "-m",
@@ -111,8 +116,10 @@ def wait_ready(port: int, timeout: float = 120) -> None:
 
 
 def main() -> None:
+    from bench.common import cpu_class, cpu_line, machine_info
     from loraner.export.onnx import export_onnx
     from loraner.inference import NERPredictor
+    from loraner.scores import entity_f1
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, default=Path(".demo/quickstart/merged"))
@@ -123,24 +130,36 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
 
-    notes = load_texts(args.notes)[:50]
+    print(cpu_line(), flush=True)
+    test_notes = load_notes(args.notes)
+    gold = [gold_spans(n) for n in test_notes]
+    all_notes = [n["text"] for n in test_notes]
+    notes = all_notes[:50]
     sentences = sentences_of(notes, args.sentences)
     export_dir = args.model.parent / "onnx"
-    variants = {"torch fp32": (args.model, "torch")}
+    variants = {"torch fp32": (args.model, "torch", "fp32"), "torch bf16": (args.model, "torch", "bf16")}
     for name, quantize in (("onnx fp32", None), ("onnx int8", "int8")):
         out = export_dir / (quantize or "fp32")
         if not (out / "model.onnx").exists():
             export_onnx(args.model, out, quantize=quantize, sample_texts=sentences[:50])
-        variants[name] = (out, "onnx")
-    rows = {}
-    for i, (name, (path, backend)) in enumerate(variants.items()):
-        predictor = NERPredictor.from_pretrained(path, backend=backend, threads=args.threads)
+        variants[name] = (out, "onnx", "fp32")
+    rows: dict[str, dict] = {}
+    found = {}
+    for i, (name, (path, backend, dtype)) in enumerate(variants.items()):
+        predictor = NERPredictor.from_pretrained(path, backend=backend, threads=args.threads, dtype=dtype)
+        found[name] = predictor.predict_batch(all_notes)
         rows[name] = measure(predictor, sentences, notes, args.repeats)
+        rows[name]["test_f1"] = round(entity_f1(gold, found[name]), 4)
+        # The share of torch fp32's entities this variant gives exactly (entity F1 against fp32's).
+        rows[name]["agreement_with_fp32"] = round(entity_f1(found["torch fp32"], found[name]), 4)
         rows[name]["server_peak_rss_mb"] = server_peak_rss(
-            path, backend, args.threads, args.requests, 8700 + i
+            path, backend, dtype, args.threads, args.requests, 8700 + i
         )
         print(name, rows[name], flush=True)
     result = {
+        "machine": machine_info(args.threads),
+        "cpu_class": cpu_class(),
+        "test_notes": len(all_notes),
         "model": str(args.model),
         "threads": args.threads,
         "sentences": len(sentences),
@@ -150,13 +169,15 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "quickstart_backends.json").write_text(json.dumps(result, indent=2))
-    header = f"{'backend':<12}{'p50 ms':>9}{'p99 ms':>9}{'sent/s':>9}{'notes/s':>9}{'RSS MB':>9}"
+    columns = ("p50 ms", "p99 ms", "sent/s", "notes/s", "RSS MB", "F1", "agree")
+    header = f"{'backend':<12}" + "".join(f"{c:>9}" for c in columns)
     print(header)
     for name, r in rows.items():
         print(
             f"{name:<12}{r['latency_p50_ms']:>9}{r['latency_p99_ms']:>9}{r['batch_sentences_per_s']:>9}"
-            f"{r['batch_notes_per_s']:>9}{r['server_peak_rss_mb']:>9}"
+            f"{r['batch_notes_per_s']:>9}{r['server_peak_rss_mb']:>9}{r['test_f1']:>9}{r['agreement_with_fp32']:>9}"
         )
+    print(cpu_line())
 
 
 if __name__ == "__main__":
