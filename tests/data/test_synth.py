@@ -68,11 +68,14 @@ def test_when_generated_then_distractor_numbers_are_unlabelled(notes: list[SpanE
     assert any(re.search(r"\b\d{2,3}/\d{2,3}\b", n.text) for n in notes)  # blood pressure
 
 
-def test_when_eleven_digit_ids_then_checksums_valid(notes: list[SpanExample]) -> None:
+def test_when_eleven_digit_ids_then_most_checksums_valid(notes: list[SpanExample]) -> None:
     ids = [n.text[s.start : s.end] for n in notes for s in n.spans if s.label == "ID"]
     national = [i for i in ids if re.fullmatch(r"\d{6} ?\d{5}", i)]
     assert len(national) > 20
-    assert all(valid_fnr(i) for i in national)
+    # About one in five is an arbitrary 11-digit number (records hold those too): a model must not
+    # rely on the check digits; the rest are real fødselsnummer.
+    valid = sum(valid_fnr(i) for i in national) / len(national)
+    assert 0.6 < valid < 0.97
     assert len(set(ids)) > len(national)  # other ID formats too
 
 
@@ -148,7 +151,14 @@ def test_when_generated_then_names_in_many_forms_and_for_several_people(notes: l
     names = _pieces(notes, "PATIENT")
     single = [n for n in names if " " not in n and "," not in n]
     assert len(single) > 100  # a given name or a surname alone
-    assert any(re.fullmatch(r"[^\W\d]+, [^\W\d]+", n) for n in names)  # "Family, Given"
+    assert not any("," in n for n in names)
+    # "Family, Given": two spans with the comma between them outside both
+    assert any(
+        re.fullmatch(r", ", n.text[a.end : b.start])
+        for n in notes
+        for a, b in zip(n.spans, n.spans[1:], strict=False)
+        if a.label == b.label == "PATIENT"
+    )
     assert any(re.fullmatch(r"[A-ZÆØÅ]\. \S+", n) for n in names)  # "K. Nordmann"
     assert any(n.isupper() for n in names) and any(n.islower() for n in names)
     # relatives and staff too: most notes name more than one person

@@ -9,16 +9,17 @@ lower-case), for the patient, relatives and staff; pronouns, relations, roles, d
 people and generic places appear unlabelled beside them. Dates, phone numbers, IDs and ages come in
 many spellings; distractor numbers (blood pressure, doses, ICD codes, lab values, clock times,
 durations) are left unlabelled. Some notes get hard line breaks, typos or a changed case; these edits
-never touch a labelled span. IDs include Norwegian 11-digit national IDs with valid mod-11 check
+never touch a labelled span. IDs include Norwegian 11-digit national IDs, most with valid mod-11 check
 digits. The same seed, counts and locales give the same notes (for one Faker version).
 
 Label conventions (what a span covers; the one place they are written down):
 
 * PATIENT: a person's name: the patient's, a relative's or a health worker's. One span per name as
-  written together: ``Kari Nordmann``, ``Kari Marie Nordmann``, ``Nordmann, Kari``, ``K. Nordmann``;
-  a given name or surname alone is a span too. Titles and roles stay outside (``Fru [Nordmann]``,
-  ``dr. [Hansen]``, ``datter [Kari]``); pronouns, "pasienten" and diseases named after people
-  (``Parkinsons sykdom``) are not PHI.
+  written together: ``Kari Nordmann``, ``Kari Marie Nordmann``, ``K. Nordmann``; a given name or
+  surname alone is a span too. Parts a comma separates are separate spans (``[Nordmann], [Kari]``): a
+  comma is not part of a name (``data.join_spans`` joins only parts separated by spaces). Titles and
+  roles stay outside (``Fru [Nordmann]``, ``dr. [Hansen]``, ``datter [Kari]``); pronouns, "pasienten"
+  and diseases named after people (``Parkinsons sykdom``) are not PHI.
 * LOC: a place a person can be found at: towns, villages and municipalities, street addresses (street,
   number, postcode and town as one span: ``Storgata 5, 0155 Oslo``), and named health-care units:
   hospitals, departments, GP offices, nursing homes, home-care services, one span including the
@@ -163,7 +164,8 @@ def phone_number(rng: random.Random, norwegian: bool) -> str:
     if norwegian:
         mobile = str(rng.choice([4, 9])) + _digits(rng, 7)
         landline = str(rng.randint(2, 7)) + _digits(rng, 7)
-        number = mobile if rng.random() < 0.7 else landline
+        roll = rng.random()
+        number = mobile if roll < 0.5 else landline if roll < 0.75 else _digits(rng, 8)
         pairs = " ".join(number[i : i + 2] for i in range(0, 8, 2))
         triple = f"{number[:3]} {number[3:5]} {number[5:]}"
         options = [
@@ -173,8 +175,11 @@ def phone_number(rng: random.Random, norwegian: bool) -> str:
             f"+47 {triple}",
             f"+47 {pairs}",
             f"0047{number}",
+            f"0047{number}",
             f"0047 {number}",
             f"+47{number}",
+            f"+47{number}",
+            number,
             f"+47 {number}",
             f"(+47) {number}",
             f"{number[:3]}-{number[3:5]}-{number[5:]}",
@@ -312,8 +317,15 @@ class NoteGenerator:
         return topics or [T.TOPICS[kind][0]]
 
     def _sentences(self, templates: T.Templates, topic: str, most: int = 2) -> list[str]:
+        """One to ``most`` templates of ``topic``, now and then with an unlabelled clinical finding or a
+        Faker filler sentence among them: ordinary words a model must learn to leave alone."""
+        rng = self.rng
         pool = templates["sentences"][topic]
-        return self.rng.sample(pool, min(len(pool), self.rng.randint(1, most)))
+        chosen = rng.sample(pool, min(len(pool), rng.randint(1, most)))
+        for extra, share in (("{findings}", 0.3), ("{filler}", 0.25)):
+            if rng.random() < share:
+                chosen.insert(rng.randint(0, len(chosen)), extra)
+        return chosen
 
     def _title(
         self, writer: _Writer, templates: T.Templates, kind: str, resolve: Callable[[str], Pieces]
@@ -410,15 +422,17 @@ class NoteGenerator:
         rng, nb = self.rng, note.norwegian
         label = PLACEHOLDER_LABELS.get(key)
         if key == "name":
-            return [(self._name_form(note.patient), label)]
+            return self._name_form(note.patient)
         if key == "NAME":
             p = note.patient
-            return [(rng.choice([f"{p.family}, {p.given}", f"{p.given} {p.family}"]).upper(), label)]
+            if rng.random() < 0.5:
+                return [(p.family.upper(), label), (", ", None), (p.given.upper(), label)]
+            return [(f"{p.given} {p.family}".upper(), label)]
         if key in ("given", "family"):
             text = getattr(note.patient, key)
             return [(text.lower() if rng.random() < 0.03 else text, label)]
         if key == "rel_name":
-            return [(self._name_form(note.relative), label)]
+            return self._name_form(note.relative)
         if key == "rel_given":
             return [(note.relative.given, label)]
         if key == "doctor":
@@ -441,6 +455,10 @@ class NoteGenerator:
             return [(self._unit(nb), label)]
         if key == "dept" and rng.random() < 0.5:
             return [(self._dept(nb), label)]
+        if key == "findings":
+            return [(self._findings(nb), None)]
+        if key == "filler":
+            return [(str(self.faker["da_DK" if nb else "en_US"].sentence(nb_words=rng.randint(4, 12))), None)]
         if key in ("pron", "Pron", "obj", "poss", "Poss"):
             return [(_pronoun(key, note.patient.male, nb), None)]
         if key == "relation_cap":
@@ -448,25 +466,26 @@ class NoteGenerator:
             return [(relation[0].upper() + relation[1:], None)]
         return [(note.values[key], label)]
 
-    def _name_form(self, person: _Person) -> str:
+    def _name_form(self, person: _Person, label: str = "PATIENT") -> Pieces:
         """A full name as it may be written: mostly ``Given Family``, sometimes with the middle name, the
-        surname first, an initial, or in another case."""
+        surname first (then surname and given name are two spans, as the convention says), an initial,
+        or in another case."""
         rng = self.rng
         given, family = person.given, person.family
         roll = rng.random()
-        if roll < 0.55:
+        if roll < 0.6:
             text = f"{given} {family}"
-        elif roll < 0.7:
+        elif roll < 0.74:
             text = f"{given} {person.middle} {family}" if person.middle else f"{given} {family}"
         elif roll < 0.82:
-            text = f"{family}, {given}"
+            return [(family, label), (", ", None), (given, label)]
         elif roll < 0.88:
             text = f"{given[0]}. {family}"
         elif roll < 0.94:
             text = f"{given} {family}".upper()
         else:
             text = f"{given} {family}".lower()
-        return text
+        return [(text, label)]
 
     def _staff(self, person: _Person, nb: bool, doctor: bool, full: float = 0.6) -> Pieces:
         rng = self.rng
@@ -476,10 +495,24 @@ class NoteGenerator:
             return [(f"{person.given} {person.family}", label)]
         if doctor and roll < full + (1 - full) / 2:
             return [
-                (rng.choice(["dr. ", "Dr. ", "Dr "] if not nb else ["dr. ", "Dr. ", "lege "]), None),
+                (rng.choice(["dr. ", "Dr. ", "Dr "] if not nb else ["dr. ", "Dr. ", "dr "]), None),
                 (person.family, label),
             ]
         return [(person.family if rng.random() < 0.5 else f"{person.given[0]}. {person.family}", label)]
+
+    def _findings(self, nb: bool) -> str:
+        """A sentence of clinical findings from own word lists (no PHI in it)."""
+        rng = self.rng
+        sides = T.SIDES_NB if nb else T.SIDES_EN
+        words = T.FINDINGS_NB if nb else T.FINDINGS_EN
+        picked = [w.format(side=rng.choice(sides)) for w in rng.sample(words, rng.randint(1, 4))]
+        joined = (
+            picked[0]
+            if len(picked) == 1
+            else ", ".join(picked[:-1]) + (" og " if nb else " and ") + picked[-1]
+        )
+        frame = rng.choice(T.FINDING_FRAMES_NB if nb else T.FINDING_FRAMES_EN)
+        return frame.format(findings=joined, side=rng.choice(sides[:2]))
 
     def _partial_date(self, note: _Note, key: str) -> str:
         rng = self.rng
@@ -535,7 +568,9 @@ class NoteGenerator:
         fnr = fnr_for(birth, rng, male=patient.male, d_number=rng.random() < 0.1)
         if not norwegian and rng.random() < 0.5:
             fnr = f"{rng.randint(100, 665)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}"
-        elif rng.random() < 0.25:
+        elif rng.random() < 0.2:
+            fnr = _digits(rng, 11)  # records also hold numbers whose check digits do not hold
+        if norwegian and rng.random() < 0.3:
             fnr = f"{fnr[:6]} {fnr[6:]}"
         city = self._town(locale, norwegian)
         relations = T.RELATIONS_NB if norwegian else T.RELATIONS_EN
