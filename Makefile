@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install demo test lint bench browser clean
+.PHONY: install demo test lint bench browser clean image image-test container-tools
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,17 +31,35 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) 2>/dev/null || \
 	  echo "chromium could not be installed: browser tests will skip"; }
 
+# The serving image: Docker where a daemon answers, else podman (docker/image.py sets it up; a local
+# Debian base from debootstrap where no registry answers). Podman, runc and debootstrap come from apt.
+container-tools:
+	@if docker info >/dev/null 2>&1; then exit 0; fi; \
+	missing=""; for tool in podman runc debootstrap; do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] || { echo "installing$$missing with apt"; \
+	  (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) || { \
+	    echo "error: no Docker daemon, and$$missing could not be installed with apt: install them (or start Docker)" >&2; exit 1; }; }
+
+image: $(STAMP) container-tools
+	$(BIN)/python docker/image.py build $(if $(TARGET),--target $(TARGET))
+
+# Builds the ONNX image and runs it as a 1 GB t3.micro would: endpoints, health, user, no PyTorch,
+# SIGTERM, 200 requests; prints the image size and the container's memory.
+image-test: $(STAMP) container-tools
+	$(BIN)/python docker/image.py test
+
 demo: $(STAMP)
 	$(BIN)/loraner demo
 
 test: $(STAMP) browser
-	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests $(wildcard bench) docker
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests $(wildcard bench) docker
+	$(BIN)/ruff format --check src tests $(wildcard bench) docker
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

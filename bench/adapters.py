@@ -47,9 +47,10 @@ from bench.common import (
     write_result,
 )
 from bench.data import TextSet, long_notes, sentence_set
-from bench.memory import request_texts
+from bench.memory import CONTAINER_ENV, request_texts
 from bench.models import BenchBase, build_base, build_lock
 from bench.serving import drive, serve
+from loraner.modeldir import FINGERPRINT_SCHEME
 
 LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ("query", "value")  # the Few-NERD preset
 LORA_B_STD = 0.02  # lora_B's random init: every adapter really changes the encoder's output
@@ -124,6 +125,7 @@ def adapters_key(base: BenchBase, sets: list[tuple[str, list[str]]]) -> str:
         "head_std": HEAD_STD,
         "n": N_ADAPTERS,
         "sets": sets,
+        "fingerprint_scheme": FINGERPRINT_SCHEME,
         "v": 1,
     }
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
@@ -477,7 +479,10 @@ def serving(ctx: Context, base: BenchBase, aset: AdapterSet, texts: list[str]) -
             log = ctx.work / f"adapters-serve-{dtype}-{count}.log"
             ctx.log(f"  adapters serve: {dtype}, {count} adapter(s), {ctx.sizes.adapter_requests} requests")
             args = ["--base", str(base.torch_dir.resolve()), "--adapters", str(folder.resolve())]
-            with serve(None, "torch", ctx.threads, log, model_args=[*args, "--dtype", dtype]) as server:
+            # The settings of docker/Dockerfile (one inference at a time, two malloc arenas): the 1 GB
+            # instance's configuration, as the memory workload measures the int8 server.
+            model_args = [*args, "--dtype", dtype]
+            with serve(None, "torch", ctx.threads, log, env=CONTAINER_ENV, model_args=model_args) as server:
                 ready = server.memory_mb()
                 stats = drive(
                     server.url,

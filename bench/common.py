@@ -248,7 +248,7 @@ def load_average() -> list[float] | None:
         return None
 
 
-def machine_info(threads: int) -> dict[str, Any]:
+def cpu_model_and_flags() -> tuple[str, set[str]]:
     cpu_model, flags = "", set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -257,6 +257,35 @@ def machine_info(threads: int) -> dict[str, Any]:
                 cpu_model = line.split(":", 1)[1].strip()
             if line.startswith("flags") and not flags:
                 flags = set(line.split(":", 1)[1].split())
+    return cpu_model or platform.processor(), flags
+
+
+def cpu_class() -> str:
+    """The class a CPU-dependent target is judged for: what its fastest int8 and bf16 kernels use."""
+    flags = cpu_model_and_flags()[1]
+    if {"amx_bf16", "amx_int8"} & flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    if "avx512_vnni" in flags:
+        return "AVX512-VNNI"
+    return "AVX2" if "avx2" in flags else "other"
+
+
+def cpu_line() -> str:
+    """One line naming the CPU, its class and its flags, printed at the start and end of a run."""
+    model, flags = cpu_model_and_flags()
+    return f"CPU: {model} [{cpu_class()}] flags: {' '.join(sorted(flags & SIMD_FLAGS)) or '-'}"
+
+
+def native_bf16() -> bool:
+    from loraner.inference.backends import native_bf16 as torch_says
+
+    return torch_says()
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    cpu_model, flags = cpu_model_and_flags()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     mem_gb = None
     meminfo = Path("/proc/meminfo")
@@ -264,9 +293,11 @@ def machine_info(threads: int) -> dict[str, Any]:
         first = meminfo.read_text().splitlines()[0].split()
         mem_gb = round(int(first[1]) / 2**20, 1)
     return {
-        "cpu": cpu_model or platform.processor(),
+        "cpu": cpu_model,
         # int8 matrix multiplies run about twice as fast with VNNI/AMX as with AVX2 alone
         "cpu_flags": sorted(flags & SIMD_FLAGS),
+        "cpu_class": cpu_class(),
+        "native_bf16": native_bf16(),
         "cores": cores,
         "memory_gb": mem_gb,
         "threads": threads,

@@ -18,8 +18,10 @@ from bench.common import (
     INT8_PEAK_OPS,
     Context,
     Stopwatch,
+    cpu_class,
     machine_info,
     median,
+    native_bf16,
     percentile,
     print_table,
     print_targets,
@@ -135,10 +137,13 @@ def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
     torch_predictor = NERPredictor.from_meta(ours, TorchBackend(model), model_meta(models.torch_dir))
     fp32 = NERPredictor.from_pretrained(models.onnx_fp32_dir, backend="onnx", threads=ctx.threads)
     int8 = NERPredictor.from_pretrained(models.onnx_int8_dir, backend="onnx", threads=ctx.threads)
+    # bf16 weights (the torch backend's dtype setting): fast only where the CPU has native bf16.
+    bf16 = NERPredictor.from_pretrained(models.torch_dir, backend="torch", dtype="bf16")
     variants = [
         baseline_a(model, tokenizer),
         baseline_b(model, tokenizer),
         loraner_variant(torch_predictor, "torch fp32"),
+        loraner_variant(bf16, "torch bf16"),
         loraner_variant(fp32, "onnx fp32"),
         loraner_variant(int8, "onnx int8"),
     ]
@@ -292,12 +297,22 @@ def accuracy(ctx: Context) -> dict[str, Any]:
         "sentences": len(texts),
         "int8_export": report.get("int8"),
     }
-    for name, path, backend in (("torch_fp32", model_dir, "torch"), ("onnx_int8", int8_dir, "onnx")):
-        predictor = NERPredictor.from_pretrained(path, backend=backend, threads=ctx.threads, batch_size=32)
+    found = {}
+    runs = (
+        ("torch_fp32", model_dir, "torch", "fp32"),
+        ("torch_bf16", model_dir, "torch", "bf16"),
+        ("onnx_int8", int8_dir, "onnx", "fp32"),
+    )
+    for name, path, backend, dtype in runs:
+        predictor = NERPredictor.from_pretrained(
+            path, backend=backend, threads=ctx.threads, batch_size=32, dtype=dtype
+        )
         with Stopwatch() as sw:
-            predicted = predictor.predict_batch(texts)
-        scores[name] = {"f1": round(entity_f1(gold, predicted), 4), "seconds": round(sw.seconds, 2)}
+            found[name] = predictor.predict_batch(texts)
+        scores[name] = {"f1": round(entity_f1(gold, found[name]), 4), "seconds": round(sw.seconds, 2)}
     scores["f1_drop_points"] = round(100 * (scores["torch_fp32"]["f1"] - scores["onnx_int8"]["f1"]), 2)
+    # How often bf16 weights give the very entities fp32 gives (entity F1 with fp32's as the reference).
+    scores["bf16_entity_agreement"] = round(entity_f1(found["torch_fp32"], found["torch_bf16"]), 4)
     return scores
 
 
@@ -354,7 +369,30 @@ def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
     )
     acc = result["accuracy"]
     drop = acc.get("f1_drop_points")
+    bf16_vs_fp32 = ratio(
+        rows["loraner torch bf16, defaults"]["sentences_per_s"],
+        rows["loraner torch fp32, defaults"]["sentences_per_s"],
+    )
+    where = f"{cpu_class()}, native bf16: {'yes' if native_bf16() else 'no'}"
+    bf16_speed = (
+        target("torch bf16 vs fp32 throughput (x)", bf16_vs_fp32, ">=", 2.5, where)
+        if native_bf16()
+        else target(
+            "torch bf16 vs fp32 throughput (x)", None, ">=", 2.5, f"not judged ({bf16_vs_fp32:.2f}x): {where}"
+        )
+    )
+    agreement = acc.get("bf16_entity_agreement")
     return [
+        bf16_speed,
+        target(
+            "torch bf16 entity agreement with fp32",
+            agreement,
+            ">=",
+            0.99,
+            acc.get("skipped")
+            or acc.get("error")
+            or f"trained model, {acc.get('sentences')} CoNLL test sentences",
+        ),
         target("throughput vs A (x)", row["speedup_vs_A"], ">=", 4.0, context),
         target("throughput vs B (x)", row["speedup_vs_B"], ">=", 3.0, best.name),
         target(

@@ -23,6 +23,7 @@ from bench.common import (
     WORKLOADS,
     Context,
     Sizes,
+    cpu_line,
     print_targets,
     verdict,
     write_result,
@@ -125,6 +126,7 @@ def make_context(args: argparse.Namespace) -> Context:
 def closing_note(results: dict[str, dict[str, Any]], seconds: float, quick: bool) -> None:
     checks = [c for r in results.values() for c in r.get("targets", [])]
     print_targets(f"All targets ({seconds / 60:.1f} minutes)", checks)
+    print(f"{cpu_line()}: targets that depend on the CPU class were judged for this one.")
     failed = [c for c in checks if c["passed"] is False]
     missing = [c for c in checks if c["passed"] is None]
     if quick:
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = make_context(args)
     started = time.perf_counter()
     ctx.log(f"bench: {'quick' if ctx.quick else 'full'} run, {ctx.threads} threads, results in {ctx.results}")
+    ctx.log(cpu_line())
     results: dict[str, dict[str, Any]] = {}
     for name in WORKLOADS:
         if name in args.only.split(","):

@@ -9,6 +9,8 @@ Variants (the same LoRA model, examples, hyperparameters and threads; only the r
 * ``loraner``: loraner's recipe: ``loraner.train.trainer.training_arguments``, ``WindowTrainer`` with
   its default batching (length buckets) and the collator ``loraner.train.trainer.train`` uses.
 * ``loraner+compile``: the same with ``torch_compile=True`` (a probe: is compiling worth it on this CPU?).
+* ``loraner-bf16``, ``loraner-auto``: loraner's recipe with ``mixed_precision: bf16`` (autocast) and
+  ``auto`` (bf16 only where the CPU has native bf16); ``loraner`` itself is ``mixed_precision: no``.
 
 With ``eval_examples`` the trained model is scored as ``loraner train`` validates: by
 :func:`loraner.eval.evaluate.evaluate` over an ``NERPredictor`` on a ``TorchBackend`` of the model, so
@@ -28,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 PAD_TO = 256
-VARIANTS = ("C", "D", "loraner", "loraner+compile")
+VARIANTS = ("C", "D", "loraner", "loraner+compile", "loraner-bf16", "loraner-auto")
+PRECISION = {"loraner-bf16": "bf16", "loraner-auto": "auto"}  # every other variant: fp32
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def experiment_config(spec: Spec) -> Any:
             warmup_ratio=spec.warmup_ratio,
             seed=spec.seed,
             threads=spec.threads,
-            mixed_precision="no",
+            mixed_precision=PRECISION.get(spec.variant, "no"),
             max_steps=spec.max_steps,
         ),
     )
@@ -261,6 +264,7 @@ def train(spec: Spec) -> dict[str, Any]:
         "trainable_parameters": count_parameters(model).trainable,
         "batching": training.batching if loraner else str(args.train_sampling_strategy),
         "torch_compile": bool(getattr(args, "torch_compile", False)),
+        "bf16_autocast": bool(args.bf16),
     }
     if spec.eval_examples:
         result["evaluation"] = evaluate(trainer.model, tokenizer, spec)

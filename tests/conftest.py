@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,13 @@ def train_tiny_adapter(out: Path, base: Path, data: dict, lora: dict, epochs: in
             "data": data,
             "model": {"name_or_path": str(base), "max_length": 32, "stride": 8},
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, **lora},
-            "training": {"epochs": epochs, "batch_size": 4, "learning_rate": 0.05, "warmup_ratio": 0.0},
+            "training": {
+                "epochs": epochs,
+                "batch_size": 4,
+                "learning_rate": 0.05,
+                "warmup_ratio": 0.0,
+                "mixed_precision": "no",  # fp32 on every CPU: parity tests compare with fp32 models
+            },
             "report": {"samples": 0, "evaluate_before": False},
         }
     )
@@ -137,3 +144,45 @@ def tiny_adapter_runs(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir
             root / "places", tiny_roberta_dir, spans, {"target_modules": ["query", "value"]}
         ),
     }
+
+
+# --- the Hugging Face hub, at the huggingface_hub call boundary (the hub is unreachable here) ------------
+
+
+class FakeHub:
+    """``huggingface_hub.snapshot_download`` over local directories: ``repos`` maps a repo id to the folder
+    it holds. The files copied into the "snapshot" are those the hub's own ``filter_repo_objects`` lets
+    through ``allow_patterns``, so a pattern list that misses a needed file fails the load. Records
+    every call's arguments; raises ``error`` instead when one is given."""
+
+    def __init__(self, root: Path, repos: dict[str, Path], error: Exception | None = None) -> None:
+        self.root, self.repos, self.error = root, repos, error
+        self.calls: list[tuple[str, dict]] = []
+
+    def snapshot_download(self, repo_id: str, **kwargs) -> str:
+        from huggingface_hub.utils import filter_repo_objects
+
+        self.calls.append((repo_id, kwargs))
+        if self.error is not None:
+            raise self.error
+        source = self.repos[repo_id]
+        files = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
+        wanted = filter_repo_objects(files, allow_patterns=kwargs.get("allow_patterns"))
+        snapshot = self.root / repo_id.replace("/", "--") / (kwargs.get("revision") or "main")
+        for name in wanted:
+            (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, snapshot / name)
+        return str(snapshot)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """``install(repos, error=None) -> FakeHub``: serve ``repos`` as the hub's ``snapshot_download``."""
+    import huggingface_hub
+
+    def install(repos: dict[str, Path], error: Exception | None = None) -> FakeHub:
+        hub = FakeHub(tmp_path / "hub-cache", repos, error)
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
+        return hub
+
+    return install

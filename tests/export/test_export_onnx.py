@@ -27,6 +27,8 @@ def test_fp32_export_matches_torch_logits_and_is_self_contained(tiny_onnx_dir):
     assert meta["labels"] == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     assert meta["onnx"]["quantization"] == "none" and meta["onnx"]["opset"] == 17
     assert not any(tiny_onnx_dir.glob("*.safetensors")), "no PyTorch weights needed to serve it"
+    modes = [p.stat().st_mode for p in tiny_onnx_dir.rglob("*") if p.is_file()]
+    assert all(mode & 0o044 == 0o044 for mode in modes), "readable by the serving image's user"
 
 
 def test_int8_export_reports_agreement_and_loads(tmp_path, tiny_roberta_dir):

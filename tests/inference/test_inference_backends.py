@@ -56,3 +56,41 @@ def test_when_onnx_file_is_broken_then_model_error(tmp_path):
         load_backend(tmp_path, "onnx")
     with pytest.raises(ModelError, match="no ONNX model"):
         load_backend(tmp_path, "onnx", onnx_file="missing.onnx")
+
+
+@pytest.mark.parametrize("labels", [None, ["O", "B-X", "I-X"]])
+def test_a_bf16_load_reads_tensor_by_tensor_and_equals_transformers_own(tiny_roberta_dir, labels):
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from loraner.inference.backends import load_token_classifier
+
+    ours = load_token_classifier(tiny_roberta_dir, labels, dtype="bf16")
+    head = {}
+    if labels:
+        id2label = dict(enumerate(labels))
+        head = {"num_labels": 3, "id2label": id2label, "ignore_mismatched_sizes": True}
+    theirs = AutoModelForTokenClassification.from_pretrained(tiny_roberta_dir, dtype=torch.bfloat16, **head)
+    mine, ref = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == ref.keys() and ours.dtype == torch.bfloat16
+    differing = {k for k in mine if not torch.equal(mine[k], ref[k])}
+    # A new head is drawn at random (both ways): everything read from the file is identical.
+    assert differing <= ({"classifier.weight"} if labels else set())
+    assert ours.config.id2label == theirs.config.id2label
+    assert ours.name_or_path == theirs.name_or_path == str(tiny_roberta_dir)
+
+
+def test_a_bf16_load_of_a_masked_lm_checkpoint_gets_a_new_head(tmp_path, tiny_roberta_dir):
+    import torch
+    from transformers import AutoConfig, RobertaForMaskedLM
+
+    from loraner.inference.backends import load_token_classifier
+
+    torch.manual_seed(0)
+    RobertaForMaskedLM(AutoConfig.from_pretrained(tiny_roberta_dir)).save_pretrained(tmp_path)
+    model = load_token_classifier(tmp_path, ["O", "B-X", "I-X"], dtype="bf16")
+    assert model.classifier.out_features == 3 and model.dtype == torch.bfloat16
+    encoder = (
+        RobertaForMaskedLM.from_pretrained(tmp_path).roberta.encoder.layer[0].attention.self.query.weight
+    )
+    assert torch.equal(model.roberta.encoder.layer[0].attention.self.query.weight, encoder.to(torch.bfloat16))

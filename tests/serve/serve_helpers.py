@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -108,6 +109,20 @@ def wait_ready(url: str, timeout: float = 60) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def wait_process_ready(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    """:func:`wait_ready` for a server in a subprocess: refused connections are retried while it starts,
+    and a process that exits fails the wait at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and process.poll() is None, "server did not start"
+        time.sleep(0.1)
 
 
 # --- demo page in a browser (Playwright is imported lazily: it is optional) ------------------------------

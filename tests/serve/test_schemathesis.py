@@ -24,7 +24,18 @@ MIN_REQUESTS = int(os.environ.get("LORANER_SCHEMATHESIS_MIN_REQUESTS", "500"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
-def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path):
+API_KEY = "schemathesis-key-0123456789"
+
+
+# With an API key too: schemathesis sends it with every case (-H), and its ignored_auth check sends
+# cases without it and expects the 401 the schema declares. Fewer examples there: the routes and
+# validation are the same, only the guard in front of them is new.
+@pytest.mark.parametrize(
+    ("api_key", "examples", "min_requests"),
+    [(None, EXAMPLES, MIN_REQUESTS), (API_KEY, max(EXAMPLES // 3, 1), MIN_REQUESTS // 3)],
+    ids=["open", "api-key"],
+)
+def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path, api_key, examples, min_requests):
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
     if st is None:
         pytest.skip("schemathesis is not installed (the dev extra)")
@@ -34,11 +45,13 @@ def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path):
         max_text_chars=1000,
         max_batch=4,
         max_body_bytes=200_000,
+        api_keys=api_key or [],
     )
+    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     report = tmp_path / "report.json"
     with running_server(create_app(settings)) as url:
         wait_ready(url)
-        before = served_requests(url)  # the readiness polls
+        before = served_requests(url, auth)  # the readiness polls
         result = subprocess.run(
             [
                 st,
@@ -51,7 +64,8 @@ def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path):
                 "--mode",
                 "all",
                 "--max-examples",
-                str(EXAMPLES),
+                str(examples),
+                *(["--header", f"Authorization: {auth['Authorization']}"] if auth else []),
                 "--seed",
                 "11",
                 "--workers",
@@ -69,7 +83,7 @@ def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path):
             timeout=600,
             cwd=tmp_path,  # schemathesis keeps a cache in the working directory
         )
-        served = served_requests(url) - before
+        served = served_requests(url, auth) - before
     summary = result.stdout[-6000:]
     print(summary)  # the closing summary (shown with -s, or on failure)
     assert result.returncode == 0, summary + result.stderr[-2000:]
@@ -85,15 +99,17 @@ def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path):
     print(f"the server answered {sum(served.values())} requests, by status: {dict(sorted(served.items()))}")
     assert not [s for s in statuses if not isinstance(s, int) or s >= 500], statuses
     assert not [s for s in served if s >= 500], served
-    assert sum(served.values()) >= MIN_REQUESTS, served
+    assert sum(served.values()) >= min_requests, served
+    if api_key:
+        assert served[401] > 0, "schemathesis never tried without the key"
 
 
-def served_requests(url: str) -> collections.Counter:
+def served_requests(url: str, headers: dict[str, str]) -> collections.Counter:
     """Requests the server answered, by status, from its own Prometheus counter."""
     import httpx
 
     counts: collections.Counter = collections.Counter()
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+    for line in httpx.get(f"{url}/metrics", headers=headers).text.splitlines():
         if line.startswith("loraner_requests_total{"):
             status = int(line.split('status="')[1].split('"')[0])
             counts[status] += int(float(line.rsplit(" ", 1)[1]))

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import FakePredictor, running_server, wait_ready
+from serve_helpers import FakePredictor, running_server, wait_process_ready, wait_ready
 
 from loraner.serve import ServeSettings, create_app
 
@@ -83,6 +83,21 @@ def test_when_inference_outlives_the_request_timeout_then_it_stops_and_answers_5
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert "did not finish within the 0.5 s limit" in response.json()["detail"]
     assert predictor.cancelled == 1 and predictor.texts_done <= 4  # stopped between steps, not at the end
+
+
+def test_a_forward_pass_that_would_end_after_the_deadline_is_not_started():
+    predictor = FakePredictor(per_text=0.5)  # one "forward pass" per text
+    settings = ServeSettings(request_timeout_s=1.4, max_batch=64)
+    with running_server(create_app(settings, lambda s: predictor)) as url:
+        wait_ready(url)
+        fits = httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo"] * 2}, timeout=30)
+        started = time.monotonic()
+        late = httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo"] * 5}, timeout=30)
+        answered_after = time.monotonic() - started
+    assert fits.status_code == 200  # 1 s of passes inside 1.4 s
+    # The third pass would end at 1.5 s: the request is answered before its deadline, not after it.
+    assert late.status_code == 503 and answered_after < 1.4, answered_after
+    assert predictor.texts_done == 2 + 2
 
 
 def test_when_the_client_goes_away_then_its_work_stops_and_others_are_not_delayed():
@@ -220,15 +235,7 @@ def test_sigterm_under_load_answers_every_request_with_json_and_exits_0():
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.1)
+        wait_process_ready(url, server, timeout=60)
 
         async def load():
             async with httpx.AsyncClient(base_url=url, timeout=30) as ac:

@@ -57,6 +57,19 @@ def test_when_model_fails_to_load_then_health_and_ready_say_so():
         assert "model directory not found" in detail
 
 
+def test_when_the_model_mount_is_empty_then_the_error_says_no_model(tmp_path):
+    empty = tmp_path / "model"  # what an image started without `-v DIR:/model` sees
+    empty.mkdir()
+    settings = ServeSettings(model=str(empty), backend="onnx", deid=False)
+    with running_server(create_app(settings)) as url:
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/ready").json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert httpx.get(f"{url}/ready").json()["status"] == "failed"
+        detail = httpx.post(f"{url}/predict", json={"text": "Oslo"}).json()["detail"]
+        assert "no model in" in detail and "empty" in detail and "label" not in detail
+
+
 def gather_posts(url: str, texts: list[str], path: str = "/predict") -> tuple[list[httpx.Response], float]:
     async def main():
         async with httpx.AsyncClient(base_url=url, timeout=30) as ac:

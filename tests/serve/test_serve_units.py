@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +15,7 @@ from loraner.cli import app
 from loraner.errors import ConfigError
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import JsonFormatter, safe_traceback
+from loraner.serve.service import _without_path
 from loraner.serve.settings import ServeSettings
 from loraner.types import Entity
 
@@ -159,3 +162,45 @@ def test_microbatcher_when_one_text_fails_then_only_its_waiter_gets_the_error():
     a, bad, c = asyncio.run(main())
     assert isinstance(bad, RuntimeError)
     assert a[0].text == "a" and c[0].text == "c"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # a file inside the mount keeps its name; the folder itself is named by its role
+        (
+            "/model/model.onnx: not readable (chmod -R a+rX /model)",
+            "model.onnx: not readable (chmod -R a+rX the model directory)",
+        ),
+        (
+            "/model: no model in /model (the directory is empty)",
+            "the model directory: no model in the model directory (the directory is empty)",
+        ),
+        ("/models/x: model directory not found", "/models/x: model directory not found"),  # another path
+    ],
+)
+def test_load_errors_shown_to_clients_hide_the_mount_path_but_keep_file_names(message, expected):
+    assert _without_path(message, "/model") == expected
+
+
+LIBRARY_NOISE = """
+import logging, warnings
+from loraner.serve.logs import configure_logging
+configure_logging("info")
+from transformers.utils import logging as hf_logging
+hf_logging.get_logger("transformers.modeling_utils").warning("a load report")
+warnings.warn("a library's UserWarning")
+from transformers.utils.logging import tqdm
+for _ in tqdm(range(3), desc="Loading weights"):
+    pass
+"""
+
+
+def test_library_warnings_and_progress_bars_become_json_log_lines():
+    proc = subprocess.run([sys.executable, "-c", LIBRARY_NOISE], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any(r["msg"] == "a load report" and r["logger"].startswith("transformers") for r in records)
+    assert any("UserWarning" in r["msg"] for r in records)
+    assert not any("Loading weights" in line for line in lines)

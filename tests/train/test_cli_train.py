@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from huggingface_hub import ModelCard
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 from typer.testing import CliRunner
 
@@ -44,6 +45,7 @@ def write_config(tmp_path: Path, model_dir: Path, data: dict | None = None, **lo
             "learning_rate": 0.05,
             "warmup_ratio": 0.0,
             "logging_steps": 2,
+            "mixed_precision": "no",  # fp32 on every CPU: scores are compared with fp32 evaluations
         },
         "report": {"samples": 2},
     }
@@ -56,6 +58,13 @@ def invoke(*args: str) -> str:
     result = runner.invoke(app, list(args))
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
+
+
+def assert_world_readable(model_dir: Path) -> None:
+    """A model mounted into the serving image is read by another user (uid 10001); safetensors alone
+    would write 0600."""
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in model_dir.rglob("*") if p.is_file()}
+    assert modes and all(int(m, 8) & 0o044 == 0o044 for m in modes.values()), modes
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +80,8 @@ def test_when_training_then_all_artifacts_are_written(lora_run):
         assert (lora_run / name).is_file(), name
     assert (lora_run / "adapter" / "adapter_config.json").is_file()
     assert (lora_run / "merged" / "model.safetensors").is_file()
+    for model_dir in (lora_run / "adapter", lora_run / "merged"):
+        assert_world_readable(model_dir)
     metrics = json.loads((lora_run / "metrics.json").read_text())
     for key in ("precision", "recall", "f1", "accuracy", "per_type"):
         assert key in metrics["test"] and key in metrics["before"]
@@ -100,9 +111,43 @@ def test_when_merged_then_plain_transformers_loads_it_and_logits_match_adapter(l
 def test_when_merge_cli_then_output_equals_training_merge(lora_run, tmp_path):
     invoke("merge", "--adapter", str(lora_run / "adapter"), "--output", str(tmp_path / "m"))
     assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert_world_readable(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "loraner.json").read_text())
     assert meta["labels"][0] == "O"
     assert meta["word_split"] == "conll"  # CoNLL words were trained: inference must cut text the same way
+    # The adapter's card comes along, as the merged model's: same scores, Transformers usage.
+    carried, trained = (
+        ModelCard.load(tmp_path / "m" / "README.md"),
+        ModelCard.load(lora_run / "merged" / "README.md"),
+    )
+    assert carried.data.to_dict() == trained.data.to_dict()
+    assert carried.text == trained.text
+
+
+@pytest.mark.parametrize("kind", ["adapter", "merged"])
+def test_when_training_then_each_model_dir_has_a_card_whose_numbers_are_metrics_json(lora_run, kind):
+    metrics = json.loads((lora_run / "metrics.json").read_text())
+    card = ModelCard.load(lora_run / kind / "README.md")  # huggingface_hub's own parser of the metadata
+    data = card.data
+    assert data.library_name == {"adapter": "peft", "merged": "transformers"}[kind]
+    assert data.pipeline_tag == "token-classification"
+    assert {"token-classification", "ner", "lora", "loraner"} <= set(data.tags)
+    assert data.base_model is None  # a local checkpoint: no hub id to name
+    assert data.model_name == "tiny" and data.datasets is None  # local CoNLL files are not on the hub
+    scores = {r.metric_type: r.metric_value for r in data.eval_results}
+    assert scores == {k: metrics["test"][k] for k in ("precision", "recall", "f1", "accuracy")}
+    assert {(r.task_type, r.dataset_split, r.dataset_type) for r in data.eval_results} == {
+        ("token-classification", "test", "conll")
+    }
+    text = card.text
+    for label in metrics["labels"]:
+        assert f"`{label}`" in text
+    assert f"| Trainable parameters | {metrics['params']['trainable']:,} |" in text
+    assert f"| F1 | {metrics['before']['f1']:.4f} | {metrics['test']['f1']:.4f} |" in text
+    for name, scores_of_type in metrics["test"]["per_type"].items():
+        assert f"| {name} | {scores_of_type['precision']:.4f} |" in text
+    assert "| LoRA rank r / alpha | 4 / 8 |" in text and "| LoRA targets | query, value |" in text
+    assert str(FIXTURE_DATA.parent) not in text  # absolute local paths stay out of a card
 
 
 def test_when_evaluating_merged_model_then_scores_equal_training_report(lora_run, tmp_path, tiny_roberta_dir):

@@ -75,6 +75,7 @@ def config(tmp_path_factory, tiny_roberta_dir) -> Path:
             "warmup_ratio": 0.0,
             "logging_steps": 1,
             "threads": 1,
+            "mixed_precision": "no",  # fp32 on every CPU: the runs' weights are compared exactly
         },
         "report": {"samples": 1},
     }

@@ -23,7 +23,7 @@ from loraner.inference import Aggregation, BackendName, NERPredictor
 from loraner.inference.backends import DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
 from loraner.inference.ray import RayJob, Task, log_summary, run_ray_job
-from loraner.modeldir import Quantization, resolve_model_dir
+from loraner.modeldir import Quantization, hub_id, local_model_source, resolve_model_dir
 from loraner.serve.settings import LogLevel, ServeSettings
 from loraner.types import surrogate_problem
 
@@ -41,9 +41,15 @@ def register(app: typer.Typer) -> None:
 
 def predict(
     text: str | None = typer.Argument(None, help="Text to analyse (or use --input)"),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Merged or exported model directory"),
-    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter directory (not with --model)"),
-    base: str | None = typer.Option(None, "--base", help="The adapter's base model (default: as recorded)"),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", help="Merged or exported model directory, or a hub id OWNER/NAME[@REVISION]"
+    ),
+    adapter: Path | None = typer.Option(
+        None, "--adapter", help="LoRA adapter directory or hub id (not with --model)"
+    ),
+    base: str | None = typer.Option(
+        None, "--base", help="The adapter's base model: path, hub id or pkg:MODULE (default: as recorded)"
+    ),
     dtype: DType = typer.Option("fp32", "--dtype", help="Torch weights (auto: bf16 where the CPU has it)"),
     input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
@@ -221,8 +227,12 @@ def _write_chunk(predictor: Any, records: list[dict[str, Any]], sink: IO[str]) -
 
 
 def serve(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model directory (or LORANER_MODEL)"),
-    base: str | None = typer.Option(None, "--base", help="Base model of LoRA adapters (LORANER_BASE)"),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model directory or hub id OWNER/NAME[@REVISION] (or LORANER_MODEL)"
+    ),
+    base: str | None = typer.Option(
+        None, "--base", help="Base model of LoRA adapters: path, hub id or pkg:MODULE (LORANER_BASE)"
+    ),
     adapters: str | None = typer.Option(
         None, "--adapters", help="Folder of adapters, one per sub-folder, named after it (LORANER_ADAPTERS)"
     ),
@@ -252,9 +262,33 @@ def serve(
         None, "--word-split", help="What a word is (default: as trained)"
     ),
     log_level: LogLevel | None = typer.Option(None, "--log-level"),
+    api_keys: str | None = typer.Option(
+        None,
+        "--api-keys",
+        help="Comma-separated API keys (LORANER_API_KEYS); visible in the process list: prefer "
+        "--api-keys-file or the variable",
+    ),
+    api_keys_file: Path | None = typer.Option(
+        None, "--api-keys-file", help="API keys, one per line, # comments (LORANER_API_KEYS_FILE)"
+    ),
+    protect_metrics: bool | None = typer.Option(
+        None, "--protect-metrics/--no-protect-metrics", help="With API keys: /metrics needs one (default)"
+    ),
+    protect_demo: bool | None = typer.Option(
+        None,
+        "--protect-demo/--no-protect-demo",
+        help="With API keys: /demo, /docs, /openapi.json need one (default: open; the page asks for a key)",
+    ),
+    cors_origins: str | None = typer.Option(
+        None,
+        "--cors-origins",
+        help="Comma-separated origins whose pages may call the API, e.g. https://app.example.org "
+        "(LORANER_CORS_ORIGINS; default none: no CORS headers)",
+    ),
 ) -> None:
     """Serve the model over HTTP: /predict, /predict/batch, /demo, /docs, /metrics, /health, /ready.
-    Every setting also reads LORANER_<NAME> from the environment; flags win."""
+    Every setting also reads LORANER_<NAME> from the environment; flags win. With API keys every route
+    but /health and /ready needs Authorization: Bearer KEY (/metrics and the pages: see their flags)."""
     from loraner.serve.app import run_server  # the [serve] extra (fastapi, uvicorn)
 
     settings = ServeSettings.from_env(
@@ -277,18 +311,41 @@ def serve(
         aggregation=aggregation,
         word_split=word_split,
         log_level=log_level,
+        api_keys=api_keys,
+        api_keys_file=api_keys_file,
+        protect_metrics=protect_metrics,
+        protect_demo=protect_demo,
+        cors_origins=cors_origins,
     )
     if not settings.model and not settings.base:
         raise ConfigError("no model: pass --model DIR (or --base MODEL with adapters), or set LORANER_MODEL")
-    if settings.model and not Path(settings.model).is_dir():
-        raise ConfigError(f"{settings.model}: model directory not found")
+    if settings.model:
+        settings = _with_local_model(settings)
+    if settings.base and hub_id(settings.base):
+        local_model_source(settings.base)  # download (or find in the cache) now: fail before serving
     if settings.adapters and not Path(settings.adapters).is_dir():
         raise ConfigError(f"{settings.adapters}: adapter folder not found")
     run_server(settings=settings)
 
 
+def _with_local_model(settings: ServeSettings) -> ServeSettings:
+    """A hub id as ``--model`` is downloaded before the server starts (a failure is one line, exit 1);
+    responses name the model by its hub id unless ``LORANER_MODEL_NAME`` says otherwise."""
+    assert settings.model is not None
+    found = hub_id(settings.model)
+    if found is None:
+        if not Path(settings.model).is_dir():
+            raise ConfigError(f"{settings.model}: model directory not found")
+        return settings
+    local = local_model_source(settings.model)
+    name = settings.model_name or settings.model
+    return settings.model_copy(update={"model": str(local), "model_name": name})
+
+
 def export_onnx(
-    model: Path = typer.Option(..., "--model", "-m", help="Merged model directory (or any HF checkpoint)"),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="Merged model directory, any HF checkpoint, or a hub id OWNER/NAME[@REV]"
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for model.onnx and its companions"),
     quantize: Quantization | None = typer.Option(None, "--quantize", help="Dynamic weight quantization"),
     opset: int = typer.Option(17, "--opset"),

@@ -1,5 +1,6 @@
 """What a training run leaves for people to read: ``metrics.json``, ``report.md`` with sample
-predictions, the confusion matrix (PNG and CSV) and the training curves."""
+predictions, the confusion matrix (PNG and CSV), the training curves, and the model cards
+(``README.md`` in ``adapter/`` and ``merged/``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loraner.eval.card import write_model_cards
 from loraner.eval.confusion import type_confusion
 from loraner.eval.evaluate import Evaluation
 from loraner.eval.plots import plot_confusion, plot_curves
@@ -29,6 +31,7 @@ def write_artifacts(out: Path, metrics: dict[str, Any], test: Evaluation | None,
         images["curves"] = "curves.png"
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     write_report(out / "report.md", metrics, samples, images)
+    write_model_cards(out, metrics)
 
 
 def sample_blocks(evaluation: Evaluation, n: int) -> list[str]:

@@ -43,6 +43,7 @@ from loraner.modeldir import (
     ONNX_FILE,
     QUANTIZATIONS,
     copy_meta,
+    local_model_source,
     make_readable,
 )
 from loraner.scores import entity_f1
@@ -102,7 +103,8 @@ def export_onnx(
 ) -> ExportReport:
     """Export ``model_dir`` to ``output_dir/model.onnx`` (int8 if ``quantize="int8"``) and verify it."""
     started = time.perf_counter()
-    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    source = str(model_dir)  # as given: a hub id stays one in the report and loraner.json
+    model_dir, output_dir = local_model_source(model_dir), Path(output_dir)  # a hub id is downloaded
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {', '.join(QUANTIZATIONS)})")
     if opset < 17:
@@ -122,7 +124,7 @@ def export_onnx(
             torch_predictor.backend, fp32_backend, windows, torch_predictor.pad_id
         )
         report = ExportReport(
-            str(model_dir),
+            source,
             str(output_dir),
             opset,
             quantize,
@@ -159,7 +161,7 @@ def export_onnx(
                     f"{int8_floor} on {len(texts)} texts; export fp32 instead or lower --int8-floor"
                 )
         shutil.copyfile(final_path, output_dir / ONNX_FILE)
-    _save_companions(model_dir, output_dir, torch_predictor, opset, quantize)
+    _save_companions(model_dir, output_dir, torch_predictor, opset, quantize, source)
     report.seconds = round(time.perf_counter() - started, 2)
     _write_report(output_dir, report)
     make_readable(output_dir)
@@ -279,12 +281,12 @@ def _preprocess(fp32_path: Path) -> Path:
 
 
 def _save_companions(
-    model_dir: Path, output_dir: Path, predictor: Any, opset: int, quantize: str | None
+    model_dir: Path, output_dir: Path, predictor: Any, opset: int, quantize: str | None, source: str
 ) -> None:
     """Tokenizer, config.json and provenance next to model.onnx, so the directory loads on its own."""
     predictor.tokenizer.save_pretrained(str(output_dir))
     shutil.copyfile(model_dir / CONFIG_FILE, output_dir / CONFIG_FILE)
-    onnx = {"source": str(model_dir), "opset": opset, "quantization": quantize or "none"}
+    onnx = {"source": source, "opset": opset, "quantization": quantize or "none"}
     copy_meta(model_dir, output_dir, max_length=predictor.max_length, onnx=onnx)
 
 

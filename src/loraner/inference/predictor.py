@@ -36,7 +36,7 @@ from loraner.inference.encoding import (
     softmax,
     tokenize_texts,
 )
-from loraner.modeldir import ONNX_FILE, ModelMeta, load_tokenizer, model_meta, model_type
+from loraner.modeldir import ONNX_FILE, ModelMeta, load_tokenizer, local_model_source, model_meta, model_type
 from loraner.settings import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE, o_threshold_problem, window_problem
 from loraner.types import Entity, surrogate_problem, types_of_labels
 
@@ -189,7 +189,7 @@ class NERPredictor:
         **settings: Any,
     ) -> NERPredictor:
         """Load a model directory (merged, exported ONNX, a LoRA adapter with its base) or any Hugging
-        Face token-classification checkpoint.
+        Face token-classification checkpoint; ``path`` may be a hub id (``OWNER/NAME[@REVISION]``).
 
         ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto`` (ONNX when
         ``model.onnx`` is present). ``threads`` sets the runtime's intra-op threads. ``max_length``,
@@ -199,7 +199,7 @@ class NERPredictor:
         arguments are :class:`PredictorSettings` fields: a forward pass takes at most ``batch_size``
         windows and ``max_batch_tokens`` padded tokens (``None``: no token cap; more memory on long texts).
         """
-        path = Path(path)
+        path = local_model_source(path)  # a hub id (OWNER/NAME[@REVISION]) is downloaded here
         meta = model_meta(path).with_overrides(max_length=max_length, stride=stride, word_split=word_split)
         tokenizer = load_tokenizer(path, model_type(path))
         runtime = load_backend(path, backend, device, threads, onnx_file, base=base, dtype=dtype)

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,10 +27,11 @@ from loraner import __version__
 from loraner.errors import LoranerError, ModelError
 from loraner.inference.adapters import UnknownAdapter, adapter_dirs
 from loraner.inference.backends import limit_malloc_arenas
+from loraner.serve.auth import UNAUTHORIZED, load_api_keys, require_key
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
-from loraner.serve.middleware import RequestContextMiddleware
-from loraner.serve.routes import STATIC_DIR, ApiError, router
+from loraner.serve.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from loraner.serve.routes import STATIC_DIR, ApiError, metrics_router, pages_router, probes, router
 from loraner.serve.service import (
     ClientGone,
     NotReady,
@@ -59,6 +61,7 @@ def create_app(
     feature names appear in ``GET /`` for the demo page's mode switch. De-identification is added here
     unless ``settings.deid`` is off or the caller brings its own "deidentify" feature."""
     settings = settings or ServeSettings.from_env()
+    keys = load_api_keys(settings)  # a bad key or keys file fails here, before anything starts
     metrics = Metrics()
     if settings.deid and "deidentify" not in features:
         routers, features = _with_deid(settings, metrics, routers, features)
@@ -86,24 +89,57 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # /docs below: Swagger UI from the installed package, never from a CDN
         redoc_url=None,
+        openapi_url=None,  # /openapi.json below, with the demo page's protection
     )
     app.state.service = service
     app.state.metrics = metrics
     app.state.features = [*BASE_FEATURES, *features]
+    app.state.api_keys = len(keys)  # how many, for the start-up log; never the keys
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
         body_timeout_s=settings.body_timeout_s,
     )
+    if settings.cors_origins:
+        # Added last, so outermost: its headers also go on the middleware's own 413/408/500 answers,
+        # and preflights (which carry no key) are answered before the API key is asked for.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "WWW-Authenticate"],
+            max_age=600,
+        )
     _install_error_handlers(app)
-    app.include_router(router)
-    for extra in routers:
-        app.include_router(extra)
+    _include_routes(app, settings, keys, routers)
     _declare_limits(app, settings)
-    _mount_docs(app)
+    # The pages' own files (scripts, styles) carry no data: open, whatever protect_demo says.
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _include_routes(
+    app: FastAPI, settings: ServeSettings, keys: tuple[bytes, ...], routers: Sequence[APIRouter]
+) -> None:
+    """Every route group, each guarded by an API key when keys are configured and its setting says so:
+    the API always, /metrics with ``protect_metrics``, the pages with ``protect_demo``; the probes
+    never (a load balancer or orchestrator sends no key)."""
+    guard = [require_key(keys)] if keys else []
+
+    def include(group: APIRouter, protected: bool) -> None:
+        if protected and guard:
+            app.include_router(group, dependencies=guard, responses=UNAUTHORIZED)
+        else:
+            app.include_router(group)
+
+    include(probes, False)
+    for group in (router, *routers):
+        include(group, True)
+    include(metrics_router, settings.protect_metrics)
+    include(pages_router, settings.protect_demo)
+    include(_docs_router(app), settings.protect_demo)
 
 
 MAX_KEY_CHARS = 256  # de-identification's document keys (loraner.serve.deid)
@@ -174,24 +210,35 @@ def _declare_limits(app: FastAPI, settings: ServeSettings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _mount_docs(app: FastAPI) -> None:
-    """``/docs``: Swagger UI served from the ``fastapi-offline`` package's files, so the page works
-    offline and loads nothing from another origin."""
+OPENAPI_URL = "/openapi.json"
+
+
+def _docs_router(app: FastAPI) -> APIRouter:
+    """``/openapi.json`` and ``/docs``: Swagger UI served from the ``fastapi-offline`` package's files,
+    so the page works offline and loads nothing from another origin. With API keys its "Authorize"
+    button takes one."""
     import fastapi_offline
     from fastapi.openapi.docs import get_swagger_ui_html
 
     assets = Path(fastapi_offline.__file__).parent / "static"
     app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
+    docs_router = APIRouter()
 
-    @app.get("/docs", include_in_schema=False)
+    @docs_router.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @docs_router.get("/docs", include_in_schema=False)
     async def docs() -> Any:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=OPENAPI_URL,
             title=f"{app.title} - docs",
             swagger_js_url="/docs-static/swagger-ui-bundle.js",
             swagger_css_url="/docs-static/swagger-ui.css",
             swagger_favicon_url="/docs-static/favicon.png",
         )
+
+    return docs_router
 
 
 def _with_deid(
@@ -316,6 +363,8 @@ def run_server(
             "port": settings.port,
             "backend": settings.backend,
             "model": settings.model,
+            "api_keys": app.state.api_keys,
+            "cors_origins": settings.cors_origins,
         },
     )
     config = uvicorn.Config(

@@ -4,6 +4,7 @@ and counts as ``extra`` fields, and error logs carry the exception type and fram
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import time
@@ -42,6 +43,14 @@ def configure_logging(level: str = "info", json_lines: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)  # library warnings (PEFT, Transformers) as log records, not plain text
+    if importlib.util.find_spec("transformers") is not None:  # the torch image; the ONNX one has none
+        # Transformers prints through a handler of its own and draws progress bars on stderr.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_default_handler()
+        hf_logging.enable_propagation()
+        hf_logging.disable_progress_bar()
 
 
 def safe_traceback(exc: BaseException) -> str:

@@ -1,4 +1,9 @@
-"""HTTP routes. Handlers stay thin: check the settings-dependent limits, then ask the service."""
+"""HTTP routes. Handlers stay thin: check the settings-dependent limits, then ask the service.
+
+The routes come in groups that ``create_app`` guards differently when API keys are configured
+(``loraner.serve.auth``): ``probes`` (always open), ``router`` (the API: always needs a key),
+``metrics_router`` (``protect_metrics``) and ``pages_router`` (``protect_demo``).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,10 @@ DEMO_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
+probes = APIRouter()
 router = APIRouter()
+metrics_router = APIRouter()
+pages_router = APIRouter()
 
 ERRORS = {
     404: {"model": ErrorResponse, "description": "Unknown adapter (the answer lists the available ones)"},
@@ -84,7 +92,7 @@ async def info(request: Request, service: Service = Depends(get_service)) -> Inf
     )
 
 
-@router.get("/health", response_model=HealthResponse, tags=["info"], summary="Liveness")
+@probes.get("/health", response_model=HealthResponse, tags=["info"], summary="Liveness")
 async def health(service: Service = Depends(get_service)) -> Response:
     # Alive even while loading; a model that failed to load is reported so the container restarts.
     status = "failed" if service.load_error else "ok"
@@ -92,7 +100,7 @@ async def health(service: Service = Depends(get_service)) -> Response:
     return JSONResponse(body, status_code=503 if service.load_error else 200)
 
 
-@router.get(
+@probes.get(
     "/ready",
     response_model=HealthResponse,
     tags=["info"],
@@ -195,13 +203,13 @@ async def adapters(service: Service = Depends(get_service)) -> AdaptersResponse:
     return AdaptersResponse(adapters=[AdapterOut(**a) for a in service.adapters_info()], default=default)
 
 
-@router.get("/metrics", include_in_schema=False)
+@metrics_router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     m = request.app.state.metrics
     return Response(m.render(), media_type=m.content_type)
 
 
-@router.get("/demo", include_in_schema=False)
+@pages_router.get("/demo", include_in_schema=False)
 async def demo() -> Response:
     return FileResponse(
         STATIC_DIR / "demo.html",

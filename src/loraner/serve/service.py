@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -87,8 +88,10 @@ def _without_path(message: str, model: str | None) -> str:
     """A load error for clients: the model directory's path (absolute or as given) becomes "the model
     directory"; the log keeps the full message."""
     if model:
-        for form in sorted({str(Path(model).resolve()), model.rstrip("/"), model}, key=len, reverse=True):
-            message = message.replace(form, "the model directory")
+        for form in sorted({str(Path(model).resolve()), model.rstrip("/")}, key=len, reverse=True):
+            # A file inside it keeps its own name ("model.onnx: ..."); "/model" in "/model.onnx" is no path.
+            message = re.sub(re.escape(form) + "/", "", message)
+            message = re.sub(re.escape(form) + r"(?![\w.-])", "the model directory", message)
     return message
 
 
@@ -121,15 +124,32 @@ class Work:
     deadline: float
     stop: threading.Event = field(default_factory=threading.Event)
     abort: threading.Event = field(default_factory=threading.Event)
+    # The longest gap between two should_stop calls so far (one forward pass and its bookkeeping),
+    # seeded with the service's last observed pass.
+    pass_s: float = 0.0
+    _last_check: float | None = None
 
     @classmethod
     def starting_now(
-        cls, timeout_s: float, stop: threading.Event | None = None, abort: threading.Event | None = None
+        cls,
+        timeout_s: float,
+        stop: threading.Event | None = None,
+        abort: threading.Event | None = None,
+        pass_s: float = 0.0,
     ) -> Work:
-        return cls(time.monotonic() + timeout_s, stop or threading.Event(), abort or threading.Event())
+        return cls(
+            time.monotonic() + timeout_s, stop or threading.Event(), abort or threading.Event(), pass_s
+        )
 
     def should_stop(self) -> bool:
-        return self.stop.is_set() or self.abort.is_set() or time.monotonic() >= self.deadline
+        """Asked before each forward pass. A pass that would end after the deadline is not started:
+        its answer would come too late, and the wait would hold the model from requests that can still
+        make theirs."""
+        now = time.monotonic()
+        if self._last_check is not None:
+            self.pass_s = max(self.pass_s, now - self._last_check)
+        self._last_check = now
+        return self.stop.is_set() or self.abort.is_set() or now + self.pass_s >= self.deadline
 
     def remaining(self) -> float:
         return max(self.deadline - time.monotonic(), 0.0)
@@ -147,6 +167,7 @@ class Service:
         self.pending = 0  # requests admitted to inference and not yet answered (running or queued)
         self.closing = False  # SIGTERM: new requests get 503
         self.abort = threading.Event()  # the grace period is over: running work stops, answers 503
+        self.last_pass_s = 0.0  # the longest forward pass of the last finished call (seeds new work)
 
     @property
     def ready(self) -> bool:
@@ -235,7 +256,7 @@ class Service:
             self.metrics.pending.set(self.pending)
 
     def new_work(self, stop: threading.Event | None = None) -> Work:
-        return Work.starting_now(self.settings.request_timeout_s, stop, self.abort)
+        return Work.starting_now(self.settings.request_timeout_s, stop, self.abort, self.last_pass_s)
 
     def begin_shutdown(self) -> None:
         """Called when the server starts shutting down: new requests are refused with a retryable 503;
@@ -332,6 +353,7 @@ class Service:
             )
             try:
                 results = await anyio.to_thread.run_sync(job)
+                self.last_pass_s = work.pass_s
             except Cancelled:
                 if work.stop.is_set():
                     raise ClientGone from None

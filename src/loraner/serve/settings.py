@@ -6,9 +6,11 @@ counts as unset).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loraner.data.words import WordSplit
@@ -19,6 +21,8 @@ from loraner.inference.predictor import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TO
 from loraner.settings import OThreshold
 
 ENV_PREFIX = "LORANER_"
+# What a browser sends as Origin: scheme://host[:port] (an IPv6 host in brackets), no path.
+ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?")
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
@@ -94,6 +98,24 @@ class ServeSettings(BaseSettings):
         None, description="de-identification YAML (default: every type replaced by [TYPE], no patterns)"
     )
 
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="API keys (comma-separated in LORANER_API_KEYS); with none, anyone may call the service",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="file of API keys, one per line (blank lines and # comments ignored)"
+    )
+    protect_metrics: bool = Field(True, description="with API keys: /metrics needs a key too")
+    protect_demo: bool = Field(
+        False,
+        description="with API keys: /demo, /docs and /openapi.json need a key too (a browser cannot send "
+        "one to open them: only behind a proxy that adds it)",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins whose web pages may call the API (comma-separated; * for any); none: no CORS",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: LogLevel = "info"
@@ -102,10 +124,19 @@ class ServeSettings(BaseSettings):
         True, description="accept connections while the model loads (/ready says 503 until done)"
     )
 
-    @field_validator("adapter", mode="before")
+    @field_validator("adapter", "api_keys", "cors_origins", mode="before")
     @classmethod
-    def _split_adapters(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                # A browser sends scheme://host[:port] exactly; a path or a trailing slash never matches.
+                raise ValueError(f"{origin!r} is not an origin like https://example.org or http://host:8080")
+        return value
 
     @field_validator("adapter")
     @classmethod

@@ -42,7 +42,7 @@ from loraner.data import load_splits, reader_unit
 from loraner.data.alignment import IGNORE, encode_examples, special_tokens, window_features, windows_for
 from loraner.errors import ConfigError
 from loraner.eval.evaluate import Evaluation, evaluate
-from loraner.inference.backends import TorchBackend, load_token_classifier
+from loraner.inference.backends import TorchBackend, load_token_classifier, native_bf16
 from loraner.inference.predictor import NERPredictor
 from loraner.modeldir import (
     ADAPTER_DIR,
@@ -128,7 +128,7 @@ class TrainResult:
     test: Evaluation | None
     validation: dict[str, Any] | None
     epochs: list[dict[str, Any]]
-    timing: dict[str, float]
+    timing: dict[str, float | str]
 
     @property
     def labels(self) -> list[str]:
@@ -361,12 +361,31 @@ class WindowTrainer(Trainer):
         return metrics
 
 
-def mixed_precision_flags(mode: str) -> dict[str, bool]:
-    if mode == "no" or (mode == "auto" and not torch.cuda.is_available()):
-        return {}
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
-        return {"bf16": True}
-    return {"fp16": True}
+def resolve_mixed_precision(mode: str) -> str:
+    """``auto``: on a GPU bf16 where it has it, else fp16; on a CPU bf16 where it is native (AMX-BF16 or
+    AVX512-BF16, by PyTorch's own checks), fp32 (``no``) elsewhere, where emulated bf16 is slower than
+    fp32. ``no``, ``bf16`` and ``fp16`` are taken as given."""
+    if mode != "auto":
+        return mode
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if native_bf16() else "no"
+
+
+def mixed_precision_flags(precision: str) -> dict[str, bool]:
+    """TrainingArguments' flags for a resolved precision (``no``, ``bf16`` or ``fp16``)."""
+    return {} if precision == "no" else {precision: True}
+
+
+def precision_record(setting: str, precision: str) -> str:
+    """What metrics.json and report.md say about the training precision, and why it was chosen."""
+    name = {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[precision]
+    if setting != "auto":
+        return f"{name} (mixed_precision: {setting})"
+    if torch.cuda.is_available():
+        return f"{name} (mixed_precision: auto, GPU)"
+    why = "this CPU has native bf16" if native_bf16() else "no native bf16 on this CPU"
+    return f"{name} (mixed_precision: auto: {why})"
 
 
 def steps_per_epoch(n_train: int, batch_size: int, accumulation: int, world_size: int = 1) -> int:
@@ -416,7 +435,7 @@ def training_arguments(
         # Every trainable parameter (LoRA matrices, the head) takes part in each forward pass.
         ddp_find_unused_parameters=False,
         dataloader_pin_memory=torch.cuda.is_available(),
-        **mixed_precision_flags(t.mixed_precision),
+        **mixed_precision_flags(resolve_mixed_precision(t.mixed_precision)),
     )
 
 
@@ -478,6 +497,8 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     params = count_parameters(model)
 
     predictor_for = partial(validation_predictor, tokenizer=tokenizer, meta=meta, cfg=cfg)
+    precision = resolve_mixed_precision(cfg.training.mixed_precision)
+    validation_for = partial(predictor_for, autocast=precision == "bf16" and not torch.cuda.is_available())
 
     test_examples = splits.get("test") or []
     before = None
@@ -506,7 +527,7 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         train_dataset=train_set,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
         eval_examples=eval_examples,
-        predictor_for=predictor_for,
+        predictor_for=validation_for,
         callbacks=[MarkCompleteCheckpoints()],
         **batching_options(cfg.training),
     )
@@ -536,18 +557,21 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
             "train_seconds": round(train_seconds, 1),
             "train_samples_per_second": train_output.metrics.get("train_samples_per_second", 0.0),
             "train_windows": len(train_set),
+            "precision": precision_record(cfg.training.mixed_precision, precision),
         },
     )
 
 
 def validation_predictor(
-    model: Any, *, tokenizer: Any, meta: ModelMeta, cfg: ExperimentConfig
+    model: Any, *, tokenizer: Any, meta: ModelMeta, cfg: ExperimentConfig, autocast: bool = False
 ) -> NERPredictor:
     """The predictor a training run scores with: the model being trained in a :class:`TorchBackend`,
     windowed and word-split as its ``loraner.json`` records; whole evaluation batches (no token cap:
-    memory is not the constraint while training)."""
+    memory is not the constraint while training). ``autocast``: bf16, as the run trains (per-epoch
+    validation); the before and test scores run in fp32, as the saved model is served by default."""
+    backend = TorchBackend(model, autocast=autocast)
     return NERPredictor.from_meta(
-        tokenizer, TorchBackend(model), meta, batch_size=cfg.training.eval_batch_size, max_batch_tokens=None
+        tokenizer, backend, meta, batch_size=cfg.training.eval_batch_size, max_batch_tokens=None
     )
 
 

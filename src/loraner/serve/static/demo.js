@@ -43,6 +43,47 @@ const PALETTE = {
 const $ = (id) => document.getElementById(id);
 let knownTypes = [];
 
+// API keys: when the service has them, every call sends the key entered in the key form. It is kept
+// for this tab only (sessionStorage: gone when the tab closes) and sent to this origin only.
+const KEY_STORE = "loraner-api-key";
+
+function storedKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORE) || "";
+  } catch {
+    return ""; // storage disabled: the key lives in the form field only
+  }
+}
+
+function api(path, options = {}) {
+  const key = storedKey() || $("api-key").value.trim();
+  const headers = { ...(options.headers || {}) };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  return fetch(path, { ...options, headers });
+}
+
+// A 401: show the key form with the service's reason (no key, or a key it does not know).
+function askForKey(detail) {
+  $("key-form").hidden = false;
+  $("key-status").textContent = detail || "This service needs an API key.";
+  $("key-status").classList.add("status-error");
+  $("api-key").focus();
+}
+
+function useKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  try {
+    if (key) sessionStorage.setItem(KEY_STORE, key);
+    else sessionStorage.removeItem(KEY_STORE);
+  } catch {
+    // storage disabled: api() reads the field itself
+  }
+  $("key-status").textContent = "";
+  $("key-status").classList.remove("status-error");
+  loadInfo();
+}
+
 function colorFor(type) {
   if (PALETTE[type]) return PALETTE[type];
   let hash = 0;
@@ -175,13 +216,14 @@ async function analyze() {
   setStatus("Working…");
   const started = performance.now();
   try {
-    const response = await fetch(mode.endpoint, {
+    const response = await api(mode.endpoint, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(requestBody(text)),
     });
     const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     $("json").textContent = JSON.stringify(data, null, 2);
+    if (response.status === 401) askForKey(data.detail);
     if (!response.ok) {
       const id = data.request_id ? ` (request ${data.request_id})` : "";
       setStatus(`Error ${response.status}: ${data.detail || "request failed"}${id}`, true);
@@ -204,7 +246,7 @@ function requestBody(text) {
 
 // GET /adapters: one option per adapter (its entity types in the label); hidden when there are none.
 async function loadAdapters() {
-  const response = await fetch("/adapters");
+  const response = await api("/adapters");
   if (!response.ok) return;
   const data = await response.json();
   const select = $("adapter");
@@ -220,7 +262,15 @@ async function loadAdapters() {
 
 async function loadInfo() {
   try {
-    const info = await (await fetch("/")).json();
+    const response = await api("/");
+    if (response.status === 401) {
+      const answer = await response.json().catch(() => ({}));
+      $("model-info").textContent = "This service needs an API key.";
+      askForKey(answer.detail);
+      return;
+    }
+    const info = await response.json();
+    $("key-status").textContent = storedKey() ? "Key accepted." : "";
     const model = info.model;
     $("model-info").textContent = model
       ? `Model ${model.name} · ${model.backend} · types: ${model.types.join(", ")}`
@@ -252,6 +302,8 @@ function init() {
   }
   showMode(currentMode());
   $("run").addEventListener("click", analyze);
+  $("key-form").addEventListener("submit", useKey);
+  if (storedKey()) $("key-form").hidden = false;
   $("text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) analyze();
   });
