@@ -317,14 +317,17 @@ class NoteGenerator:
         return topics or [T.TOPICS[kind][0]]
 
     def _sentences(self, templates: T.Templates, topic: str, most: int = 2) -> list[str]:
-        """One to ``most`` templates of ``topic``, now and then with an unlabelled clinical finding or a
-        Faker filler sentence among them: ordinary words a model must learn to leave alone."""
+        """One to ``most`` templates of ``topic``, now and then with an unlabelled clinical finding among
+        them: ordinary words a model must learn to leave alone.
+
+        No Faker lorem sentences: they start with a capitalised unknown word, which taught the model that
+        a name opening a sentence ("Vebjørn ble innlagt ...") is an ordinary word. Without them, the
+        quickstart model's character-level recall on notes it never saw rose from 0.92 to 0.95."""
         rng = self.rng
         pool = templates["sentences"][topic]
         chosen = rng.sample(pool, min(len(pool), rng.randint(1, most)))
-        for extra, share in (("{findings}", 0.3), ("{filler}", 0.25)):
-            if rng.random() < share:
-                chosen.insert(rng.randint(0, len(chosen)), extra)
+        if rng.random() < 0.3:
+            chosen.insert(rng.randint(0, len(chosen)), "{findings}")
         return chosen
 
     def _title(
@@ -457,8 +460,6 @@ class NoteGenerator:
             return [(self._dept(nb), label)]
         if key == "findings":
             return [(self._findings(nb), None)]
-        if key == "filler":
-            return [(str(self.faker["da_DK" if nb else "en_US"].sentence(nb_words=rng.randint(4, 12))), None)]
         if key in ("pron", "Pron", "obj", "poss", "Poss"):
             return [(_pronoun(key, note.patient.male, nb), None)]
         if key == "relation_cap":

@@ -21,10 +21,10 @@ Everything else is unlabelled filler: pronouns (``Pron``, ``pron``, ``obj``, ``p
 roles, generic places written into the sentences ("legevakten", "poliklinikken"; ``ward_generic`` is
 drawn per note for templates that want one), diagnoses (some named after people: ``eponym``), drugs,
 durations and the distractor numbers (blood pressure, doses, ICD codes, lab values, clock times, years
-of duration), so a model has to use context rather than capital letters or digits. Two more are drawn
+of duration), so a model has to use context rather than capital letters or digits. One more is drawn
 by the generator between a topic's sentences: ``findings`` (a sentence of clinical findings from
-``FINDINGS_NB``/``FINDINGS_EN``) and ``filler`` (a Faker lorem sentence, Danish words for Norwegian
-notes), so most words a model sees are ordinary words that are not PHI, as in real notes.
+``FINDINGS_NB``/``FINDINGS_EN``), so most words a model sees are ordinary words that are not PHI, as in
+real notes.
 
 Each language has ``titles`` per note kind, ``fields`` (header lines of a headed record), ``sections``
 (section headings), and sentence pools per topic in ``sentences``; ``closing`` lines end a note.
