@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from loraner.errors import ModelError
+from loraner.eval.generalization import (
+    TABLE_HEADERS,
+    generalization_rows,
+    nor_deid_available,
+    score_generalization,
+)
+from loraner.eval.report import render_markdown_table
 from loraner.modeldir import MERGED_DIR
 from loraner.settings import load_config
 from loraner.train.run import run_training
@@ -25,9 +33,23 @@ def run_demo(output: Path, min_f1: float = 0.95, serve: bool = True, port: int =
     )
     if f1 < min_f1:
         raise ModelError(f"quickstart test F1 {f1:.4f} is below the required {min_f1}")
+    if nor_deid_available():
+        report_generalization(run_dir, metrics["test"])
+    else:
+        print("Nor-DeID holdout notes not found (../shared): only the in-distribution F1 is reported")
     if serve:
         _serve_demo(run_dir / MERGED_DIR, port)
     return metrics
+
+
+def report_generalization(run_dir: Path, in_distribution: dict[str, Any]) -> dict[str, Any]:
+    """The quickstart model on notes the generator did not write (Nor-DeID holdout), beside its
+    synthetic test F1; the scores go to ``generalization.json`` in the run directory."""
+    scores = score_generalization(run_dir)
+    (run_dir / "generalization.json").write_text(json.dumps(scores, indent=2), encoding="utf-8")
+    print("quickstart model on text it was not trained on (Nor-DeID holdout notes):")
+    print(render_markdown_table(TABLE_HEADERS, generalization_rows(in_distribution, scores)))
+    return scores
 
 
 def _serve_demo(model_dir: Path, port: int) -> None:

@@ -91,6 +91,12 @@ class DataConfig(Strict):
     hub_config: str | None = "supervised"
     view: Literal["notes", "structured"] = "notes"
     label_map: dict[str, str] = Field(default_factory=dict)
+    join_spans: list[str] = Field(
+        default_factory=list,
+        description="entity types whose neighbouring spans, separated only by spaces on one line, become one "
+        "span (after label_map): [PATIENT] scores data that tags first and last names apart (Nor-DeID) "
+        "under the full-name convention of `loraner data synth`",
+    )
     sample: dict[str, int | float | None] = Field(default_factory=dict)
     seed: int = 42
     synth_counts: dict[str, int] = Field(

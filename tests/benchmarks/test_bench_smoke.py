@@ -14,7 +14,7 @@ import pytest
 from loraner.settings import shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "adapters")
+WORKLOADS = ("inference", "memory", "load", "training", "soak", "overload", "generalization", "adapters")
 TITLES = (
     "Inference throughput",
     "Single-sentence latency",
@@ -23,6 +23,7 @@ TITLES = (
     "Training speed",
     "Soak (",
     "Overload (",
+    "Generalization",
     "Adapters: mixed stream",
     "Adapters: memory",
     "Adapters: `loraner serve",

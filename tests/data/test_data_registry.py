@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loraner.data import get_reader, load_splits, supported_formats
-from loraner.data.registry import relabel
+from loraner.data.registry import join_spans, relabel
 from loraner.data.sampling import sample_examples, sample_size, sample_splits
 from loraner.errors import ConfigError
 from loraner.settings import DataConfig
@@ -131,3 +131,45 @@ def test_when_label_map_then_word_tags_renamed(tags: list[str], expected: list[s
 def test_when_label_map_then_spans_renamed() -> None:
     example = SpanExample(text="ab", spans=[Span(0, 1, "PER"), Span(1, 2, "MISC")])
     assert relabel(example, {"PER": "PATIENT", "MISC": "O"}).spans == [Span(0, 1, "PATIENT")]  # type: ignore[union-attr]
+
+
+def test_when_join_spans_then_name_parts_on_one_line_become_one_span() -> None:
+    text = "Kari  Nordmann og Ola\nHansen, Bergen Oslo"
+    parts = [
+        Span(0, 4, "PATIENT"),
+        Span(6, 14, "PATIENT"),  # spaces only between: joined
+        Span(18, 21, "PATIENT"),
+        Span(22, 28, "PATIENT"),  # a line break between: kept apart
+        Span(30, 36, "LOC"),
+        Span(37, 41, "LOC"),  # a type not listed: kept apart
+    ]
+    joined = join_spans(SpanExample(text=text, spans=parts), frozenset({"PATIENT"}))
+    assert [(s.label, text[s.start : s.end]) for s in joined.spans] == [  # type: ignore[union-attr]
+        ("PATIENT", "Kari  Nordmann"),
+        ("PATIENT", "Ola"),
+        ("PATIENT", "Hansen"),
+        ("LOC", "Bergen"),
+        ("LOC", "Oslo"),
+    ]
+
+
+def test_when_join_spans_then_word_tags_continue() -> None:
+    example = WordExample(tokens=["Kari", "Nordmann", "og", "Ola"], tags=["B-PER", "B-PER", "O", "B-PER"])
+    assert join_spans(example, frozenset({"PER"})).tags == ["B-PER", "I-PER", "O", "B-PER"]  # type: ignore[union-attr]
+
+
+def test_when_config_joins_spans_then_load_splits_applies_it_after_label_map(tmp_path: Path) -> None:
+    path = tmp_path / "test.jsonl"
+    path.write_text(
+        '{"text": "Kari Nordmann", "spans": [{"start": 0, "end": 4, "label": "First"},'
+        ' {"start": 5, "end": 13, "label": "Last"}]}\n',
+        encoding="utf-8",
+    )
+    cfg = DataConfig(
+        format="jsonl",
+        path=str(tmp_path),
+        splits={"test": "test.jsonl"},
+        label_map={"First": "PATIENT", "Last": "PATIENT"},
+        join_spans=["PATIENT"],
+    )
+    assert load_splits(cfg)["test"][0].spans == [Span(0, 13, "PATIENT")]  # type: ignore[union-attr]

@@ -120,6 +120,22 @@ def test_when_generic_splits_then_nor_deid_file_names_used(fixtures: Path) -> No
     assert _pairs(splits["test"][0])[-1] == ("ID", "010116 12345")  # type: ignore[arg-type]
 
 
+def test_when_join_spans_then_first_and_last_name_become_one_patient(fixtures: Path) -> None:
+    with pytest.warns(UserWarning):
+        parts = load_splits(DataConfig(format="nor-deid", path=str(fixtures / "nordeid")))
+    with pytest.warns(UserWarning):
+        joined = load_splits(
+            DataConfig(format="nor-deid", path=str(fixtures / "nordeid"), join_spans=["PATIENT"])
+        )
+    names = [p for ex in parts["train"] for p in _pairs(ex) if p[0] == "PATIENT"]  # type: ignore[arg-type]
+    full = [p for ex in joined["train"] for p in _pairs(ex) if p[0] == "PATIENT"]  # type: ignore[arg-type]
+    assert ("PATIENT", "Ingrid") in names and ("PATIENT", "Fjellheim") in names
+    assert ("PATIENT", "Ingrid Fjellheim") in full and ("PATIENT", "Ingrid") not in full
+    assert len(full) < len(names)
+    others = [[p for p in _pairs(ex) if p[0] != "PATIENT"] for ex in parts["train"]]  # type: ignore[arg-type]
+    assert others == [[p for p in _pairs(ex) if p[0] != "PATIENT"] for ex in joined["train"]]  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("file", "where", "fragment"),
     [

@@ -10,6 +10,7 @@ from loraner.data import load_splits
 from loraner.data.jsonl import read_span_file
 from loraner.data.synth import (
     LABELS,
+    _noisy,
     format_date,
     generate_notes,
     synth_splits,
@@ -18,7 +19,7 @@ from loraner.data.synth import (
 from loraner.errors import ConfigError
 from loraner.fnr import valid_fnr
 from loraner.settings import DataConfig
-from loraner.types import SpanExample
+from loraner.types import Span, SpanExample
 
 pytest.importorskip("faker")
 
@@ -67,11 +68,14 @@ def test_when_generated_then_distractor_numbers_are_unlabelled(notes: list[SpanE
     assert any(re.search(r"\b\d{2,3}/\d{2,3}\b", n.text) for n in notes)  # blood pressure
 
 
-def test_when_eleven_digit_ids_then_checksums_valid(notes: list[SpanExample]) -> None:
+def test_when_eleven_digit_ids_then_most_checksums_valid(notes: list[SpanExample]) -> None:
     ids = [n.text[s.start : s.end] for n in notes for s in n.spans if s.label == "ID"]
     national = [i for i in ids if re.fullmatch(r"\d{6} ?\d{5}", i)]
     assert len(national) > 20
-    assert all(valid_fnr(i) for i in national)
+    # About one in five is an arbitrary 11-digit number (records hold those too): a model must not
+    # rely on the check digits; the rest are real fødselsnummer.
+    valid = sum(valid_fnr(i) for i in national) / len(national)
+    assert 0.6 < valid < 0.97
     assert len(set(ids)) > len(national)  # other ID formats too
 
 
@@ -113,3 +117,94 @@ def test_when_only_english_locale_then_english_notes() -> None:
 def test_when_locale_unknown_then_config_error() -> None:
     with pytest.raises(ConfigError, match="synth_locales"):
         generate_notes(1, seed=1, locales=["xx_XX"])
+
+
+def _free_text(note: SpanExample) -> str:
+    """The note with every labelled character blanked: what must not be PHI."""
+    chars = list(note.text)
+    for span in note.spans:
+        chars[span.start : span.end] = " " * (span.end - span.start)
+    return "".join(chars)
+
+
+def _pieces(notes: list[SpanExample], label: str) -> list[str]:
+    return [n.text[s.start : s.end] for n in notes for s in n.spans if s.label == label]
+
+
+def test_when_generated_then_pronouns_titles_and_eponyms_are_not_phi(notes: list[SpanExample]) -> None:
+    free = "\n".join(_free_text(n) for n in notes)
+    for word in ("Hun", "Han", "hun", "han", "She", "He", "Pasienten"):
+        assert re.search(rf"\b{word}\b", free), word
+    titled = [
+        n.text[s.start - 4 : s.start]
+        for n in notes
+        for s in n.spans
+        if n.text[s.start - 4 : s.start] == "Fru "
+    ]
+    assert titled  # "Fru [Nordmann]": the title stays outside the span
+    assert re.search(r"(Parkinsons|Alzheimers|Crohns|Bekhterevs|Parkinson's|Crohn's) ", free)
+    labelled = " ".join(_pieces(notes, "PATIENT"))
+    assert not re.search(r"\b(Hun|Han|She|He|Fru|Mr\.|Pasienten)\b", labelled)
+
+
+def test_when_generated_then_names_in_many_forms_and_for_several_people(notes: list[SpanExample]) -> None:
+    names = _pieces(notes, "PATIENT")
+    single = [n for n in names if " " not in n and "," not in n]
+    assert len(single) > 100  # a given name or a surname alone
+    assert not any("," in n for n in names)
+    # "Family, Given": two spans with the comma between them outside both
+    assert any(
+        re.fullmatch(r", ", n.text[a.end : b.start])
+        for n in notes
+        for a, b in zip(n.spans, n.spans[1:], strict=False)
+        if a.label == b.label == "PATIENT"
+    )
+    assert any(re.fullmatch(r"[A-ZÆØÅ]\. \S+", n) for n in names)  # "K. Nordmann"
+    assert any(n.isupper() for n in names) and any(n.islower() for n in names)
+    # relatives and staff too: most notes name more than one person
+    people = [len({n.text[s.start : s.end] for s in n.spans if s.label == "PATIENT"}) for n in notes]
+    assert sum(count >= 3 for count in people) > len(notes) // 2
+
+
+def test_when_generated_then_places_include_units_departments_and_addresses(notes: list[SpanExample]) -> None:
+    places = _pieces(notes, "LOC")
+    assert any(re.search(r"(sykehus|sjukehus|legevakt|DPS|sykehjem|legekontor)", p) for p in places)
+    assert any(re.search(r"avdeling", p, re.IGNORECASE) for p in places)
+    assert any(re.search(r"avdeling.*, ", p, re.IGNORECASE) for p in places)  # department, hospital
+    assert any(re.search(r"\d+.*, \d{4} ", p) for p in places)  # street, postcode and town
+    free = "\n".join(_free_text(n) for n in notes)
+    assert re.search(r"\b(sengeposten|akuttmottaket|legevakten|the ward|the clinic)\b", free)
+
+
+def test_when_generated_then_layouts_vary(notes: list[SpanExample]) -> None:
+    headed = [
+        n for n in notes if re.search(r"^(Navn|Pasient|Name|Patient|NAVN|NAME|Pas\.|Pt): ", n.text, re.M)
+    ]
+    bullets = [n for n in notes if re.search(r"^(- |\* |• )", n.text, re.M)]
+    prose = [n for n in notes if n not in headed and n not in bullets]
+    assert len(headed) > 30 and len(bullets) > 30 and len(prose) > 30
+    assert any(n.text.startswith(("Til", "To:", "Dear")) for n in notes)  # letters
+
+
+def test_when_generated_then_ages_are_numbers_and_dates_take_many_forms(notes: list[SpanExample]) -> None:
+    assert all(a.isdigit() for a in _pieces(notes, "AGE"))
+    dates = set(_pieces(notes, "DATE"))
+    assert any(re.fullmatch(r"\d{2}\. [a-z]+ \d{4}", d) for d in dates)  # 04. mars 2019
+    assert any(re.fullmatch(r"\d{1,2}/\d{1,2}-\d{2}", d) for d in dates)  # 4/3-19
+    assert any(re.fullmatch(r"[a-z]+ \d{4}", d) for d in dates)  # mars 2019
+    assert any(re.fullmatch(r"(19|20)\d{2}", d) for d in dates)  # a year alone
+    phones = set(_pieces(notes, "PHONE"))
+    assert any(p.startswith("0047") for p in phones) and any(p.startswith("+47") for p in phones)
+
+
+def test_when_noise_added_then_length_and_spans_kept() -> None:
+    import random
+
+    text = "Pasienten Kari Nordmann bor i Bergen og har vondt i ryggen. " * 6
+    spans = [Span(10, 23, "PATIENT"), Span(30, 36, "LOC")]
+    for seed in range(40):
+        noisy = _noisy(text, spans, random.Random(seed))
+        assert len(noisy) == len(text)
+        assert noisy[10:23].lower() == "kari nordmann" and "\n" not in noisy[10:36]
+    outputs = {_noisy(text, spans, random.Random(seed)) for seed in range(40)}
+    assert len(outputs) > 5 and any("\n" in o for o in outputs)

@@ -100,3 +100,13 @@ def test_score_is_mean_probability_of_chosen_labels_over_words():
     entity = entities[0]
     assert (entity.text, entity.start, entity.end, entity.type) == ("Ann Lee", 0, 7, "PER")
     assert entity.score == pytest.approx(0.8)
+
+
+def test_when_an_entity_would_span_a_line_break_then_each_line_is_its_own_entity():
+    text = "Bosted: Oslo\nInnkomst Ann Lee"
+    offsets = [(0, 6), (6, 7), (8, 12), (13, 21), (22, 25), (26, 29)]
+    probs = np.array(
+        [[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]], dtype=np.float32
+    )  # the model continues "Oslo" across the line break
+    entities = decode_entities(text, probs, offsets, list(range(6)), tags("O", "B-LOC", "I-LOC"))
+    assert [(e.text, e.type) for e in entities] == [("Oslo", "LOC"), ("Innkomst Ann Lee", "LOC")]

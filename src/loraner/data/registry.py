@@ -68,7 +68,31 @@ def load_splits(cfg: DataConfig) -> Splits:
                 f"{', '.join(sorted(present)) or '(none)'}"
             )
         splits = {name: [relabel(ex, cfg.label_map) for ex in examples] for name, examples in splits.items()}
+    if cfg.join_spans:
+        joined = frozenset(cfg.join_spans)
+        splits = {name: [join_spans(ex, joined) for ex in examples] for name, examples in splits.items()}
     return sample_splits(splits, cfg.sample, cfg.seed)
+
+
+def join_spans(example: Example, labels: frozenset[str]) -> Example:
+    """Neighbouring entities of a type in ``labels`` separated only by spaces (not a line break) become
+    one entity: ``[Kari] [Nordmann]`` -> ``[Kari Nordmann]``. Converts data that tags name parts apart to
+    the one-span-per-name convention (``loraner data synth``); other types and gaps are left alone."""
+    if isinstance(example, WordExample):
+        tags = list(example.tags)
+        for i in range(1, len(tags)):
+            if tags[i].startswith("B-") and tags[i][2:] in labels and tags[i - 1][2:] == tags[i][2:]:
+                tags[i] = f"I-{tags[i][2:]}"
+        return WordExample(tokens=example.tokens, tags=tags, id=example.id)
+    spans: list[Span] = []
+    for span in sorted(example.spans, key=lambda s: (s.start, s.end)):
+        last = spans[-1] if spans else None
+        gap = example.text[last.end : span.start] if last else ""
+        if last and span.label == last.label and span.label in labels and gap and not gap.strip(" "):
+            spans[-1] = Span(last.start, span.end, span.label)
+        else:
+            spans.append(span)
+    return SpanExample(text=example.text, spans=spans, id=example.id)
 
 
 def relabel(example: Example, label_map: Mapping[str, str]) -> Example:

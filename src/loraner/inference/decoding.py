@@ -6,6 +6,10 @@ what the fast tokenizer's pre-tokenizer calls a word (``word_ids()``), spanning 
 offsets of its subwords. Entity text is always sliced from the original string, never detokenized:
 BERT-uncased maps "José" to "jose" and byte-level BPE splits one character into several tokens.
 
+An entity never spans a line break: a line's first word starts a new entity even where the model
+continued the previous line's (no labelling convention here puts a line break inside an entity, and
+BERT-style tokenizers drop line breaks, so a model cannot see where a header line's value ends).
+
 Known limit of IO label sets (no ``B-``): two adjacent entities of the same type merge into one,
 because nothing in the labels marks where the second begins.
 """
@@ -141,8 +145,20 @@ def decode_entities(
     chosen = choose_labels(dist, o_index, o_threshold)
     word_scores = dist[np.arange(len(words)), chosen]
     entities = []
-    for first, stop, type_ in spans_from_tags([tags[int(c)] for c in chosen]):
-        start, end = words[first].start, words[stop - 1].end
-        score = float(word_scores[first:stop].mean())
-        entities.append(Entity(type=type_, text=text[start:end], start=start, end=end, score=score))
+    for span_first, span_stop, type_ in spans_from_tags([tags[int(c)] for c in chosen]):
+        for first, stop in _split_at_line_breaks(text, words, span_first, span_stop):
+            start, end = words[first].start, words[stop - 1].end
+            score = float(word_scores[first:stop].mean())
+            entities.append(Entity(type=type_, text=text[start:end], start=start, end=end, score=score))
     return entities
+
+
+def _split_at_line_breaks(text: str, words: Sequence[Word], first: int, stop: int) -> list[tuple[int, int]]:
+    """Word ranges of the words ``[first, stop)``, cut wherever a line break separates two words."""
+    ranges = []
+    for i in range(first + 1, stop):
+        if "\n" in text[words[i - 1].end : words[i].start]:
+            ranges.append((first, i))
+            first = i
+    ranges.append((first, stop))
+    return ranges
