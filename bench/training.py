@@ -330,6 +330,11 @@ def report(result: dict[str, Any]) -> None:
     f1 = result["f1"]
     if "f1_diff_points" in f1:
         runs = f1["runs"]
+        bf16 = f1.get("bf16", {})
+        # compare_f1 keeps the per-seed F1 and mean of the two recipes it compares: D vs loraner at the
+        # top, loraner vs loraner-bf16 under "bf16".
+        per_seed = {**bf16.get("f1_per_seed", {}), **f1["f1_per_seed"]}
+        mean = {v: f1.get(f"f1_{v}", bf16.get(f"f1_{v}")) for v in runs}
         print_table(
             f"Training F1: MiniLM on CoNLL, 1 epoch on {f1['train_sentences']} sentences, "
             f"dev {f1['dev_sentences']} sentences, seeds {f1['seeds']}",
@@ -337,8 +342,8 @@ def report(result: dict[str, Any]) -> None:
             [
                 [
                     v,
-                    " ".join(f"{f:.4f}" for f in f1["f1_per_seed"][v]),
-                    f"{f1[f'f1_{v}']:.4f}",
+                    " ".join(f"{f:.4f}" for f in per_seed[v]),
+                    f"{mean[v]:.4f}",
                     statistics.median(r["samples_per_s"] for r in rs),
                     max(r["peak_rss_mb"] for r in rs),
                 ]
@@ -349,7 +354,6 @@ def report(result: dict[str, Any]) -> None:
             f"F1 loraner - D = {f1['f1_diff_points']} points; noise ±{f1['noise_points']} "
             f"(dev bootstrap ±{f1['sentence_noise_points']}, seeds ±{f1['seed_noise_points']})"
         )
-        bf16 = f1.get("bf16", {})
         if "f1_diff_points" in bf16:
             print(
                 f"F1 loraner-bf16 - loraner (fp32) = {bf16['f1_diff_points']} points; "

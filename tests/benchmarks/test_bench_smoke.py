@@ -93,6 +93,27 @@ def test_when_both_recipes_predict_the_same_then_f1_difference_is_zero():
     assert out["seed_noise_points"] == 0 and out["noise_points"] == 0
 
 
+def test_the_f1_table_shows_every_recipe_the_bf16_comparison_included(capsys):
+    from bench.training import compare_f1, report
+
+    gold = [[[0, 4, "PER"]], [[0, 4, "LOC"]], [[0, 3, "ORG"]], [[0, 4, "PER"]]]
+
+    def run(hits: int) -> dict:
+        pred = [g if i < hits else [] for i, g in enumerate(gold)]
+        return {"evaluation": {"gold": gold, "pred": pred}, "samples_per_s": 10.0, "peak_rss_mb": 1.0}
+
+    runs = {"D": [run(3), run(4)], "loraner": [run(3), run(3)], "loraner-bf16": [run(2), run(3)]}
+    f1 = {"train_sentences": 4, "dev_sentences": 4, "seeds": [0, 1], "runs": runs, **compare_f1(runs, 0)}
+    f1["bf16"] = compare_f1(runs, 0, "loraner", "loraner-bf16")
+    speed = [{"variant": "D", "samples_per_s": 1.0, "speedup_vs_D": 1.0, "tokens_per_step": 1.0,
+              "padding_share": 0.1, "first_step_seconds": 1.0, "peak_rss_mb": 1.0, "steps": 1,
+              "batching": "random"}]  # fmt: skip
+    report({"speed": speed, "f1": f1, "targets": []})
+    table = capsys.readouterr().out
+    assert "loraner-bf16  0.6667 0.8571    0.7619" in table  # its own seeds and mean, not loraner's
+    assert "F1 loraner-bf16 - loraner (fp32)" in table
+
+
 def test_when_an_entity_misses_a_boundary_or_the_type_then_it_is_not_a_hit():
     from bench.training import entity_counts
 
