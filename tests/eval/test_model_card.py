@@ -49,7 +49,7 @@ def test_the_quickstart_card_names_the_packaged_base_and_says_the_data_is_synthe
         "accuracy": 0.99,
     }
     assert "Trained and tested on synthetic text only" in card.text
-    assert "| Synthetic notes per split | train: 600, validation: 100, test: 150 |" in card.text
+    assert "| Synthetic notes per split | train: 560, validation: 100, test: 150 |" in card.text
     assert "| Generator seed | 13 |" in card.text
     assert "loraner evaluate --deid" in card.text  # PHI labels: a missed entity is a leak
 

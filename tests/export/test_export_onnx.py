@@ -31,6 +31,17 @@ def test_fp32_export_matches_torch_logits_and_is_self_contained(tiny_onnx_dir):
     assert all(mode & 0o044 == 0o044 for mode in modes), "readable by the serving image's user"
 
 
+def test_on_a_cpu_with_native_bf16_the_export_still_checks_against_fp32(
+    tmp_path, tiny_roberta_dir, monkeypatch
+):
+    """The default torch dtype is bf16 there; the fp32 graph must be compared with fp32 weights."""
+    from loraner.inference import backends
+
+    monkeypatch.setattr(backends, "native_bf16", lambda: True)
+    report = export_onnx(tiny_roberta_dir, tmp_path / "fp32")
+    assert report.fp32_max_abs_diff <= 1e-3
+
+
 def test_int8_export_reports_agreement_and_loads(tmp_path, tiny_roberta_dir):
     out = tmp_path / "int8"
     report = export_onnx(tiny_roberta_dir, out, quantize="int8", int8_floor=0.0)

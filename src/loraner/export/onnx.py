@@ -113,7 +113,8 @@ def export_onnx(
     if not texts:
         raise ConfigError("the export sample has no non-empty texts")
 
-    torch_predictor = NERPredictor.from_pretrained(model_dir, backend="torch", threads=threads)
+    # fp32 whatever the CPU: the graph is fp32 and must match the model's own numbers.
+    torch_predictor = NERPredictor.from_pretrained(model_dir, backend="torch", threads=threads, dtype="fp32")
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="loraner-onnx-") as tmp:
         fp32_path = Path(tmp) / "model.fp32.onnx"
