@@ -24,14 +24,6 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
-def load_notes(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def gold_spans(note: dict) -> list[tuple[int, int, str]]:
-    return [(int(s["start"]), int(s["end"]), str(s["label"])) for s in note.get("spans", [])]
-
-
 def sentences_of(notes: list[str], limit: int) -> list[str]:
     out = [s.strip() for note in notes for s in note.replace("\n", ". ").split(". ") if len(s.split()) >= 5]
     return out[:limit]
@@ -117,6 +109,7 @@ def wait_ready(port: int, timeout: float = 120) -> None:
 
 def main() -> None:
     from bench.common import cpu_class, cpu_line, machine_info
+    from loraner.data.jsonl import read_span_file
     from loraner.export.onnx import export_onnx
     from loraner.inference import NERPredictor
     from loraner.scores import entity_f1
@@ -131,9 +124,9 @@ def main() -> None:
     args = parser.parse_args()
 
     print(cpu_line(), flush=True)
-    test_notes = load_notes(args.notes)
-    gold = [gold_spans(n) for n in test_notes]
-    all_notes = [n["text"] for n in test_notes]
+    test_notes = read_span_file(args.notes)
+    gold = [n.spans for n in test_notes]
+    all_notes = [n.text for n in test_notes]
     notes = all_notes[:50]
     sentences = sentences_of(notes, args.sentences)
     export_dir = args.model.parent / "onnx"
