@@ -245,6 +245,18 @@ class _Writer:
             last = match.end()
         self.write(template[last:])
 
+    def fill_all(
+        self,
+        templates: Sequence[str],
+        resolve: Callable[[str], Pieces],
+        separator: str = " ",
+        marker: str = "",
+    ) -> None:
+        """Templates one after another: ``separator`` between them, ``marker`` before each (a list item)."""
+        for i, template in enumerate(templates):
+            self.write((separator if i else "") + marker)
+            self.fill(template, resolve)
+
     def text(self) -> str:
         return "".join(self.parts)
 
@@ -361,12 +373,10 @@ class NoteGenerator:
             writer.write(": " if colon and not bullets else ":\n" if colon else "\n")
             sentences = self._sentences(templates, topic, 3 if bullets else 2)
             marker = rng.choice(["- ", "* ", "• "])
-            for j, sentence in enumerate(sentences):
-                if bullets:
-                    writer.write(("\n" if j else "") + marker)
-                elif j:
-                    writer.write(" ")
-                writer.fill(sentence, resolve)
+            if bullets:
+                writer.fill_all(sentences, resolve, "\n", marker)
+            else:
+                writer.fill_all(sentences, resolve)
 
     def _layout_narrative(
         self, writer: _Writer, templates: T.Templates, kind: str, resolve: Callable[[str], Pieces]
@@ -381,10 +391,7 @@ class NoteGenerator:
         for i, topic in enumerate(topics):
             if i:
                 writer.write(" " if rng.random() < 0.45 else "\n\n" if rng.random() < 0.6 else "\n")
-            for j, sentence in enumerate(self._sentences(templates, topic)):
-                if j:
-                    writer.write(" ")
-                writer.fill(sentence, resolve)
+            writer.fill_all(self._sentences(templates, topic), resolve)
 
     def _layout_facts(
         self, writer: _Writer, templates: T.Templates, kind: str, resolve: Callable[[str], Pieces]
