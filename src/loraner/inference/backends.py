@@ -361,7 +361,7 @@ def load_backend(
     base: str | None = None,
     dtype: str = DEFAULT_DTYPE,
 ) -> Backend:
-    """The runtime for ``model_dir``; ``auto`` picks ONNX when the directory holds ``model.onnx``.
+    """The runtime for ``model_dir``; ``auto`` is :func:`resolve_backend_name`'s choice.
     ``base`` and ``dtype`` apply to the torch backend only."""
     kind = resolve_backend_name(model_dir, backend, device)
     if kind == "onnx":
