@@ -19,6 +19,7 @@ from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
 from loraner.errors import ConfigError
 from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, BackendName, DType
+from loraner.settings import DEMO_MIN_F1
 
 app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
 data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
@@ -172,7 +173,9 @@ def demo(
         True, "--serve/--no-serve", help="Serve the model with the demo page at the end"
     ),
     port: int = typer.Option(8000, "--port"),
-    min_f1: float = typer.Option(0.95, "--min-f1", help="Fail if the quickstart test F1 is below this"),
+    min_f1: float = typer.Option(
+        DEMO_MIN_F1, "--min-f1", help="Fail if the quickstart test F1 is below this"
+    ),
 ) -> None:
     """The quickstart end to end, offline: synth data -> LoRA on MiniLM -> report -> merged -> serve."""
     _setup()

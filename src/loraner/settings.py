@@ -20,6 +20,8 @@ DEFAULT_MAX_LENGTH = 256
 DEFAULT_STRIDE = 32
 # Windows hold the text between the special tokens; four is the most any supported tokenizer adds.
 MAX_SPECIAL_TOKENS = 4
+# The quickstart's synthetic test F1 that `make demo` (and the bench's generalization check) requires.
+DEMO_MIN_F1 = 0.95
 
 Batching = Literal["length_chunks", "length_buckets", "random"]
 
