@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 import time
@@ -126,6 +127,21 @@ def wait_process_ready(url: str, process: subprocess.Popen, timeout: float = 60)
 
 
 # --- demo page in a browser (Playwright is imported lazily: it is optional) ------------------------------
+
+
+def access_records(caplog: Any, request_ids: set[str], timeout: float = 5) -> dict[str, logging.LogRecord]:
+    """The access-log record per request id. The server thread logs a request after its response is
+    sent, so the client can see the response first: wait (briefly) until every record has arrived."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {
+            r.request_id: r
+            for r in caplog.records
+            if getattr(r, "request_id", None) in request_ids and r.name == "loraner.serve.access"
+        }
+        if set(found) == request_ids or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
 
 
 def open_demo(browser: Any, url: str, model_name: str = "fake-ner") -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from serve_helpers import (
     NOT_JSON_BODIES,
     SECRET_TRIGGER,
     FakePredictor,
+    access_records,
     running_server,
     wait_ready,
 )
@@ -122,28 +122,14 @@ def test_when_the_model_fails_then_opaque_500_and_no_text_in_logs(client, caplog
     assert "Kari" not in logged and "12345678901" not in logged
 
 
-def access_lines(caplog, request_ids: set[str], fields: tuple[str, ...]) -> dict[str, dict]:
-    """The access-log fields per request id. The server thread logs after the response is sent, so
-    wait (briefly) until every line has arrived."""
-    deadline = time.monotonic() + 5
-    while True:
-        found = {
-            r.request_id: {k: r.__dict__.get(k) for k in fields}
-            for r in caplog.records
-            if getattr(r, "request_id", None) in request_ids and r.name == "loraner.serve.access"
-        }
-        if set(found) == request_ids or time.monotonic() > deadline:
-            return found
-        time.sleep(0.01)
-
-
 def test_when_deidentified_then_access_log_has_lengths_not_text(client, caplog):
     caplog.set_level(logging.INFO)
     text = "Kari Nordmann bor i Bergen."
     client.post("/deidentify", json={"text": text}, headers={"x-request-id": "deid-log"})
     client.post("/deidentify/batch", json={"texts": [text, "Oslo"]}, headers={"x-request-id": "deid-log-b"})
     fields = ("path", "status", "texts", "text_chars", "entities")
-    logged = access_lines(caplog, {"deid-log", "deid-log-b"}, fields)
+    records = access_records(caplog, {"deid-log", "deid-log-b"})
+    logged = {rid: {k: r.__dict__.get(k) for k in fields} for rid, r in records.items()}
     assert logged == {
         "deid-log": dict(zip(fields, ("/deidentify", 200, None, 27, 2), strict=True)),
         "deid-log-b": dict(zip(fields, ("/deidentify/batch", 200, 2, 31, 3), strict=True)),

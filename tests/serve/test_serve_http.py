@@ -15,6 +15,7 @@ from serve_helpers import (
     LIMITS,
     NOT_JSON_BODIES,
     SECRET_TRIGGER,
+    access_records,
     find_entities,
 )
 
@@ -154,9 +155,9 @@ def test_when_unexpected_error_then_opaque_500_with_request_id_and_no_text_in_lo
 def test_access_log_has_lengths_not_text(client, caplog):
     caplog.set_level(logging.INFO)
     client.post("/predict", json={"text": "Kari Nordmann bor i Bergen."}, headers={"x-request-id": "log-1"})
-    records = [r for r in caplog.records if getattr(r, "request_id", None) == "log-1"]
-    assert len(records) == 1
-    fields = records[0].__dict__
+    records = access_records(caplog, {"log-1"})
+    assert set(records) == {"log-1"}
+    fields = records["log-1"].__dict__
     assert fields["method"] == "POST" and fields["path"] == "/predict" and fields["status"] == 200
     assert fields["text_chars"] == 27 and fields["entities"] == 2 and fields["latency_ms"] >= 0
     assert "Kari" not in json.dumps({k: str(v) for k, v in fields.items()})
