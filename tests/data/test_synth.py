@@ -166,6 +166,39 @@ def test_when_generated_then_names_in_many_forms_and_for_several_people(notes: l
     assert sum(count >= 3 for count in people) > len(notes) // 2
 
 
+def test_when_generated_then_the_given_name_stands_where_a_pronoun_could(notes: list[SpanExample]) -> None:
+    # sentences written with a pronoun ("Ved innkomst hadde hun ...", "informert henne om"), filled now
+    # and then with the patient's given name instead: both forms appear, and every name is labelled
+    frames = (
+        r"(\S+) er \d+ år og bor i",
+        r"Ved innkomst hadde (\S+) tegn",
+        r"informert (\S+) om",
+        r"Siden [^.]* har (\S+) hatt",
+        r"On admission (\S+) had",
+    )
+    pronouns = {"han", "hun", "ham", "henne", "he", "she", "him", "her"}
+    filled = [(n, m) for n in notes for frame in frames for m in re.finditer(frame, n.text)]
+    named = [(n, m) for n, m in filled if m.group(1).lower() not in pronouns]
+    assert len(named) >= 5 and len(filled) - len(named) >= 10
+    for n, m in named:
+        assert Span(m.start(1), m.end(1), "PATIENT") in n.spans, m.group(0)
+
+
+def test_when_generated_then_given_and_family_names_have_mixed_origins(notes: list[SpanExample]) -> None:
+    from loraner.data.synth_templates import FARM_NAME_HEADS, FARM_NAME_TAILS
+
+    surnames = {name.split()[-1] for name in _pieces(notes, "PATIENT") if name.count(" ") == 1}
+    farm = {
+        n
+        for n in surnames
+        if any(n.startswith(h) and n[len(h) :] in FARM_NAME_TAILS for h in FARM_NAME_HEADS)
+    }
+    assert len(farm) > 40  # farm-style surnames built from parts, not a short fixed list
+    assert len(surnames) > 400
+    # letters Faker's Norwegian and English names never use: names with roots elsewhere
+    assert re.search(r"[ąćęłńśźżėųūšžăâîșțčćđřůőűãõ]", " ".join(_pieces(notes, "PATIENT")))
+
+
 def test_when_generated_then_places_include_units_departments_and_addresses(notes: list[SpanExample]) -> None:
     places = _pieces(notes, "LOC")
     assert any(re.search(r"(sykehus|sjukehus|legevakt|DPS|sykehjem|legekontor)", p) for p in places)

@@ -4,8 +4,11 @@ Notes are admission notes, referrals, discharge summaries, nursing and outpatien
 or English, laid out as headed records, running prose, fact lists or letters. They are built from the
 templates in ``synth_templates.py`` (written for this project) and filled with Faker names, streets and
 towns, generated place and health-care unit names and hand-picked Norwegian names (so æ, ø and å are
-common). Names appear in every written form (full, given or surname alone, after a title, upper- and
-lower-case), for the patient, relatives and staff; pronouns, relations, roles, diseases named after
+common). Given names and surnames are drawn apart, from some twenty Faker locales and from farm-style
+surnames built of own parts (``Fisker`` + ``strand``), so a name's parts need not share an origin.
+Names appear in every written form (full, given or surname alone, after a title, upper- and
+lower-case), for the patient, relatives and staff, and the patient's given name often stands where a
+pronoun would (``Ved innkomst hadde Ola feber``); pronouns, relations, roles, diseases named after
 people and generic places appear unlabelled beside them. Dates, phone numbers, IDs and ages come in
 many spellings; distractor numbers (blood pressure, doses, ICD codes, lab values, clock times,
 durations) are left unlabelled. Some notes get hard line breaks, typos or a changed case; these edits
@@ -101,7 +104,33 @@ PLACEHOLDER_LABELS = {
 # Faker spells Norwegian Bokmål/Nynorsk as no_NO.
 _FAKER_LOCALE = {"nb_NO": "no_NO", "nn_NO": "no_NO", "nb": "no_NO", "no": "no_NO"}
 # Extra Faker locales for the names of patients and staff with roots elsewhere.
-_NAME_LOCALES = ("sv_SE", "da_DK", "de_DE", "pl_PL", "tr_TR", "fr_FR", "fi_FI", "en_GB", "es_ES")
+_NAME_LOCALES = (
+    "sv_SE",
+    "da_DK",
+    "de_DE",
+    "pl_PL",
+    "lt_LT",
+    "ro_RO",
+    "hr_HR",
+    "cs_CZ",
+    "hu_HU",
+    "it_IT",
+    "nl_NL",
+    "pt_PT",
+    "tr_TR",
+    "fr_FR",
+    "fi_FI",
+    "en_GB",
+    "es_ES",
+    "en_PK",
+    "sw",
+    "yo_NG",
+    "vi_VN",
+    "id_ID",
+)
+# How often a subject or object pronoun is written as the patient's given name instead ("Ved innkomst
+# hadde Ola feber", "tilsyn for Ola"): clinicians name the patient anywhere a pronoun could stand.
+_NAME_FOR_PRONOUN = {"Pron": 0.25, "pron": 0.25, "obj": 0.25}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 Pieces = list[tuple[str, str | None]]
 
@@ -467,6 +496,8 @@ class NoteGenerator:
             return [(self._dept(nb), label)]
         if key == "findings":
             return [(self._findings(nb), None)]
+        if key in _NAME_FOR_PRONOUN and rng.random() < _NAME_FOR_PRONOUN[key]:
+            return [(note.patient.given, "PATIENT")]
         if key in ("pron", "Pron", "obj", "poss", "Poss"):
             return [(_pronoun(key, note.patient.male, nb), None)]
         if key == "relation_cap":
@@ -545,18 +576,31 @@ class NoteGenerator:
     def _person(self, locale: str, norwegian: bool, male: bool | None = None) -> _Person:
         rng = self.rng
         male = rng.random() < 0.5 if male is None else male
-        # One in five names has roots elsewhere.
+        # One in five names has roots elsewhere; given and family name are drawn apart (married names,
+        # second generations), so a foreign given name often has a Norwegian surname and vice versa.
         fake = self.faker[rng.choice(_NAME_LOCALES)] if rng.random() < 0.2 else self.faker[locale]
         given = fake.first_name_male() if male else fake.first_name_female()
         if norwegian and rng.random() < 0.25:
             given = rng.choice(T.GIVEN_NB_MALE if male else T.GIVEN_NB_FEMALE)
-        family = rng.choice(T.FAMILY_NB) if norwegian and rng.random() < 0.25 else fake.last_name()
+        family = self._family_name(locale, norwegian)
         middle = ""
         if rng.random() < 0.3:
             middle = fake.first_name_male() if male else fake.first_name_female()
             if rng.random() < 0.3:
                 middle = self.faker[locale].last_name()
         return _Person(str(given), str(family), male, str(middle))
+
+    def _family_name(self, locale: str, norwegian: bool) -> str:
+        """A surname: Faker's for the note's locale or another, or for Norwegian notes often a farm-style
+        name built from own parts (``Fisker`` + ``strand``), which Faker's short list lacks."""
+        rng = self.rng
+        roll = rng.random()
+        if norwegian and roll < 0.3:
+            return rng.choice(T.FARM_NAME_HEADS) + rng.choice(T.FARM_NAME_TAILS)
+        if norwegian and roll < 0.45:
+            return rng.choice(T.FAMILY_NB)
+        fake = self.faker[rng.choice(_NAME_LOCALES)] if rng.random() < 0.2 else self.faker[locale]
+        return str(fake.last_name())
 
     def _note_facts(self, locale: str, norwegian: bool) -> _Note:
         rng = self.rng
