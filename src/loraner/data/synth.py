@@ -130,7 +130,7 @@ _NAME_LOCALES = (
 )
 # How often a subject or object pronoun is written as the patient's given name instead ("Ved innkomst
 # hadde Ola feber", "tilsyn for Ola"): clinicians name the patient anywhere a pronoun could stand.
-_NAME_FOR_PRONOUN = {"Pron": 0.25, "pron": 0.25, "obj": 0.25}
+_NAME_FOR_PRONOUN = {"Pron": 0.3, "pron": 0.3, "obj": 0.3}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 Pieces = list[tuple[str, str | None]]
 

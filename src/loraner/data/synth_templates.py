@@ -274,6 +274,11 @@ NB: Templates = {
             "{given} bør ta kontakt med {unit} ved forverring.",
             "Vennligst kontakt {gp_office} dersom {given} får nye plager.",
             "{given} er klar for utskrivning {discharged}.",
+            "Vi anbefaler at {pron} trapper ned {drug} over to uker.",
+            "Vi har avtalt at {pron} kommer til kontroll {followup}.",
+            "Vennligst sørg for at {pron} tar blodprøver hos fastlegen.",
+            "Vi ber om at {pron} tar kontakt ved feber eller økende smerter.",
+            "Etter samtale med {obj} er det bestemt å avvente operasjon.",
         ],
         "course": [
             "Under oppholdet ble {pron} behandlet med {drug}.",
@@ -489,6 +494,9 @@ EN: Templates = {
             "Transfer to {home} on {discharged}.",
             "The patient understands and agrees with the plan.",
             "{given} received written discharge information.",
+            "We recommend that {pron} tapers {drug} over two weeks.",
+            "Please ensure that {pron} has blood tests with the GP.",
+            "It is important that {pron} stays active at home.",
         ],
         "course": [
             "During the admission {pron} was treated with {drug}.",
