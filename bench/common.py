@@ -284,6 +284,56 @@ def native_bf16() -> bool:
     return torch_says()
 
 
+def bf16_linear_ceiling(threads: int, repeats: int = 7) -> dict[str, float]:
+    """PyTorch's bf16 vs fp32 speed on this CPU for one RoBERTa-base layer's linear layers (query, key,
+    value and output 768 -> 768, feed-forward 768 -> 3072 -> 768) over 640 tokens (16 sentences of 40):
+    they hold over 80 % of the model's time, so a bf16 model gains at most about this much over fp32.
+    Interleaved, median of ``repeats``."""
+    import torch
+    import torch.nn.functional as F
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(768, 768)] * 4 + [(768, 3072), (3072, 768)]
+    layers32 = [
+        (torch.randn(n, k, generator=generator), torch.randn(n, generator=generator)) for k, n in shapes
+    ]
+    inputs32 = {k: torch.randn(640, k, generator=generator) for k, _ in shapes}
+    variants = {
+        "fp32": (inputs32, layers32),
+        "bf16": (
+            {k: x.bfloat16() for k, x in inputs32.items()},
+            [(w.bfloat16(), b.bfloat16()) for w, b in layers32],
+        ),
+    }
+
+    def one_layer(inputs: dict[int, Any], layers: list[tuple[Any, Any]]) -> None:
+        for (k, _), (weight, bias) in zip(shapes, layers, strict=True):
+            F.linear(inputs[k], weight, bias)
+
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        with torch.inference_mode():
+            for inputs, layers in variants.values():  # warm-up: oneDNN picks and caches its kernels
+                one_layer(inputs, layers)
+            for _ in range(repeats):
+                for name, (inputs, layers) in variants.items():
+                    start = time.perf_counter()
+                    for _ in range(3):
+                        one_layer(inputs, layers)
+                    seconds[name].append((time.perf_counter() - start) / 3)
+    finally:
+        torch.set_num_threads(previous)
+    flops = sum(2 * 640 * k * n for k, n in shapes)
+    fp32, bf16 = median(seconds["fp32"]), median(seconds["bf16"])
+    return {
+        "fp32_gflops": round(flops / fp32 / 1e9, 1),
+        "bf16_gflops": round(flops / bf16 / 1e9, 1),
+        "bf16_vs_fp32": round(fp32 / bf16, 2),
+    }
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     cpu_model, flags = cpu_model_and_flags()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -18,6 +18,7 @@ from bench.common import (
     INT8_PEAK_OPS,
     Context,
     Stopwatch,
+    bf16_linear_ceiling,
     cpu_class,
     machine_info,
     median,
@@ -341,6 +342,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "long_notes": note_rows(variants, notes),
         "best_loraner": best.name,
         "accuracy": accuracy(ctx),
+        "bf16_linear_ceiling": bf16_linear_ceiling(ctx.threads, repeats=3 if ctx.sizes.tiny_model else 7),
     }
     result["targets"] = targets(result, best)
     write_result(ctx, "inference", result)
@@ -373,7 +375,11 @@ def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
         rows["loraner torch bf16, defaults"]["sentences_per_s"],
         rows["loraner torch fp32, defaults"]["sentences_per_s"],
     )
-    where = f"{cpu_class()}, native bf16: {'yes' if native_bf16() else 'no'}"
+    ceiling = result["bf16_linear_ceiling"]
+    where = (
+        f"{cpu_class()}, native bf16: {'yes' if native_bf16() else 'no'}; "
+        f"PyTorch's bf16 linear layers here: {ceiling['bf16_vs_fp32']:.2f}x fp32 (the ceiling)"
+    )
     bf16_speed = (
         target("torch bf16 vs fp32 throughput (x)", bf16_vs_fp32, ">=", 2.5, where)
         if native_bf16()

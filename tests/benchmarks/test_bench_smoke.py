@@ -71,6 +71,15 @@ def test_when_quick_mode_runs_then_every_workload_writes_json_and_a_table(quick_
     assert len(summary["targets"]) >= len(WORKLOADS) and summary["minutes"] > 0
 
 
+def test_the_bf16_target_is_judged_beside_this_cpus_measured_linear_layer_ceiling(quick_run):
+    _, results = quick_run
+    inference = json.loads((results / "inference.json").read_text())
+    ceiling = inference["bf16_linear_ceiling"]
+    assert ceiling["fp32_gflops"] > 0 and ceiling["bf16_gflops"] > 0 and ceiling["bf16_vs_fp32"] > 0
+    bf16 = next(t for t in inference["targets"] if t["name"] == "torch bf16 vs fp32 throughput (x)")
+    assert f"bf16 linear layers here: {ceiling['bf16_vs_fp32']:.2f}x fp32 (the ceiling)" in bf16["note"]
+
+
 def test_when_no_trained_model_then_accuracy_says_skipped(quick_run):
     _, results = quick_run
     accuracy = json.loads((results / "inference.json").read_text())["accuracy"]
