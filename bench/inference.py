@@ -378,7 +378,7 @@ def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
     ceiling = result["bf16_linear_ceiling"]
     where = (
         f"{cpu_class()}, native bf16: {'yes' if native_bf16() else 'no'}; "
-        f"PyTorch's bf16 linear layers here: {ceiling['bf16_vs_fp32']:.2f}x fp32 (the ceiling)"
+        f"PyTorch's bf16 linear layers here: {ceiling['bf16_vs_fp32']:.2f}x fp32 (most of the model's time)"
     )
     bf16_speed = (
         target("torch bf16 vs fp32 throughput (x)", bf16_vs_fp32, ">=", 2.5, where)
