@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -197,6 +198,29 @@ def test_when_generated_then_given_and_family_names_have_mixed_origins(notes: li
     assert len(surnames) > 400
     # letters Faker's Norwegian and English names never use: names with roots elsewhere
     assert re.search(r"[ąćęłńśźżėųūšžăâîșțčćđřůőűãõ]", " ".join(_pieces(notes, "PATIENT")))
+
+
+def test_farm_style_surnames_never_spell_a_name_of_the_nor_deid_holdout_notes(
+    shared_data: Callable[..., Path],
+) -> None:
+    # The holdout notes are the measurement of the generator, never its source.
+    import warnings
+
+    from loraner.data.nordeid import read_nor_deid_file
+    from loraner.data.synth_templates import FARM_NAME_HEADS, FARM_NAME_TAILS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the file's own overlapping spans, reported elsewhere
+        notes = list(read_nor_deid_file(shared_data("nor-deid-synth", "holdout.json"), "notes"))
+    words = {
+        word.lower()
+        for note in notes
+        for span in note.spans
+        if span.label == "PATIENT"
+        for word in re.split(r"[\s,]+", note.text[span.start : span.end])
+    }
+    assert len(words) > 100
+    assert not {(h + t).lower() for h in FARM_NAME_HEADS for t in FARM_NAME_TAILS} & words
 
 
 def test_when_generated_then_places_include_units_departments_and_addresses(notes: list[SpanExample]) -> None:
