@@ -126,9 +126,6 @@ def wait_process_ready(url: str, process: subprocess.Popen, timeout: float = 60)
         time.sleep(0.1)
 
 
-# --- demo page in a browser (Playwright is imported lazily: it is optional) ------------------------------
-
-
 def access_records(caplog: Any, request_ids: set[str], timeout: float = 5) -> dict[str, logging.LogRecord]:
     """The access-log record per request id. The server thread logs a request after its response is
     sent, so the client can see the response first: wait (briefly) until every record has arrived."""
@@ -142,6 +139,9 @@ def access_records(caplog: Any, request_ids: set[str], timeout: float = 5) -> di
         if set(found) == request_ids or time.monotonic() > deadline:
             return found
         time.sleep(0.01)
+
+
+# --- demo page in a browser (Playwright is imported lazily: it is optional) ------------------------------
 
 
 def open_demo(browser: Any, url: str, model_name: str = "fake-ner") -> Any:
