@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -133,3 +134,50 @@ def test_a_predictor_loads_bf16_weights_by_default_only_where_the_cpu_has_native
     assert predictor.predict("Ola Hansen flew to Oslo.") is not None
     pinned = NERPredictor.from_pretrained(tiny_roberta_dir, dtype="fp32")
     assert str(next(pinned.backend.model.parameters()).dtype) == "torch.float32"
+
+
+@pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile (inductor) needs a C++ compiler"
+)
+def test_a_compiled_torch_backend_gives_the_eager_logits_for_every_batch_shape(tiny_roberta_dir):
+    import torch
+
+    from loraner.inference import NERPredictor
+
+    eager = NERPredictor.from_pretrained(tiny_roberta_dir, backend="torch", dtype="fp32")
+    compiled = NERPredictor.from_pretrained(tiny_roberta_dir, backend="torch", dtype="fp32", compile=True)
+    assert isinstance(compiled.backend.model, torch._dynamo.eval_frame.OptimizedModule)
+    assert compiled.backend.vocab_size == eager.backend.vocab_size
+    rng = np.random.default_rng(0)
+    for batch, length in ((4, 12), (2, 30), (1, 7)):  # dynamic shapes: one compilation serves them all
+        ids = rng.integers(5, 200, size=(batch, length), dtype=np.int64)
+        mask = np.ones_like(ids)
+        mask[:, length - 3 :] = 0
+        np.testing.assert_allclose(
+            compiled.backend.logits(ids, mask), eager.backend.logits(ids, mask), rtol=1e-4, atol=1e-4
+        )
+    texts = ["Ola Hansen flew to Oslo.", "Kari Nordmann bor i Bergen og jobber i Tromsø om sommeren."]
+    for got, want in zip(compiled.predict_batch(texts), eager.predict_batch(texts), strict=True):
+        assert [(e.type, e.start, e.end) for e in got] == [(e.type, e.start, e.end) for e in want]
+        assert [e.score for e in got] == pytest.approx([e.score for e in want], abs=1e-5)
+
+
+def test_the_compile_flag_reaches_the_predictor_from_predict_and_serve(monkeypatch, tiny_roberta_dir):
+    from typer.testing import CliRunner
+
+    from loraner.cli import app
+    from loraner.inference import NERPredictor
+    from loraner.serve.settings import ServeSettings
+
+    seen: dict[str, object] = {}
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise ModelError("stop here")
+
+    monkeypatch.setattr(NERPredictor, "from_pretrained", record)
+    result = CliRunner().invoke(app, ["predict", "--model", str(tiny_roberta_dir), "--compile", "Oslo"])
+    assert "stop here" in result.output and seen["compile"] is True
+    monkeypatch.setenv("LORANER_COMPILE", "1")
+    assert ServeSettings.from_env(model=str(tiny_roberta_dir)).compile is True
+    assert ServeSettings.from_env(model=str(tiny_roberta_dir), compile=False).compile is False

@@ -20,7 +20,7 @@ from loraner.data.jsonl import jsonl_line
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError, DataError
 from loraner.inference import Aggregation, BackendName, NERPredictor
-from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, DType
+from loraner.inference.backends import COMPILE_HELP, DEFAULT_DTYPE, DTYPE_HELP, DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
 from loraner.inference.ray import RayJob, Task, log_summary, run_ray_job
 from loraner.modeldir import Quantization, hub_id, local_model_source, resolve_model_dir
@@ -51,6 +51,7 @@ def predict(
         None, "--base", help="The adapter's base model: path, hub id or pkg:MODULE (default: as recorded)"
     ),
     dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
+    compile_model: bool = typer.Option(False, "--compile", help=COMPILE_HELP, envvar="LORANER_COMPILE"),
     input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
     backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
@@ -86,6 +87,7 @@ def predict(
             "backend": backend,
             "device": device,
             "dtype": dtype,
+            "compile": compile_model,
             "max_length": max_length,
             "stride": stride,
             "batch_size": batch_size,
@@ -102,6 +104,7 @@ def predict(
         device,
         base=base,
         dtype=dtype,
+        compile=compile_model,
         threads=threads,
         max_length=max_length,
         stride=stride,
@@ -247,6 +250,9 @@ def serve(
     dtype: DType | None = typer.Option(
         None, "--dtype", help=f"{DTYPE_HELP} (LORANER_DTYPE, default {DEFAULT_DTYPE})"
     ),
+    compile_model: bool | None = typer.Option(
+        None, "--compile/--no-compile", help=f"{COMPILE_HELP} (LORANER_COMPILE, default off)"
+    ),
     host: str | None = typer.Option(None, "--host", help="Bind address (LORANER_HOST, default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Port (LORANER_PORT, default 8000)"),
     backend: BackendName | None = typer.Option(None, "--backend", help="Runtime (LORANER_BACKEND)"),
@@ -302,6 +308,7 @@ def serve(
         default_adapter=default_adapter,
         max_loaded_adapters=max_loaded_adapters,
         dtype=dtype,
+        compile=compile_model,
         host=host,
         port=port,
         backend=backend,

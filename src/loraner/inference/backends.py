@@ -40,6 +40,10 @@ DTYPES: tuple[str, ...] = get_args(DType)
 # (bf16 agrees with fp32 on >= 99% of the entities of trained models: bench/README.md).
 DEFAULT_DTYPE: DType = "auto"
 DTYPE_HELP = "torch weights: fp32, bf16, or auto (bf16 where the CPU has native bf16: AMX or AVX512-BF16)"
+COMPILE_HELP = (
+    "torch: compile the model (torch.compile, inductor, weights frozen) on its first call; about a minute "
+    "once, then bf16 runs faster (Zen 4: 2.7x eager fp32 instead of 2.2x): for servers and long jobs"
+)
 
 
 @runtime_checkable
@@ -83,10 +87,12 @@ class TorchBackend:
         *,
         base: str | None = None,
         dtype: str = DEFAULT_DTYPE,
+        compile: bool = False,
     ) -> TorchBackend:
         """A merged/full model directory, any Hugging Face checkpoint, or a LoRA adapter directory (its
         base model, recorded in ``loraner.json`` or given as ``base``, is loaded and the adapter
-        attached, unmerged). ``dtype``: ``fp32``, ``bf16`` or ``auto`` (see :func:`resolve_dtype`)."""
+        attached, unmerged). ``dtype``: ``fp32``, ``bf16`` or ``auto`` (see :func:`resolve_dtype`).
+        ``compile``: see :func:`compile_for_inference`."""
         torch = _import_torch()
         if threads:
             # Process-wide in PyTorch: the last predictor created decides.
@@ -98,7 +104,8 @@ class TorchBackend:
             raise ModelError(f"{path}: a base model goes with a LoRA adapter directory, not a full model")
         else:
             model = load_token_classifier(path, dtype=resolved)
-        return cls(model.eval().to(device=device, dtype=torch_dtype(resolved)), device, resolved)
+        model = model.eval().to(device=device, dtype=torch_dtype(resolved))
+        return cls(compile_for_inference(model) if compile else model, device, resolved)
 
     @property
     def vocab_size(self) -> int | None:
@@ -122,6 +129,18 @@ class TorchBackend:
         finally:
             self.model.train(was_training)
         return out.float().cpu().numpy()
+
+
+def compile_for_inference(model: Any) -> Any:
+    """``torch.compile`` for serving: inductor with the weights frozen as constants, so oneDNN packs them
+    once instead of on every call, and shapes dynamic, so batches of other sizes and lengths reuse the
+    first compilation. The first call compiles (about 50 s for RoBERTa-base on 2 cores; a C++ compiler
+    must be installed). Measured on Zen 4 (AVX512-BF16), 2 threads, RoBERTa-base shape: bf16 1.2x faster
+    than eager bf16 and 2.7x eager fp32; fp32 gains nothing, so compile where bf16 runs."""
+    import torch._inductor.config as inductor_config  # present whenever a TorchBackend exists
+
+    inductor_config.freezing = True  # process-wide: read when a compiled model is first called
+    return _import_torch().compile(model, dynamic=True)
 
 
 def native_bf16() -> bool:
@@ -360,9 +379,10 @@ def load_backend(
     *,
     base: str | None = None,
     dtype: str = DEFAULT_DTYPE,
+    compile: bool = False,
 ) -> Backend:
     """The runtime for ``model_dir``; ``auto`` is :func:`resolve_backend_name`'s choice.
-    ``base`` and ``dtype`` apply to the torch backend only."""
+    ``base``, ``dtype`` and ``compile`` apply to the torch backend only."""
     kind = resolve_backend_name(model_dir, backend, device)
     if kind == "onnx":
         if device != "cpu":
@@ -375,4 +395,4 @@ def load_backend(
     if not has_torch_weights(model_dir):
         hint = " It holds model.onnx: use backend='onnx'." if (model_dir / ONNX_FILE).exists() else ""
         raise ModelError(f"{model_dir}: no PyTorch weights (*.safetensors, *.bin).{hint}")
-    return TorchBackend.from_pretrained(model_dir, device, threads, base=base, dtype=dtype)
+    return TorchBackend.from_pretrained(model_dir, device, threads, base=base, dtype=dtype, compile=compile)

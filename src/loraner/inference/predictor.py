@@ -186,6 +186,7 @@ class NERPredictor:
         onnx_file: str = ONNX_FILE,
         base: str | None = None,
         dtype: str = DEFAULT_DTYPE,
+        compile: bool = False,
         **settings: Any,
     ) -> NERPredictor:
         """Load a model directory (merged, exported ONNX, a LoRA adapter with its base) or any Hugging
@@ -196,14 +197,17 @@ class NERPredictor:
         runtime's intra-op threads. ``max_length``, ``stride`` and ``word_split`` override what training
         recorded in ``loraner.json``. ``base``: the base model of a LoRA adapter directory, instead of the
         one it records. ``dtype`` (torch): ``fp32``, ``bf16``, or ``auto`` (the default: bf16 on a CPU with
-        native bf16, fp32 elsewhere). Other keyword arguments are :class:`PredictorSettings` fields: a
+        native bf16, fp32 elsewhere). ``compile`` (torch): ``torch.compile`` the model on its first call
+        (``backends.compile_for_inference``). Other keyword arguments are :class:`PredictorSettings` fields: a
         forward pass takes at most ``batch_size`` windows and ``max_batch_tokens`` padded tokens (``None``:
         no token cap; more memory on long texts).
         """
         path = local_model_source(path)  # a hub id (OWNER/NAME[@REVISION]) is downloaded here
         meta = model_meta(path).with_overrides(max_length=max_length, stride=stride, word_split=word_split)
         tokenizer = load_tokenizer(path, model_type(path))
-        runtime = load_backend(path, backend, device, threads, onnx_file, base=base, dtype=dtype)
+        runtime = load_backend(
+            path, backend, device, threads, onnx_file, base=base, dtype=dtype, compile=compile
+        )
         return cls.from_meta(tokenizer, runtime, meta, path=str(path), **settings)
 
     def with_backend(self, backend: Backend) -> NERPredictor:

@@ -78,6 +78,7 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         stride=settings.stride,
         word_split=settings.word_split,
         dtype=settings.dtype,
+        compile=settings.compile,
         **decoding,
     )
     predictor.check()  # ready means ready: a dry run catches a tokenizer or label list that does not fit

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError
-from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, BackendName, DType
+from loraner.inference.backends import COMPILE_HELP, DEFAULT_DTYPE, DTYPE_HELP, BackendName, DType
 from loraner.inference.decoding import Aggregation
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS
 from loraner.settings import OThreshold
@@ -44,6 +44,7 @@ class ServeSettings(BaseSettings):
         16, ge=1, description="adapters kept loaded; the least recently used goes"
     )
     dtype: DType = Field(DEFAULT_DTYPE, description=DTYPE_HELP)
+    compile: bool = Field(False, description=COMPILE_HELP)
     backend: BackendName = "auto"
     device: str = "cpu"
     model_name: str | None = Field(None, description="name shown in responses (default: the model's own)")
