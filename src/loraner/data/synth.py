@@ -5,7 +5,7 @@ or English, laid out as headed records, running prose, fact lists or letters. Th
 templates in ``synth_templates.py`` (written for this project) and filled with Faker names, streets and
 towns, generated place and health-care unit names and hand-picked Norwegian names (so æ, ø and å are
 common). Given names and surnames are drawn apart, from some twenty Faker locales and from farm-style
-surnames built of own parts (``Fisker`` + ``strand``), so a name's parts need not share an origin.
+surnames built of own parts (``Fure`` + ``strand``), so a name's parts need not share an origin.
 Names appear in every written form (full, given or surname alone, after a title, upper- and
 lower-case), for the patient, relatives and staff, and the patient's given name often stands where a
 pronoun would (``Ved innkomst hadde Ola feber``); pronouns, relations, roles, diseases named after
@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from loraner.data import synth_templates as T
 from loraner.data.jsonl import write_span_jsonl
@@ -576,9 +577,9 @@ class NoteGenerator:
     def _person(self, locale: str, norwegian: bool, male: bool | None = None) -> _Person:
         rng = self.rng
         male = rng.random() < 0.5 if male is None else male
-        # One in five names has roots elsewhere; given and family name are drawn apart (married names,
-        # second generations), so a foreign given name often has a Norwegian surname and vice versa.
-        fake = self.faker[rng.choice(_NAME_LOCALES)] if rng.random() < 0.2 else self.faker[locale]
+        # Given and family name are drawn apart (married names, second generations), so a foreign
+        # given name often has a Norwegian surname and vice versa.
+        fake = self._name_faker(locale)
         given = fake.first_name_male() if male else fake.first_name_female()
         if norwegian and rng.random() < 0.25:
             given = rng.choice(T.GIVEN_NB_MALE if male else T.GIVEN_NB_FEMALE)
@@ -592,15 +593,20 @@ class NoteGenerator:
 
     def _family_name(self, locale: str, norwegian: bool) -> str:
         """A surname: Faker's for the note's locale or another, or for Norwegian notes often a farm-style
-        name built from own parts (``Fisker`` + ``strand``), which Faker's short list lacks."""
+        name built from own parts (``Fure`` + ``strand``), which Faker's short list lacks."""
         rng = self.rng
         roll = rng.random()
         if norwegian and roll < 0.3:
             return rng.choice(T.FARM_NAME_HEADS) + rng.choice(T.FARM_NAME_TAILS)
         if norwegian and roll < 0.45:
             return rng.choice(T.FAMILY_NB)
-        fake = self.faker[rng.choice(_NAME_LOCALES)] if rng.random() < 0.2 else self.faker[locale]
-        return str(fake.last_name())
+        return str(self._name_faker(locale).last_name())
+
+    def _name_faker(self, locale: str) -> Any:
+        """The Faker locale a name is drawn from: the note's, or for one name in five one with roots
+        elsewhere."""
+        rng = self.rng
+        return self.faker[rng.choice(_NAME_LOCALES)] if rng.random() < 0.2 else self.faker[locale]
 
     def _note_facts(self, locale: str, norwegian: bool) -> _Note:
         rng = self.rng
