@@ -375,21 +375,19 @@ def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
     )
     acc = result["accuracy"]
     drop = acc.get("f1_drop_points")
-    bf16_vs_fp32 = ratio(
-        rows["loraner torch bf16, defaults"]["sentences_per_s"],
-        rows["loraner torch fp32, defaults"]["sentences_per_s"],
-    )
+    torch_fp32 = rows["loraner torch fp32, defaults"]["sentences_per_s"]
+    eager_bf16 = ratio(rows["loraner torch bf16, defaults"]["sentences_per_s"], torch_fp32)
     ceiling = result["bf16_linear_ceiling"]
     where = (
         f"{cpu_class()}, native bf16: {'yes' if native_bf16() else 'no'}; "
         f"PyTorch's bf16 linear layers here: {ceiling['bf16_vs_fp32']:.2f}x fp32 (most of the model's time)"
     )
     compiled = rows.get("loraner torch bf16 compiled, defaults")
-    if compiled is not None:  # judged on the fastest torch bf16 the predictor offers (--compile)
-        where = f"--compile; eager bf16 {bf16_vs_fp32:.2f}x; {where}"
-        bf16_vs_fp32 = ratio(
-            compiled["sentences_per_s"], rows["loraner torch fp32, defaults"]["sentences_per_s"]
-        )
+    if compiled is None:
+        bf16_vs_fp32 = eager_bf16
+    else:  # judged on the fastest torch bf16 the predictor offers (--compile)
+        bf16_vs_fp32 = ratio(compiled["sentences_per_s"], torch_fp32)
+        where = f"--compile; eager bf16 {eager_bf16:.2f}x; {where}"
     bf16_speed = (
         target("torch bf16 vs fp32 throughput (x)", bf16_vs_fp32, ">=", 2.5, where)
         if native_bf16()
