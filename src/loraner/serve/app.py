@@ -1,4 +1,4 @@
-"""App factory and server entry point.
+"""App factory and server entry point (the server itself: ``loraner.serve.server``).
 
 ``create_app(settings, predictor_factory)`` builds the FastAPI app without loading anything; the
 lifespan starts loading the model in a worker thread, so the server answers ``/health`` at once and
@@ -10,34 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner import __version__
-from loraner.errors import LoranerError, ModelError
-from loraner.inference.adapters import UnknownAdapter, adapter_dirs
+from loraner.inference.adapters import adapter_dirs
 from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.auth import UNAUTHORIZED, load_api_keys, require_key
+from loraner.serve.errors import install_error_handlers
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
 from loraner.serve.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
-from loraner.serve.routes import STATIC_DIR, ApiError, metrics_router, pages_router, probes, router
+from loraner.serve.routes import STATIC_DIR, metrics_router, pages_router, probes, router
+from loraner.serve.server import serve
 from loraner.serve.service import (
-    ClientGone,
-    NotReady,
     PredictorFactory,
     Service,
-    Unavailable,
     default_predictor_factory,
 )
 from loraner.serve.settings import ServeSettings
@@ -112,7 +106,7 @@ def create_app(
             expose_headers=[REQUEST_ID_HEADER, "Retry-After", "WWW-Authenticate"],
             max_age=600,
         )
-    _install_error_handlers(app)
+    install_error_handlers(app)
     _include_routes(app, settings, keys, routers)
     _declare_limits(app, settings)
     # The pages' own files (scripts, styles) carry no data: open, whatever protect_demo says.
@@ -252,89 +246,6 @@ def _with_deid(
     return [*routers, deid_router(settings, metrics)], [*features, FEATURE]
 
 
-def _request_id(request: Request) -> str | None:
-    return getattr(request.state, "request_id", None)
-
-
-def _error(request: Request, status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, "request_id": _request_id(request), **extra}, status_code=status)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_public_error(e) for e in exc.errors()]
-        return _error(
-            request, 422, "; ".join(_describe(e) for e in errors) or "invalid request", errors=errors
-        )
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(request, exc.status, exc.detail)
-
-    @app.exception_handler(NotReady)
-    async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
-        response = _error(request, 503, f"model is not ready: {exc}")
-        response.headers["Retry-After"] = "5"
-        return response
-
-    @app.exception_handler(UnknownAdapter)
-    async def unknown_adapter(request: Request, exc: UnknownAdapter) -> JSONResponse:
-        return _error(request, 404, str(exc), available=exc.available)
-
-    @app.exception_handler(Unavailable)
-    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
-        response = _error(request, 503, exc.detail)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-
-    @app.exception_handler(ClientGone)
-    async def client_gone(request: Request, exc: ClientGone) -> JSONResponse:
-        # Nobody reads this answer; 499 (nginx's "client closed request") marks it in logs and metrics.
-        return _error(request, 499, "the client closed the connection; its work was stopped")
-
-    @app.exception_handler(ModelError)
-    async def model_error(request: Request, exc: ModelError) -> JSONResponse:
-        # The model, not the request, is at fault: a server error (its message may quote no text).
-        log.error("model error", extra={"event": "model_error", "request_id": _request_id(request)})
-        return _error(request, 500, "the model failed on this request; quote the request_id")
-
-    @app.exception_handler(LoranerError)
-    async def domain_error(request: Request, exc: LoranerError) -> JSONResponse:
-        return _error(request, 400, str(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
-            # FastAPI's answer to a body that is not UTF-8 JSON: a validation error like any bad JSON.
-            return _error(request, 422, "the body is not valid JSON (UTF-8 expected)")
-        response = _error(request, exc.status_code, str(exc.detail))
-        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
-            response.headers[name] = value
-        return response
-
-
-def _public_error(error: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic error without ``input`` (it would echo the whole text back) or unserialisable ctx."""
-    return {
-        "loc": [str(p) for p in error.get("loc", ())],
-        "msg": str(error.get("msg", "")),
-        "type": error.get("type"),
-    }
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = [p for p in error["loc"] if p != "body"]
-    if error["type"] == "json_invalid":
-        return "the body is not valid JSON"
-    if error["type"] == "missing" and not loc:
-        return "a JSON body is required"
-    if error["type"] == "model_attributes_type" or (error["type"] == "dict_type" and not loc):
-        return "the body must be a JSON object (sent with Content-Type: application/json)"
-    msg = error["msg"].removeprefix("Value error, ")
-    return f"{'.'.join(loc)}: {msg}" if loc else msg
-
-
 def run_server(
     model_dir: str | Path | None = None,
     host: str | None = None,
@@ -347,8 +258,6 @@ def run_server(
 
     SIGTERM/SIGINT: new requests get a retryable 503, requests in flight get ``shutdown_grace_s``, then
     their work stops and they get the same 503; the process then exits 0."""
-    import uvicorn
-
     if settings is None:
         model = str(model_dir) if model_dir is not None else None
         settings = ServeSettings.from_env(model=model, host=host, port=port, **overrides)
@@ -367,45 +276,4 @@ def run_server(
             "cors_origins": settings.cors_origins,
         },
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # keep the JSON handlers configured above
-        access_log=False,  # the middleware writes one structured line per request instead
-        server_header=False,
-        # Bounded connections: idle keep-alive closes, at most max_connections open (more get 503),
-        # request heads at most 64 KiB; bodies are bounded by the middleware (size and time).
-        timeout_keep_alive=settings.keep_alive_s,
-        limit_concurrency=settings.max_connections,
-        h11_max_incomplete_event_size=64 * 1024,
-        # Uvicorn cancels what is left a moment after the service has stopped it (see GracefulServer).
-        timeout_graceful_shutdown=settings.shutdown_grace_s + 1,
-    )
-    GracefulServer(config, app.state.service, settings.shutdown_grace_s).run()
-
-
-class GracefulServer(uvicorn.Server):
-    """Uvicorn's server, telling the service it is shutting down (503 for new requests, work in flight
-    stopped when the grace period ends), and exiting 0 after a graceful stop on SIGTERM."""
-
-    def __init__(self, config: uvicorn.Config, service: Service, grace_s: float) -> None:
-        super().__init__(config)
-        self.service = service
-        self.grace_s = grace_s
-
-    async def shutdown(self, sockets: Any = None) -> None:
-        self.service.begin_shutdown()
-        timer = asyncio.get_running_loop().call_later(self.grace_s, self.service.abort_work)
-        try:
-            await super().shutdown(sockets)
-        finally:
-            timer.cancel()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            yield
-            # Uvicorn re-raises the signal after shutting down (exit 143 on SIGTERM); a graceful stop
-            # is a clean exit.
-            self._captured_signals[:] = [s for s in self._captured_signals if s != signal.SIGTERM]
+    serve(app, settings)

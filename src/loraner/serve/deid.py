@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from loraner.deid import DeidConfig, DeidOutput, load_deid_config, resolve_secret
 from loraner.deid.pipeline import deidentify_entities
+from loraner.serve.errors import ERRORS
 from loraner.serve.metrics import Metrics
-from loraner.serve.routes import ERRORS, _out, admit_text, admit_texts, get_service
+from loraner.serve.routes import _out, admit_text, admit_texts, get_service
 from loraner.serve.schemas import BatchRequest, EntityOut, PredictRequest
 from loraner.serve.service import Service, Work
 from loraner.serve.settings import ServeSettings

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from loraner import __version__
+from loraner.serve.errors import ERRORS, ApiError
 from loraner.serve.schemas import (
     AdapterOut,
     AdaptersResponse,
@@ -41,31 +42,6 @@ probes = APIRouter()
 router = APIRouter()
 metrics_router = APIRouter()
 pages_router = APIRouter()
-
-ERRORS = {
-    404: {"model": ErrorResponse, "description": "Unknown adapter (the answer lists the available ones)"},
-    413: {
-        "model": ErrorResponse,
-        "description": "Body over LORANER_MAX_BODY_BYTES, or more text than LORANER_MAX_REQUEST_CHARS",
-    },
-    422: {"model": ErrorResponse, "description": "Invalid input: empty text, wrong types, over a limit"},
-    500: {"model": ErrorResponse, "description": "Unexpected error; quote the request_id"},
-    503: {
-        "model": ErrorResponse,
-        "description": "Retryable (see Retry-After): model not loaded yet, queue full, request timed out, "
-        "or shutting down",
-        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-    },
-}
-
-
-class ApiError(Exception):
-    """An expected failure with a status and a message meant for the client."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 def get_service(request: Request) -> Service:
