@@ -28,6 +28,7 @@ from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
 from loraner.serve.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from loraner.serve.routes import STATIC_DIR, metrics_router, pages_router, probes, router
+from loraner.serve.schemas import Limits, stating
 from loraner.serve.server import serve
 from loraner.serve.service import (
     PredictorFactory,
@@ -108,7 +109,7 @@ def create_app(
         )
     install_error_handlers(app)
     _include_routes(app, settings, keys, routers)
-    _declare_limits(app, settings)
+    _state_limits(app, settings)
     # The pages' own files (scripts, styles) carry no data: open, whatever protect_demo says.
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
@@ -136,10 +137,6 @@ def _include_routes(
     include(_docs_router(app), settings.protect_demo)
 
 
-MAX_KEY_CHARS = 256  # de-identification's document keys (loraner.serve.deid)
-NOT_BLANK = r"\S"  # what the text validators enforce: at least one non-whitespace character
-
-
 def configured_adapters(settings: ServeSettings) -> list[str]:
     """Adapter names the settings configure (the folder's sub-folders and NAME=PATH), without loading."""
     if not settings.base:
@@ -148,58 +145,17 @@ def configured_adapters(settings: ServeSettings) -> list[str]:
     return list(dict.fromkeys([*names, *settings.adapter_sources()]))
 
 
-def _declare_limits(app: FastAPI, settings: ServeSettings) -> None:
-    """The OpenAPI schema states what validation enforces with this configuration: texts are non-blank
-    and at most ``max_text_chars`` long, batches hold 1 to ``max_batch`` texts (and as many document
-    keys), adapter names are the configured ones. Checked in code too (routes, schemas); the per-request
-    text budget is documented under 413."""
+def _state_limits(app: FastAPI, settings: ServeSettings) -> None:
+    """The OpenAPI schema states what validation enforces with this configuration (``schemas.Limits``
+    on the fields that carry them); the per-request text budget is documented under 413."""
     build = app.openapi
-
-    def text_rules() -> dict[str, Any]:
-        return {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": NOT_BLANK}
-
-    names = configured_adapters(settings)
-    # The adapters this service has (none: a single model, where only null is valid).
-    adapter_rule: dict[str, Any] = (
-        {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}]} if names else {"type": "null"}
-    )
+    limits = Limits(settings.max_text_chars, settings.max_batch, tuple(configured_adapters(settings)))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = build()
-        for component in schema.get("components", {}).get("schemas", {}).values():
-            properties = component.get("properties", {})
-            if "text" in properties and "text" in component.get("required", ()):
-                properties["text"].update(text_rules())
-            if "texts" in properties:
-                texts = properties["texts"]
-                texts.update(minItems=1, maxItems=settings.max_batch)
-                texts["items"] = {**texts.get("items", {}), **text_rules()}
-            is_request = "text" in properties or "texts" in properties
-            if is_request and "adapter" in properties:
-                properties["adapter"] = {
-                    **adapter_rule,
-                    "description": properties["adapter"].get("description", ""),
-                }
-            if is_request and "adapters" in properties:
-                described = properties["adapters"].get("description", "")
-                one_each = {
-                    "type": "array",
-                    "items": adapter_rule,
-                    "minItems": 1,
-                    "maxItems": settings.max_batch,
-                }
-                properties["adapters"] = {"anyOf": [one_each, {"type": "null"}], "description": described}
-            if "document_keys" in properties:
-                keys = properties["document_keys"]
-                for option in keys.get("anyOf", [keys]):
-                    if option.get("type") == "array":
-                        option["maxItems"] = settings.max_batch
-                        for item in option.get("items", {}).get("anyOf", []):
-                            if item.get("type") == "string":
-                                item["maxLength"] = MAX_KEY_CHARS
-        return schema
+        with stating(limits):
+            return build()
 
     app.openapi = openapi  # type: ignore[method-assign]
 

@@ -16,76 +16,25 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from loraner.deid import DeidConfig, DeidOutput, load_deid_config, resolve_secret
 from loraner.deid.pipeline import deidentify_entities
 from loraner.serve.errors import ERRORS
 from loraner.serve.metrics import Metrics
-from loraner.serve.routes import _out, admit_text, admit_texts, get_service
-from loraner.serve.schemas import BatchRequest, EntityOut, PredictRequest
+from loraner.serve.routes import admit_text, admit_texts, get_service
+from loraner.serve.schemas import (
+    DeidentifiedOut,
+    DeidentifyBatchRequest,
+    DeidentifyBatchResponse,
+    DeidentifyRequest,
+    DeidentifyResponse,
+    ReplacedOut,
+    entities_out,
+)
 from loraner.serve.service import Service, Work
 from loraner.serve.settings import ServeSettings
 
 FEATURE = "deidentify"
-MAX_KEY_CHARS = 256
-
-# --------------------------------------------------------------------------- schemas
-
-
-class DeidentifyRequest(PredictRequest):
-    # The text field and its validation are /predict's; only the document key is added.
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"text": "Kari Nordmann (45 år), tlf. 912 34 567, bor i Bergen."}]},
-    )
-
-    document_key: StrictStr | None = Field(
-        None,
-        max_length=MAX_KEY_CHARS,
-        description="e.g. a patient id: same key, same date shift (with consistent_across_documents)",
-    )
-
-
-class DeidentifyBatchRequest(BatchRequest):
-    document_keys: list[StrictStr | None] | None = Field(None, description="One per text, or omitted")
-
-    @model_validator(mode="after")
-    def _one_key_per_text(self) -> DeidentifyBatchRequest:
-        keys = self.document_keys
-        if keys is not None and len(keys) != len(self.texts):
-            raise ValueError(f"document_keys has {len(keys)} items but texts has {len(self.texts)}")
-        if keys is not None and any(k is not None and len(k) > MAX_KEY_CHARS for k in keys):
-            raise ValueError(f"document_keys items must have at most {MAX_KEY_CHARS} characters")
-        return self
-
-
-class ReplacedOut(BaseModel):
-    type: str
-    operator: str = Field(..., description="Operator applied (replace when pseudonymisation fell back)")
-    start: int = Field(..., description="Offset of the replaced span in the request text")
-    end: int
-    new_start: int = Field(..., description="Offset of the replacement in the answer's text")
-    new_end: int
-    replacement: str
-    original: str | None = Field(None, description="Only with include_original in the deid config")
-
-
-class DeidentifiedOut(BaseModel):
-    text: str = Field(..., description="The de-identified text")
-    items: list[ReplacedOut] = Field(..., description="One per replaced span, in text order")
-    entities: list[EntityOut] = Field(..., description="The spans replaced, on the request text")
-    count: int = Field(..., description="Number of replaced spans")
-
-
-class DeidentifyResponse(DeidentifiedOut):
-    model: str
-
-
-class DeidentifyBatchResponse(BaseModel):
-    results: list[DeidentifiedOut]
-    count: int = Field(..., description="Number of texts answered")
-    model: str
-
 
 # --------------------------------------------------------------------------- runtime
 
@@ -132,7 +81,7 @@ class DeidRuntime:
 
 def _fields(output: DeidOutput) -> dict[str, Any]:
     items = [ReplacedOut(**item.to_dict()) for item in output.result.items]  # type: ignore[arg-type]
-    entities = _out(output.entities)
+    entities = entities_out(output.entities)
     return {"text": output.result.text, "items": items, "entities": entities, "count": len(items)}
 
 

@@ -20,7 +20,6 @@ from loraner.serve.schemas import (
     BatchItem,
     BatchRequest,
     BatchResponse,
-    EntityOut,
     ErrorResponse,
     HealthResponse,
     InfoResponse,
@@ -28,9 +27,9 @@ from loraner.serve.schemas import (
     ModelInfoOut,
     PredictRequest,
     PredictResponse,
+    entities_out,
 )
 from loraner.serve.service import Service, Work
-from loraner.types import Entity
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The demo page loads only its own files; it never needs inline script or another origin.
@@ -146,7 +145,7 @@ async def predict(
     [adapter] = service.check_adapters([body.adapter])
     entities = await service.run_one(body.text, adapter, work=work)
     request.state.entities = len(entities)
-    return PredictResponse(entities=_out(entities), count=len(entities), model=service.model_name)
+    return PredictResponse(entities=entities_out(entities), count=len(entities), model=service.model_name)
 
 
 @router.post(
@@ -163,7 +162,7 @@ async def predict_batch(
     adapters = service.check_adapters(body.adapter_per_text())
     results = await service.run_batch(list(body.texts), work=work, adapters=adapters)
     request.state.entities = sum(len(r) for r in results)
-    items = [BatchItem(entities=_out(r), count=len(r)) for r in results]
+    items = [BatchItem(entities=entities_out(r), count=len(r)) for r in results]
     return BatchResponse(results=items, count=len(items), model=service.model_name)
 
 
@@ -197,7 +196,3 @@ async def demo() -> Response:
 def _check_length(text: str, limit: int, field: str) -> None:
     if len(text) > limit:
         raise ApiError(422, f"{field} has {len(text)} characters; the limit is {limit}")
-
-
-def _out(entities: list[Entity]) -> list[EntityOut]:
-    return [EntityOut(**e.to_dict()) for e in entities]  # type: ignore[arg-type]

@@ -1,14 +1,113 @@
-"""Request and response bodies. Limits that depend on settings (text length, batch size) are checked
-in the routes, so one schema serves every configuration and the OpenAPI page stays static."""
+"""Request and response bodies, and the limits their OpenAPI schema states.
+
+The bodies validate what never changes (types, non-blank text, one adapter choice, one key per text).
+The limits a configuration sets (text length, batch size, adapter names) are checked in code
+(``loraner.serve.deps``), so one model serves every configuration; the fields that carry them are
+marked here (``Text``, ``PER_TEXT``, ``AdapterChoice``), and ``stating(limits)`` puts the values into
+the schema a service generates.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from loraner.settings import Strict
-from loraner.types import surrogate_problem
+from loraner.types import Entity, surrogate_problem
+
+# --------------------------------------------------------------------------- limits
+
+MAX_ADAPTER_NAME = 128
+MAX_KEY_CHARS = 256  # de-identification's document keys
+NOT_BLANK = r"\S"  # what the text validators enforce: at least one non-whitespace character
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a service accepts beyond the bodies' own rules: texts of at most ``max_text_chars``,
+    batches of at most ``max_batch`` texts, adapter names among ``adapters`` (none: a single model)."""
+
+    max_text_chars: int
+    max_batch: int
+    adapters: tuple[str, ...] = ()
+
+
+_STATED: ContextVar[Limits | None] = ContextVar("loraner_serve_limits", default=None)
+
+
+@contextlib.contextmanager
+def stating(limits: Limits) -> Iterator[None]:
+    """JSON schemas generated inside state ``limits`` on the marked fields (outside: the plain types)."""
+    token = _STATED.set(limits)
+    try:
+        yield
+    finally:
+        _STATED.reset(token)
+
+
+@dataclass(frozen=True)
+class _Stated:
+    """A field's JSON-schema rule filled in from the limits being stated; validation is untouched."""
+
+    rule: Callable[[JsonSchemaValue, Limits], JsonSchemaValue]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        limits = _STATED.get()
+        return schema if limits is None else self.rule(schema, limits)
+
+
+def _text_rule(schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
+    return {**schema, "minLength": 1, "maxLength": limits.max_text_chars, "pattern": NOT_BLANK}
+
+
+def _per_text_rule(schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
+    return {**schema, "maxItems": limits.max_batch}
+
+
+def _adapter_rule(_schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
+    # The adapters this service has; a single model has none, and only null is valid.
+    if not limits.adapters:
+        return {"type": "null"}
+    return {"anyOf": [{"type": "string", "enum": list(limits.adapters)}, {"type": "null"}]}
+
+
+# Text within the limits: non-blank, at most max_text_chars (a request's text, or a part of one).
+TEXT_LIMITS = _Stated(_text_rule)
+Text = Annotated[StrictStr, TEXT_LIMITS]
+# A list with one item per text of a batch: at most max_batch items.
+PER_TEXT = _Stated(_per_text_rule)
+
+AdapterName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ADAPTER_NAME)]
+# An adapter name, or null for the default adapter; stated as the names this service serves.
+AdapterChoice = Annotated[AdapterName | None, _Stated(_adapter_rule)]
+ADAPTER_FIELD = "Adapter to use (GET /adapters lists them); default: the service's default adapter"
+# One adapter per text, given at all: at least one.
+ADAPTER_PER_TEXT = _Stated(lambda schema, limits: {**_per_text_rule(schema, limits), "minItems": 1})
+
+# DeidentifyBatchRequest checks its keys' length itself (with its own message); the schema says so too.
+BatchKey = Annotated[StrictStr, WithJsonSchema({"type": "string", "maxLength": MAX_KEY_CHARS})]
+
+
+# --------------------------------------------------------------------------- requests
 
 
 def _not_blank(text: str) -> str:
@@ -21,18 +120,13 @@ def _not_blank(text: str) -> str:
     return text
 
 
-MAX_ADAPTER_NAME = 128
-AdapterName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ADAPTER_NAME)]
-ADAPTER_FIELD = "Adapter to use (GET /adapters lists them); default: the service's default adapter"
-
-
 class PredictRequest(Strict):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"text": "José Müller flew from Oslo to São Paulo."}]},
     )
 
-    text: StrictStr = Field(..., description="Raw text; offsets in the answer index into it")
-    adapter: AdapterName | None = Field(None, description=ADAPTER_FIELD)
+    text: Text = Field(..., description="Raw text; offsets in the answer index into it")
+    adapter: AdapterChoice = Field(None, description=ADAPTER_FIELD)
 
     @field_validator("text")
     @classmethod
@@ -41,9 +135,11 @@ class PredictRequest(Strict):
 
 
 class BatchRequest(Strict):
-    texts: list[StrictStr] = Field(..., min_length=1, description="Raw texts, answered in the same order")
-    adapter: AdapterName | None = Field(None, description=f"{ADAPTER_FIELD}; the same for every text")
-    adapters: list[AdapterName | None] | None = Field(
+    texts: Annotated[list[Text], PER_TEXT] = Field(
+        ..., min_length=1, description="Raw texts, answered in the same order"
+    )
+    adapter: AdapterChoice = Field(None, description=f"{ADAPTER_FIELD}; the same for every text")
+    adapters: Annotated[list[AdapterChoice], ADAPTER_PER_TEXT] | None = Field(
         None, description="One adapter per text (instead of adapter); null items take the default"
     )
 
@@ -69,12 +165,47 @@ class BatchRequest(Strict):
         return texts
 
 
+class DeidentifyRequest(PredictRequest):
+    # The text field and its validation are /predict's; only the document key is added.
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"text": "Kari Nordmann (45 år), tlf. 912 34 567, bor i Bergen."}]},
+    )
+
+    document_key: StrictStr | None = Field(
+        None,
+        max_length=MAX_KEY_CHARS,
+        description="e.g. a patient id: same key, same date shift (with consistent_across_documents)",
+    )
+
+
+class DeidentifyBatchRequest(BatchRequest):
+    document_keys: Annotated[list[BatchKey | None], PER_TEXT] | None = Field(
+        None, description="One per text, or omitted"
+    )
+
+    @model_validator(mode="after")
+    def _one_key_per_text(self) -> DeidentifyBatchRequest:
+        keys = self.document_keys
+        if keys is not None and len(keys) != len(self.texts):
+            raise ValueError(f"document_keys has {len(keys)} items but texts has {len(self.texts)}")
+        if keys is not None and any(k is not None and len(k) > MAX_KEY_CHARS for k in keys):
+            raise ValueError(f"document_keys items must have at most {MAX_KEY_CHARS} characters")
+        return self
+
+
+# --------------------------------------------------------------------------- answers
+
+
 class EntityOut(BaseModel):
     type: str
-    text: str = Field(..., description="Always equal to the request text[start:end]")
+    text: Annotated[str, TEXT_LIMITS] = Field(..., description="Always equal to the request text[start:end]")
     start: int = Field(..., description="Character offset (Unicode code points) of the first character")
     end: int = Field(..., description="Character offset one past the last character")
     score: float = Field(..., description="Mean probability of the chosen labels over the entity's words")
+
+
+def entities_out(entities: list[Entity]) -> list[EntityOut]:
+    return [EntityOut(**e.to_dict()) for e in entities]  # type: ignore[arg-type]
 
 
 class PredictResponse(BaseModel):
@@ -90,6 +221,36 @@ class BatchItem(BaseModel):
 
 class BatchResponse(BaseModel):
     results: list[BatchItem]
+    count: int = Field(..., description="Number of texts answered")
+    model: str
+
+
+class ReplacedOut(BaseModel):
+    type: str
+    operator: str = Field(..., description="Operator applied (replace when pseudonymisation fell back)")
+    start: int = Field(..., description="Offset of the replaced span in the request text")
+    end: int
+    new_start: int = Field(..., description="Offset of the replacement in the answer's text")
+    new_end: int
+    replacement: str
+    original: str | None = Field(None, description="Only with include_original in the deid config")
+
+
+class DeidentifiedOut(BaseModel):
+    # The schema gives the rewritten text a request text's limits, which a rewrite can break: a
+    # placeholder longer than the span it replaces, or redact emptying a text that is one entity.
+    text: Annotated[str, TEXT_LIMITS] = Field(..., description="The de-identified text")
+    items: list[ReplacedOut] = Field(..., description="One per replaced span, in text order")
+    entities: list[EntityOut] = Field(..., description="The spans replaced, on the request text")
+    count: int = Field(..., description="Number of replaced spans")
+
+
+class DeidentifyResponse(DeidentifiedOut):
+    model: str
+
+
+class DeidentifyBatchResponse(BaseModel):
+    results: list[DeidentifiedOut]
     count: int = Field(..., description="Number of texts answered")
     model: str
 
