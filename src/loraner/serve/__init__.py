@@ -1,6 +1,6 @@
 """HTTP service: ``create_app(settings, predictor_factory)`` and ``run_server``. Needs ``loraner[serve]``.
 
-Imports the core and ``loraner.inference`` only; nothing imports ``loraner.serve``.
+Imports the core, ``loraner.inference`` and ``loraner.deid``; only the top layer (commands, demo) imports it.
 """
 
 from loraner.serve.app import create_app, run_server

@@ -1,8 +1,8 @@
-"""App factory and server entry point (the server itself: ``loraner.serve.server``).
+"""The app factory, ``create_app(settings, predictor_factory)``, and ``run_server``.
 
-``create_app(settings, predictor_factory)`` builds the FastAPI app without loading anything; the
-lifespan starts loading the model in a worker thread, so the server answers ``/health`` at once and
-``/ready`` turns 200 when the model is in memory. Tests pass a fake ``predictor_factory``.
+``create_app`` builds the FastAPI app without loading anything: the lifespan starts loading the model in
+a worker thread, so the server answers ``/health`` at once and ``/ready`` turns 200 when the model is in
+memory. Tests pass a fake ``predictor_factory``. ``FEATURES`` lists every route group the app serves.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from loraner import __version__
@@ -27,22 +28,71 @@ from loraner.serve.errors import install_error_handlers
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
 from loraner.serve.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
-from loraner.serve.routes import STATIC_DIR, metrics_router, pages_router, probes, router
+from loraner.serve.routes import (
+    STATIC_DIR,
+    SWAGGER_STATIC,
+    adapters_router,
+    demo_router,
+    docs_router,
+    info_router,
+    metrics_router,
+    predict_router,
+    probes_router,
+    swagger_assets,
+)
 from loraner.serve.schemas import Limits, stating
 from loraner.serve.server import serve
-from loraner.serve.service import (
-    PredictorFactory,
-    Service,
-    default_predictor_factory,
-)
+from loraner.serve.service import PredictorFactory, Service, default_predictor_factory
 from loraner.serve.settings import ServeSettings
 
 log = logging.getLogger("loraner.serve")
 
-BASE_FEATURES = ("predict", "predict_batch")
-
 DESCRIPTION = """Named-entity recognition over HTTP. Offsets are character offsets into the text sent,
 and every entity's `text` equals `text[start:end]`. A demo page is at [/demo](/demo)."""
+
+
+def _deidentify_router(service: Service) -> APIRouter | None:
+    """De-identification, unless ``LORANER_DEID=false`` or its layer is not installed."""
+    if not service.settings.deid:
+        return None
+    try:
+        from loraner.serve.deid import deid_router
+    except ImportError:  # an install without loraner.deid: serve NER only
+        return None
+    return deid_router(service)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A route group: its router factory (None: not served with these settings), whether it needs an
+    API key when keys are configured, and the modes it adds to ``GET /``'s ``features`` (the demo
+    page's mode switch)."""
+
+    routes: Callable[[Service], APIRouter | None]
+    needs_key: Callable[[ServeSettings], bool]
+    modes: tuple[str, ...] = ()
+
+
+def _always(_: ServeSettings) -> bool:
+    return True
+
+
+def _never(_: ServeSettings) -> bool:
+    return False
+
+
+# Every route group, in the order of the OpenAPI schema. The probes never need a key (a load balancer
+# or orchestrator sends none); /metrics and the pages people open in a browser need one as configured.
+FEATURES = (
+    Feature(probes_router, _never),
+    Feature(info_router, _always),
+    Feature(predict_router, _always, modes=("predict", "predict_batch")),
+    Feature(adapters_router, _always),
+    Feature(_deidentify_router, _always, modes=("deidentify",)),
+    Feature(metrics_router, attrgetter("protect_metrics")),
+    Feature(demo_router, attrgetter("protect_demo")),
+    Feature(docs_router, attrgetter("protect_demo")),
+)
 
 
 def create_app(
@@ -52,14 +102,13 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     features: Sequence[str] = (),
 ) -> FastAPI:
-    """The service. ``routers``/``features`` let other modes plug in: their routes are mounted and their
-    feature names appear in ``GET /`` for the demo page's mode switch. De-identification is added here
-    unless ``settings.deid`` is off or the caller brings its own "deidentify" feature."""
+    """The service. ``routers``/``features`` let other modes plug in: their routes are served after
+    the built-in ones (with the API's key check), and their mode names follow the built-in ones in
+    ``GET /``; a built-in feature whose mode is among ``features`` is left out (the caller's replaces
+    it)."""
     settings = settings or ServeSettings.from_env()
     keys = load_api_keys(settings)  # a bad key or keys file fails here, before anything starts
     metrics = Metrics()
-    if settings.deid and "deidentify" not in features:
-        routers, features = _with_deid(settings, metrics, routers, features)
     service = Service(settings, predictor_factory or default_predictor_factory, metrics)
 
     @contextlib.asynccontextmanager
@@ -82,13 +131,12 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,  # /docs below: Swagger UI from the installed package, never from a CDN
+        docs_url=None,  # /docs from routes.docs_router: Swagger UI from the installed package, no CDN
         redoc_url=None,
-        openapi_url=None,  # /openapi.json below, with the demo page's protection
+        openapi_url=None,  # /openapi.json from routes.docs_router, with the pages' protection
     )
     app.state.service = service
     app.state.metrics = metrics
-    app.state.features = [*BASE_FEATURES, *features]
     app.state.api_keys = len(keys)  # how many, for the start-up log; never the keys
     app.add_middleware(
         RequestContextMiddleware,
@@ -108,33 +156,42 @@ def create_app(
             max_age=600,
         )
     install_error_handlers(app)
-    _include_routes(app, settings, keys, routers)
+    app.state.features = _include_features(app, service, keys, routers, features)
     _state_limits(app, settings)
-    # The pages' own files (scripts, styles) carry no data: open, whatever protect_demo says.
+    # The pages' own files (scripts, styles, Swagger UI's) carry no data: open, whatever protect_demo says.
+    app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_assets()), name="docs-static")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 
-def _include_routes(
-    app: FastAPI, settings: ServeSettings, keys: tuple[bytes, ...], routers: Sequence[APIRouter]
-) -> None:
-    """Every route group, each guarded by an API key when keys are configured and its setting says so:
-    the API always, /metrics with ``protect_metrics``, the pages with ``protect_demo``; the probes
-    never (a load balancer or orchestrator sends no key)."""
+def _include_features(
+    app: FastAPI,
+    service: Service,
+    keys: tuple[bytes, ...],
+    routers: Sequence[APIRouter],
+    features: Sequence[str],
+) -> list[str]:
+    """Every route group of ``FEATURES`` these settings serve, then the caller's, each guarded by an API
+    key when keys are configured and the group needs one; returns the modes for ``GET /``."""
     guard = [require_key(keys)] if keys else []
+    modes: list[str] = []
 
-    def include(group: APIRouter, protected: bool) -> None:
-        if protected and guard:
+    def include(group: APIRouter, needs_key: bool) -> None:
+        if needs_key and guard:
             app.include_router(group, dependencies=guard, responses=UNAUTHORIZED)
         else:
             app.include_router(group)
 
-    include(probes, False)
-    for group in (router, *routers):
+    for feature in FEATURES:
+        if set(feature.modes) & set(features):
+            continue
+        group = feature.routes(service)
+        if group is not None:
+            include(group, feature.needs_key(service.settings))
+            modes += feature.modes
+    for group in routers:
         include(group, True)
-    include(metrics_router, settings.protect_metrics)
-    include(pages_router, settings.protect_demo)
-    include(_docs_router(app), settings.protect_demo)
+    return [*modes, *features]
 
 
 def configured_adapters(settings: ServeSettings) -> list[str]:
@@ -158,48 +215,6 @@ def _state_limits(app: FastAPI, settings: ServeSettings) -> None:
             return build()
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-OPENAPI_URL = "/openapi.json"
-
-
-def _docs_router(app: FastAPI) -> APIRouter:
-    """``/openapi.json`` and ``/docs``: Swagger UI served from the ``fastapi-offline`` package's files,
-    so the page works offline and loads nothing from another origin. With API keys its "Authorize"
-    button takes one."""
-    import fastapi_offline
-    from fastapi.openapi.docs import get_swagger_ui_html
-
-    assets = Path(fastapi_offline.__file__).parent / "static"
-    app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
-    docs_router = APIRouter()
-
-    @docs_router.get(OPENAPI_URL, include_in_schema=False)
-    async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @docs_router.get("/docs", include_in_schema=False)
-    async def docs() -> Any:
-        return get_swagger_ui_html(
-            openapi_url=OPENAPI_URL,
-            title=f"{app.title} - docs",
-            swagger_js_url="/docs-static/swagger-ui-bundle.js",
-            swagger_css_url="/docs-static/swagger-ui.css",
-            swagger_favicon_url="/docs-static/favicon.png",
-        )
-
-    return docs_router
-
-
-def _with_deid(
-    settings: ServeSettings, metrics: Metrics, routers: Sequence[APIRouter], features: Sequence[str]
-) -> tuple[list[APIRouter], list[str]]:
-    """``routers``/``features`` plus de-identification, when its layer is installed."""
-    try:
-        from loraner.serve.deid import FEATURE, deid_router
-    except ImportError:  # an install without loraner.deid: serve NER only
-        return list(routers), list(features)
-    return [*routers, deid_router(settings, metrics)], [*features, FEATURE]
 
 
 def run_server(

@@ -1,10 +1,10 @@
 """``POST /deidentify`` and ``POST /deidentify/batch``: the model's spans (plus pattern recognisers, if the
 config enables them) rewritten by the configured operators.
 
-Mounted by ``create_app`` unless ``LORANER_DEID=false``. The config comes from ``LORANER_DEID_CONFIG``;
-without one every type is replaced by ``[TYPE]`` (no Faker needed, so the slim image can serve it). The
-secret for ``hash``/keyed pseudonyms is read from the config's ``secret_env`` and checked at start-up.
-Validation, limits and logging are the same as ``/predict``: only lengths and counts are logged.
+Served unless ``LORANER_DEID=false``. The config comes from ``LORANER_DEID_CONFIG``; without one every
+type is replaced by ``[TYPE]`` (no Faker needed, so the slim image can serve it). The secret for
+``hash``/keyed pseudonyms is read from the config's ``secret_env`` and checked at start-up. Validation,
+limits and logging are ``/predict``'s (``routes.TextEndpoints``): only lengths and counts are logged.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from functools import partial
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from prometheus_client import Counter
 
 from loraner.deid import DeidConfig, DeidOutput, load_deid_config, resolve_secret
 from loraner.deid.pipeline import deidentify_entities
-from loraner.serve.errors import ERRORS
+from loraner.serve.deps import Admitted
 from loraner.serve.metrics import Metrics
-from loraner.serve.routes import admit_text, admit_texts, get_service
+from loraner.serve.routes import Endpoint, TextEndpoints
 from loraner.serve.schemas import (
     DeidentifiedOut,
     DeidentifyBatchRequest,
@@ -35,8 +35,6 @@ from loraner.serve.service import Service, Work
 from loraner.serve.settings import ServeSettings
 
 FEATURE = "deidentify"
-
-# --------------------------------------------------------------------------- runtime
 
 
 def load_service_config(settings: ServeSettings) -> DeidConfig:
@@ -78,6 +76,13 @@ class DeidRuntime:
                 self.replacements.labels(item.type, item.operator).inc()
         return outputs
 
+    async def run_one(self, service: Service, job: Admitted[DeidentifyRequest]) -> DeidOutput:
+        [output] = await self.run(service, job.texts, [job.body.document_key], job.work, job.adapters)
+        return output
+
+    async def run_batch(self, service: Service, job: Admitted[DeidentifyBatchRequest]) -> list[DeidOutput]:
+        return await self.run(service, job.texts, job.body.document_keys, job.work, job.adapters)
+
 
 def _fields(output: DeidOutput) -> dict[str, Any]:
     items = [ReplacedOut(**item.to_dict()) for item in output.result.items]  # type: ignore[arg-type]
@@ -85,48 +90,23 @@ def _fields(output: DeidOutput) -> dict[str, Any]:
     return {"text": output.result.text, "items": items, "entities": entities, "count": len(items)}
 
 
-# --------------------------------------------------------------------------- routes
-
-
-def deid_router(settings: ServeSettings, metrics: Metrics) -> APIRouter:
+def deid_router(service: Service) -> APIRouter:
     """The routes, bound to the config loaded (and checked) now."""
-    runtime = DeidRuntime(load_service_config(settings), metrics)
-    router = APIRouter(tags=["deidentify"])
-
-    @router.post(
-        "/deidentify",
-        response_model=DeidentifyResponse,
-        response_model_exclude_none=True,
-        responses=ERRORS,
-        summary="De-identify one text",
-    )
-    async def deidentify(
-        body: DeidentifyRequest, request: Request, service: Service = Depends(get_service)
-    ) -> DeidentifyResponse:
-        work = admit_text(request, service, body.text)
-        adapters = service.check_adapters([body.adapter])
-        [output] = await runtime.run(service, [body.text], [body.document_key], work, adapters)
-        request.state.entities = len(output.result.items)
-        return DeidentifyResponse(**_fields(output), model=service.model_name)
-
-    @router.post(
-        "/deidentify/batch",
-        response_model=DeidentifyBatchResponse,
-        response_model_exclude_none=True,
-        responses=ERRORS,
-        summary="De-identify several texts (pseudonyms consistent across them), answered in order",
-    )
-    async def deidentify_batch(
-        body: DeidentifyBatchRequest, request: Request, service: Service = Depends(get_service)
-    ) -> DeidentifyBatchResponse:
-        work = admit_texts(request, service, body.texts)
-        adapters = service.check_adapters(body.adapter_per_text())
-        outputs = await runtime.run(service, list(body.texts), body.document_keys, work, adapters)
-        request.state.entities = sum(len(o.result.items) for o in outputs)
-        results = [DeidentifiedOut(**_fields(o)) for o in outputs]
-        return DeidentifyBatchResponse(results=results, count=len(results), model=service.model_name)
-
-    return router
+    runtime = DeidRuntime(load_service_config(service.settings), service.metrics)
+    return TextEndpoints(
+        name=FEATURE,
+        one=Endpoint(DeidentifyRequest, DeidentifyResponse, "De-identify one text"),
+        batch=Endpoint(
+            DeidentifyBatchRequest,
+            DeidentifyBatchResponse,
+            "De-identify several texts (pseudonyms consistent across them), answered in order",
+        ),
+        item=DeidentifiedOut,
+        run_one=runtime.run_one,
+        run_batch=runtime.run_batch,
+        fields=_fields,
+        exclude_none=True,
+    ).router()
 
 
 __all__ = ["FEATURE", "DeidRuntime", "deid_router", "load_service_config"]

@@ -1,19 +1,28 @@
-"""HTTP routes. Handlers stay thin: check the settings-dependent limits, then ask the service.
+"""The service's route groups, each built by a router factory that takes the ``Service``;
+``loraner.serve.app.FEATURES`` lists them and says which need an API key. Handlers stay thin: what
+they need comes through ``loraner.serve.deps``, the work is the service's.
 
-The routes come in groups that ``create_app`` guards differently when API keys are configured
-(``loraner.serve.auth``): ``probes`` (always open), ``router`` (the API: always needs a key),
-``metrics_router`` (``protect_metrics``) and ``pages_router`` (``protect_demo``).
+``TextEndpoints`` builds the pair an operation on texts is served as (``/predict`` and
+``/predict/batch``, ``/deidentify`` and ``/deidentify/batch``).
+
+Annotations here are evaluated (no ``from __future__ import annotations``): ``TextEndpoints`` gives its
+handlers the operation's body models through their signatures.
 """
 
-from __future__ import annotations
-
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, Request, Response
+import fastapi_offline
+from fastapi import APIRouter, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
 
 from loraner import __version__
-from loraner.serve.errors import ERRORS, ApiError
+from loraner.serve.deps import Admitted, MetricsDep, ServiceDep, one_text, text_batch
+from loraner.serve.errors import ERRORS
 from loraner.serve.schemas import (
     AdapterOut,
     AdaptersResponse,
@@ -29,170 +38,228 @@ from loraner.serve.schemas import (
     PredictResponse,
     entities_out,
 )
-from loraner.serve.service import Service, Work
+from loraner.serve.service import Service
+from loraner.types import Entity
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The demo page loads only its own files; it never needs inline script or another origin.
 DEMO_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+OPENAPI_URL = "/openapi.json"
+SWAGGER_STATIC = "/docs-static"
 
-probes = APIRouter()
-router = APIRouter()
-metrics_router = APIRouter()
-pages_router = APIRouter()
-
-
-def get_service(request: Request) -> Service:
-    return request.app.state.service
+Result = TypeVar("Result")
 
 
-@router.get("/", response_model=InfoResponse, tags=["info"], summary="Service and model information")
-async def info(request: Request, service: Service = Depends(get_service)) -> InfoResponse:
-    s = service.settings
-    model = service.info()
-    return InfoResponse(
-        service="loraner",
-        version=__version__,
-        ready=service.ready,
-        model=ModelInfoOut(**model) if model else None,
-        limits=LimitsOut(
-            max_text_chars=s.max_text_chars,
-            max_batch=s.max_batch,
-            max_body_bytes=s.max_body_bytes,
-            max_request_chars=s.max_request_chars,
-            request_timeout_s=s.request_timeout_s,
-        ),
-        features=list(request.app.state.features),
+@dataclass(frozen=True)
+class Endpoint:
+    """One route of a ``TextEndpoints`` pair: the body it takes, the answer it gives, its summary."""
+
+    body: type[BaseModel]
+    answer: type[BaseModel]
+    summary: str
+
+
+@dataclass(frozen=True)
+class TextEndpoints(Generic[Result]):
+    """An operation on texts as ``POST /{name}`` (``one``: one text) and ``POST /{name}/batch``
+    (``batch``: several, answered in order), tagged ``name``.
+
+    The same for every operation: admission (``deps.one_text``/``text_batch``: limits, adapters,
+    deadline), the entity count in the access log, and the answers' envelope (``model``; a batch's
+    ``results`` and ``count``). The operation's own: its bodies and answers, how it runs (``run_one``,
+    ``run_batch``), and one result's fields in an answer (``fields``, ``count`` among them; a batch
+    answers each text as an ``item``)."""
+
+    name: str
+    one: Endpoint
+    batch: Endpoint
+    item: type[BaseModel]
+    run_one: Callable[[Service, Admitted[Any]], Awaitable[Result]]
+    run_batch: Callable[[Service, Admitted[Any]], Awaitable[list[Result]]]
+    fields: Callable[[Result], dict[str, Any]]
+    exclude_none: bool = False
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=[self.name])
+
+        async def one(
+            job: Annotated[Admitted[Any], one_text(self.one.body)], request: Request, service: ServiceDep
+        ) -> Any:
+            fields = self.fields(await self.run_one(service, job))
+            request.state.entities = fields["count"]
+            return self.one.answer(**fields, model=service.model_name)
+
+        async def batch(
+            job: Annotated[Admitted[Any], text_batch(self.batch.body)], request: Request, service: ServiceDep
+        ) -> Any:
+            items = [self.item(**self.fields(r)) for r in await self.run_batch(service, job)]
+            request.state.entities = sum(item.count for item in items)  # type: ignore[attr-defined]
+            return self.batch.answer(results=items, count=len(items), model=service.model_name)
+
+        for path, name, handler, endpoint in (
+            (f"/{self.name}", self.name, one, self.one),
+            (f"/{self.name}/batch", f"{self.name}_batch", batch, self.batch),
+        ):
+            router.add_api_route(
+                path,
+                handler,
+                name=name,  # the stem of the operation id, as a handler of that name would give it
+                methods=["POST"],
+                response_model=endpoint.answer,
+                response_model_exclude_none=self.exclude_none,
+                responses=ERRORS,
+                summary=endpoint.summary,
+            )
+        return router
+
+
+# --------------------------------------------------------------------------- router factories
+
+
+def probes_router(_: Service) -> APIRouter:
+    """``/health`` and ``/ready``, for load balancers and orchestrators."""
+    router = APIRouter(tags=["info"])
+
+    @router.get("/health", response_model=HealthResponse, summary="Liveness")
+    async def health(service: ServiceDep) -> Response:
+        # Alive even while loading; a model that failed to load is reported so the container restarts.
+        status = "failed" if service.load_error else "ok"
+        body = HealthResponse(status=status, ready=service.ready).model_dump()
+        return JSONResponse(body, status_code=503 if service.load_error else 200)
+
+    @router.get(
+        "/ready",
+        response_model=HealthResponse,
+        summary="Readiness",
+        responses={503: {"model": ErrorResponse, "description": "Model not loaded (yet)"}},
     )
+    async def ready(service: ServiceDep) -> Response:
+        if not service.ready:
+            return JSONResponse(
+                {"status": "loading" if not service.load_error else "failed", "ready": False},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "ready": True})
+
+    return router
 
 
-@probes.get("/health", response_model=HealthResponse, tags=["info"], summary="Liveness")
-async def health(service: Service = Depends(get_service)) -> Response:
-    # Alive even while loading; a model that failed to load is reported so the container restarts.
-    status = "failed" if service.load_error else "ok"
-    body = HealthResponse(status=status, ready=service.ready).model_dump()
-    return JSONResponse(body, status_code=503 if service.load_error else 200)
+def info_router(_: Service) -> APIRouter:
+    """``GET /``: the service, its model, its limits and the modes the demo page can offer."""
+    router = APIRouter(tags=["info"])
 
-
-@probes.get(
-    "/ready",
-    response_model=HealthResponse,
-    tags=["info"],
-    summary="Readiness",
-    responses={503: {"model": ErrorResponse, "description": "Model not loaded (yet)"}},
-)
-async def ready(service: Service = Depends(get_service)) -> Response:
-    if not service.ready:
-        return JSONResponse(
-            {"status": "loading" if not service.load_error else "failed", "ready": False}, status_code=503
-        )
-    return JSONResponse({"status": "ok", "ready": True})
-
-
-def admit_text(request: Request, service: Service, text: str) -> Work:
-    """The service's length limits for one text; request size noted for the access log (never the text).
-    Returns the request's claim on the model (deadline, and the stop flag set if the client leaves)."""
-    _check_length(text, service.settings.max_text_chars, "text")
-    request.state.text_chars = len(text)
-    _check_budget(len(text), service.settings.max_request_chars)
-    return work_for(request, service)
-
-
-def admit_texts(request: Request, service: Service, texts: list[str]) -> Work:
-    """Count and length limits for a batch; its size noted for the access log."""
-    limit = service.settings.max_batch
-    if len(texts) > limit:
-        raise ApiError(422, f"texts has {len(texts)} items; the limit is {limit}")
-    for i, text in enumerate(texts):
-        _check_length(text, service.settings.max_text_chars, f"texts[{i}]")
-    request.state.texts = len(texts)
-    request.state.text_chars = sum(len(t) for t in texts)
-    _check_budget(request.state.text_chars, service.settings.max_request_chars)
-    return work_for(request, service)
-
-
-def work_for(request: Request, service: Service) -> Work:
-    """The request's deadline (from its arrival) and the stop flag the middleware sets on disconnect."""
-    stop = getattr(request.state, "stop", None)
-    arrived = getattr(request.state, "arrived", None)
-    work = service.new_work(stop)
-    if arrived is not None:
-        work.deadline = arrived + service.settings.request_timeout_s
-    return work
-
-
-def _check_budget(chars: int, limit: int) -> None:
-    if chars > limit:
-        raise ApiError(
-            413,
-            f"the request has {chars} characters of text; the limit is {limit} per request "
-            "(LORANER_MAX_REQUEST_CHARS): send fewer or shorter texts",
+    @router.get("/", response_model=InfoResponse, summary="Service and model information")
+    async def info(request: Request, service: ServiceDep) -> InfoResponse:
+        s = service.settings
+        model = service.info()
+        return InfoResponse(
+            service="loraner",
+            version=__version__,
+            ready=service.ready,
+            model=ModelInfoOut(**model) if model else None,
+            limits=LimitsOut(
+                max_text_chars=s.max_text_chars,
+                max_batch=s.max_batch,
+                max_body_bytes=s.max_body_bytes,
+                max_request_chars=s.max_request_chars,
+                request_timeout_s=s.request_timeout_s,
+            ),
+            features=list(request.app.state.features),
         )
 
-
-@router.post(
-    "/predict",
-    response_model=PredictResponse,
-    tags=["predict"],
-    responses=ERRORS,
-    summary="Entities in one text",
-)
-async def predict(
-    body: PredictRequest, request: Request, service: Service = Depends(get_service)
-) -> PredictResponse:
-    work = admit_text(request, service, body.text)
-    [adapter] = service.check_adapters([body.adapter])
-    entities = await service.run_one(body.text, adapter, work=work)
-    request.state.entities = len(entities)
-    return PredictResponse(entities=entities_out(entities), count=len(entities), model=service.model_name)
+    return router
 
 
-@router.post(
-    "/predict/batch",
-    response_model=BatchResponse,
-    tags=["predict"],
-    responses=ERRORS,
-    summary="Entities in several texts, answered in order",
-)
-async def predict_batch(
-    body: BatchRequest, request: Request, service: Service = Depends(get_service)
-) -> BatchResponse:
-    work = admit_texts(request, service, body.texts)
-    adapters = service.check_adapters(body.adapter_per_text())
-    results = await service.run_batch(list(body.texts), work=work, adapters=adapters)
-    request.state.entities = sum(len(r) for r in results)
-    items = [BatchItem(entities=entities_out(r), count=len(r)) for r in results]
-    return BatchResponse(results=items, count=len(items), model=service.model_name)
+def _entity_fields(entities: list[Entity]) -> dict[str, Any]:
+    return {"entities": entities_out(entities), "count": len(entities)}
 
 
-@router.get(
-    "/adapters",
-    response_model=AdaptersResponse,
-    tags=["info"],
-    summary="The LoRA adapters this service serves",
-)
-async def adapters(service: Service = Depends(get_service)) -> AdaptersResponse:
-    service.require_predictor()
-    default = getattr(service.predictor, "default", None)
-    return AdaptersResponse(adapters=[AdapterOut(**a) for a in service.adapters_info()], default=default)
+async def _predict_one(service: Service, job: Admitted[Any]) -> list[Entity]:
+    # One text goes through the micro-batcher when it is on.
+    return await service.run_one(job.texts[0], job.adapters[0], work=job.work)
 
 
-@metrics_router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    m = request.app.state.metrics
-    return Response(m.render(), media_type=m.content_type)
+async def _predict_batch(service: Service, job: Admitted[Any]) -> list[list[Entity]]:
+    return await service.run_batch(job.texts, work=job.work, adapters=job.adapters)
 
 
-@pages_router.get("/demo", include_in_schema=False)
-async def demo() -> Response:
-    return FileResponse(
-        STATIC_DIR / "demo.html",
-        media_type="text/html",
-        headers={"Content-Security-Policy": DEMO_CSP, "Cache-Control": "no-cache"},
-    )
+def predict_router(_: Service) -> APIRouter:
+    """``POST /predict`` and ``POST /predict/batch``: entities with character offsets."""
+    return TextEndpoints(
+        name="predict",
+        one=Endpoint(PredictRequest, PredictResponse, "Entities in one text"),
+        batch=Endpoint(BatchRequest, BatchResponse, "Entities in several texts, answered in order"),
+        item=BatchItem,
+        run_one=_predict_one,
+        run_batch=_predict_batch,
+        fields=_entity_fields,
+    ).router()
 
 
-def _check_length(text: str, limit: int, field: str) -> None:
-    if len(text) > limit:
-        raise ApiError(422, f"{field} has {len(text)} characters; the limit is {limit}")
+def adapters_router(_: Service) -> APIRouter:
+    """``GET /adapters``: the LoRA adapters served (none for a single model)."""
+    router = APIRouter(tags=["info"])
+
+    @router.get("/adapters", response_model=AdaptersResponse, summary="The LoRA adapters this service serves")
+    async def adapters(service: ServiceDep) -> AdaptersResponse:
+        service.require_predictor()
+        default = getattr(service.predictor, "default", None)
+        return AdaptersResponse(adapters=[AdapterOut(**a) for a in service.adapters_info()], default=default)
+
+    return router
+
+
+def metrics_router(_: Service) -> APIRouter:
+    """``GET /metrics``: Prometheus metrics (not in the OpenAPI schema)."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(collected: MetricsDep) -> Response:
+        return Response(collected.render(), media_type=collected.content_type)
+
+    return router
+
+
+def demo_router(_: Service) -> APIRouter:
+    """``GET /demo``: the demo page (its scripts and styles are under ``/static``, mounted by the app)."""
+    router = APIRouter()
+
+    @router.get("/demo", include_in_schema=False)
+    async def demo() -> Response:
+        return FileResponse(
+            STATIC_DIR / "demo.html",
+            media_type="text/html",
+            headers={"Content-Security-Policy": DEMO_CSP, "Cache-Control": "no-cache"},
+        )
+
+    return router
+
+
+def docs_router(_: Service) -> APIRouter:
+    """``/openapi.json`` and ``/docs``: Swagger UI from the ``fastapi-offline`` package's files
+    (``swagger_assets()``, mounted by the app at ``SWAGGER_STATIC``), so the page works offline and
+    loads nothing from another origin. With API keys its "Authorize" button takes one."""
+    router = APIRouter()
+
+    @router.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(request.app.openapi())
+
+    @router.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Any:
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{request.app.title} - docs",
+            swagger_js_url=f"{SWAGGER_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_STATIC}/favicon.png",
+        )
+
+    return router
+
+
+def swagger_assets() -> Path:
+    """Swagger UI's files, as the ``fastapi-offline`` package installs them."""
+    return Path(fastapi_offline.__file__).parent / "static"
