@@ -3,8 +3,8 @@
 The bodies validate what never changes (types, non-blank text, one adapter choice, one key per text).
 The limits a configuration sets (text length, batch size, adapter names) are checked in code
 (``loraner.serve.deps``), so one model serves every configuration; the fields that carry them are
-marked here (``Text``, ``PER_TEXT``, ``AdapterChoice``), and ``stating(limits)`` puts the values into
-the schema a service generates.
+marked here (``Text``, ``PER_TEXT``, ``AdapterChoice``, ...), and ``stating(limits)`` puts the values
+into the schema a service generates.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ def _per_text_rule(schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
     return {**schema, "maxItems": limits.max_batch}
 
 
+def _adapter_per_text_rule(schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
+    return {**schema, "minItems": 1, "maxItems": limits.max_batch}
+
+
 def _adapter_rule(_schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
     # The adapters this service has; a single model has none, and only null is valid.
     if not limits.adapters:
@@ -100,8 +104,8 @@ AdapterName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ADAPTER_NA
 # An adapter name, or null for the default adapter; stated as the names this service serves.
 AdapterChoice = Annotated[AdapterName | None, _Stated(_adapter_rule)]
 ADAPTER_FIELD = "Adapter to use (GET /adapters lists them); default: the service's default adapter"
-# One adapter per text, given at all: at least one.
-ADAPTER_PER_TEXT = _Stated(lambda schema, limits: {**_per_text_rule(schema, limits), "minItems": 1})
+# Adapters named one per text: 1 to max_batch of them.
+ADAPTER_PER_TEXT = _Stated(_adapter_per_text_rule)
 
 # DeidentifyBatchRequest checks its keys' length itself (with its own message); the schema says so too.
 BatchKey = Annotated[StrictStr, WithJsonSchema({"type": "string", "maxLength": MAX_KEY_CHARS})]
