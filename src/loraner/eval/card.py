@@ -24,8 +24,7 @@ from loraner.eval.report import (
     fmt_score,
     render_markdown_table,
 )
-from loraner.modeldir import ADAPTER_DIR, CARD_FILE, MERGED_DIR, hub_id, model_meta
-from loraner.settings import PACKAGED_MODELS
+from loraner.modeldir import ADAPTER_DIR, CARD_FILE, MERGED_DIR, PACKAGE_HUB_IDS, hub_id, model_meta
 
 Kind = Literal["adapter", "merged"]
 LIBRARY: dict[Kind, str] = {"adapter": "peft", "merged": "transformers"}
@@ -151,8 +150,8 @@ def render_card_text(metrics: Mapping[str, Any], kind: Kind) -> str:
 
 def hub_base(name: str) -> str | None:
     """The base model as a hub id (``base_model`` in the metadata), or None for a local checkpoint."""
-    if name in PACKAGED_MODELS:
-        return PACKAGED_MODELS[name]
+    if name in PACKAGE_HUB_IDS:
+        return PACKAGE_HUB_IDS[name]
     found = hub_id(name)
     return found[0] if found else None
 

@@ -6,21 +6,21 @@ import logging
 from pathlib import Path
 
 from loraner.inference.backends import load_adapter_model
-from loraner.modeldir import copy_meta, load_tokenizer, make_readable
+from loraner.modeldir import ModelDir, copy_meta, make_readable
 
 log = logging.getLogger(__name__)
 
 
 def merge_adapter(adapter_dir: str | Path, output_dir: str | Path, base: str | None = None) -> Path:
     """Fold the LoRA weights into the base, save model + tokenizer + provenance to ``output_dir``."""
-    adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
-    peft_model = load_adapter_model(adapter_dir, base)
+    adapter, output_dir = ModelDir(adapter_dir), Path(output_dir)
+    peft_model = load_adapter_model(adapter, base)
     # safe_merge refuses NaN/inf weights instead of writing a broken model.
     merged = peft_model.merge_and_unload(safe_merge=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(output_dir), safe_serialization=True)
-    load_tokenizer(adapter_dir).save_pretrained(str(output_dir))
-    copy_meta(adapter_dir, output_dir, merged_from=str(adapter_dir), lora=False)
+    adapter.load_tokenizer().save_pretrained(str(output_dir))
+    copy_meta(adapter, output_dir, merged_from=str(adapter.path), lora=False)
     make_readable(output_dir)
-    log.info("merged %s into %s", adapter_dir, output_dir)
+    log.info("merged %s into %s", adapter.path, output_dir)
     return output_dir

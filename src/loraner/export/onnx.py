@@ -42,8 +42,8 @@ from loraner.modeldir import (
     EXPORT_REPORT_FILE,
     ONNX_FILE,
     QUANTIZATIONS,
+    ModelDir,
     copy_meta,
-    local_model_source,
     make_readable,
 )
 from loraner.scores import entity_f1
@@ -104,7 +104,7 @@ def export_onnx(
     """Export ``model_dir`` to ``output_dir/model.onnx`` (int8 if ``quantize="int8"``) and verify it."""
     started = time.perf_counter()
     source = str(model_dir)  # as given: a hub id stays one in the report and loraner.json
-    model_dir, output_dir = local_model_source(model_dir), Path(output_dir)  # a hub id is downloaded
+    model, output_dir = ModelDir.find(model_dir), Path(output_dir)  # a hub id is downloaded
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {', '.join(QUANTIZATIONS)})")
     if opset < 17:
@@ -114,11 +114,11 @@ def export_onnx(
         raise ConfigError("the export sample has no non-empty texts")
 
     # fp32 whatever the CPU: the graph is fp32 and must match the model's own numbers.
-    torch_predictor = NERPredictor.from_pretrained(model_dir, backend="torch", threads=threads, dtype="fp32")
+    torch_predictor = NERPredictor.from_pretrained(model, backend="torch", threads=threads, dtype="fp32")
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="loraner-onnx-") as tmp:
         fp32_path = Path(tmp) / "model.fp32.onnx"
-        _torch_export(model_dir, fp32_path, opset)
+        _torch_export(model.path, fp32_path, opset)
         fp32_backend = OnnxBackend.from_file(fp32_path, threads)
         windows = _sample_windows(torch_predictor, texts)
         max_diff, agreement = _logits_parity(
@@ -162,11 +162,11 @@ def export_onnx(
                     f"{int8_floor} on {len(texts)} texts; export fp32 instead or lower --int8-floor"
                 )
         shutil.copyfile(final_path, output_dir / ONNX_FILE)
-    _save_companions(model_dir, output_dir, torch_predictor, opset, quantize, source)
+    _save_companions(model, output_dir, torch_predictor, opset, quantize, source)
     report.seconds = round(time.perf_counter() - started, 2)
     _write_report(output_dir, report)
     make_readable(output_dir)
-    log.info("exported %s to %s (%s)", model_dir, output_dir / ONNX_FILE, quantize or "fp32")
+    log.info("exported %s to %s (%s)", model.path, output_dir / ONNX_FILE, quantize or "fp32")
     return report
 
 
@@ -282,13 +282,13 @@ def _preprocess(fp32_path: Path) -> Path:
 
 
 def _save_companions(
-    model_dir: Path, output_dir: Path, predictor: Any, opset: int, quantize: str | None, source: str
+    model: ModelDir, output_dir: Path, predictor: Any, opset: int, quantize: str | None, source: str
 ) -> None:
     """Tokenizer, config.json and provenance next to model.onnx, so the directory loads on its own."""
     predictor.tokenizer.save_pretrained(str(output_dir))
-    shutil.copyfile(model_dir / CONFIG_FILE, output_dir / CONFIG_FILE)
+    shutil.copyfile(model.path / CONFIG_FILE, output_dir / CONFIG_FILE)
     onnx = {"source": source, "opset": opset, "quantization": quantize or "none"}
-    copy_meta(model_dir, output_dir, max_length=predictor.max_length, onnx=onnx)
+    copy_meta(model, output_dir, max_length=predictor.max_length, onnx=onnx)
 
 
 def _write_report(output_dir: Path, report: ExportReport) -> None:

@@ -34,7 +34,6 @@ from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import (
     DEFAULT_DTYPE,
     _import_torch,
-    check_base,
     load_token_classifier,
     resolve_dtype,
     torch_dtype,
@@ -52,17 +51,16 @@ from loraner.inference.predictor import (
 )
 from loraner.modeldir import (
     ADAPTER_CONFIG_FILE,
-    ModelMeta,
+    SAFETENSORS_PATTERN,
+    ModelDir,
     base_fingerprint,
+    check_base,
     is_adapter,
-    load_tokenizer,
-    model_meta,
 )
 from loraner.types import Entity, types_of_labels
 
 DEFAULT_MAX_LOADED_ADAPTERS = 16
 HEAD = "classifier"  # the token-classification head of BERT-family models (RoBERTa, DistilBERT, DeBERTa…)
-_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 @dataclass(frozen=True)
@@ -128,10 +126,11 @@ class AdapterPool:
         if max_loaded is not None and max_loaded < 1:
             raise ConfigError(f"max_loaded_adapters must be >= 1 (got {max_loaded})")
         self.base_name = base
+        self.base = ModelDir.find(base)  # a hub id is downloaded here, once
         self.device = device
         self.dtype = resolve_dtype(dtype, device)
         self.max_loaded = max_loaded
-        model = load_token_classifier(base, dtype=self.dtype)  # loaded in its dtype: no fp32 copy
+        model = load_token_classifier(self.base, dtype=self.dtype)  # loaded in its dtype: no fp32 copy
         if not isinstance(getattr(model, HEAD, None), self.torch.nn.Module):
             raise ModelError(f"{base}: no '{HEAD}' head; multi-adapter serving supports BERT-family encoders")
         self.fingerprint = base_fingerprint(model)
@@ -151,21 +150,22 @@ class AdapterPool:
     def loaded(self) -> list[str]:
         return list(self.heads)
 
-    def ensure(self, name: str, adapter_dir: Path, meta: ModelMeta) -> None:
+    def ensure(self, name: str, adapter: ModelDir) -> None:
         """Load ``name`` unless it is loaded (then mark it most recently used); evict past the cap."""
         with self._lock:
             if name in self.heads:
                 self.heads.move_to_end(name)
                 return
             started = time.perf_counter()
-            self._load(name, adapter_dir, meta)
+            self._load(name, adapter)
             self.load_seconds[name] = time.perf_counter() - started
             while self.max_loaded is not None and len(self.heads) > self.max_loaded:
                 self._evict(next(iter(self.heads)))
 
-    def _load(self, name: str, adapter_dir: Path, meta: ModelMeta) -> None:
+    def _load(self, name: str, adapter: ModelDir) -> None:
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # torch-side extra
 
+        adapter_dir, meta = adapter.path, adapter.meta
         check_base(adapter_dir, meta, self.base_name, self.fingerprint)
         config = LoraConfig.from_pretrained(str(adapter_dir))
         # The head and the trained biases are handled here (see the module docstring), not by PEFT;
@@ -176,7 +176,7 @@ class AdapterPool:
             None,
             True,
         )
-        state = self._read_weights(adapter_dir)
+        state = self._read_weights(adapter.adapter_weights)
         head = self._head(state, adapter_dir, len(meta.labels))
         biases = {k: state.pop(k) for k in [k for k in state if k.endswith(".bias")]}
         if self.peft is None:
@@ -191,16 +191,12 @@ class AdapterPool:
         self._add_bias_deltas(name, biases)
         self.heads[name] = head
 
-    def _read_weights(self, adapter_dir: Path) -> dict[str, Any]:
-        for file in _WEIGHT_FILES:
-            path = adapter_dir / file
-            if path.exists():
-                if file.endswith(".safetensors"):
-                    from safetensors.torch import load_file  # comes with transformers
+    def _read_weights(self, path: Path) -> dict[str, Any]:
+        if path.match(SAFETENSORS_PATTERN):
+            from safetensors.torch import load_file  # comes with transformers
 
-                    return load_file(str(path))
-                return self.torch.load(str(path), map_location="cpu", weights_only=True)
-        raise ModelError(f"{adapter_dir}: no adapter weights ({' or '.join(_WEIGHT_FILES)})")
+            return load_file(str(path))
+        return self.torch.load(str(path), map_location="cpu", weights_only=True)
 
     def _head(self, state: dict[str, Any], adapter_dir: Path, n_labels: int) -> Any:
         weight_key = next((k for k in state if k.endswith(f"{HEAD}.weight")), None)
@@ -319,16 +315,17 @@ class MultiAdapterPredictor:
             raise ConfigError("no adapters given")
         self.pool = pool
         self.tokenizer = tokenizer
-        self.sources = {check_adapter_name(n): Path(p) for n, p in adapters.items()}
-        self.metas = {name: model_meta(path) for name, path in self.sources.items()}
-        for name, meta in self.metas.items():
-            if not is_adapter(self.sources[name]):
-                raise ModelError(f"{self.sources[name]}: adapter {name!r} is not a LoRA adapter directory")
-            check_base(self.sources[name], meta, pool.base_name, pool.fingerprint)
-        if default is not None and default not in self.sources:
-            raise ConfigError(f"default adapter {default!r} is not one of {', '.join(self.sources)}")
+        self.adapters = {check_adapter_name(n): ModelDir.open(p) for n, p in adapters.items()}
+        for name, adapter in self.adapters.items():
+            if not adapter.is_adapter:
+                raise ModelError(f"{adapter}: adapter {name!r} is not a LoRA adapter directory")
+            check_base(adapter.path, adapter.meta, pool.base_name, pool.fingerprint)
+        if default is not None and default not in self.adapters:
+            raise ConfigError(f"default adapter {default!r} is not one of {', '.join(self.adapters)}")
         self.default = (
-            default if default is not None else (next(iter(self.sources)) if len(self.sources) == 1 else None)
+            default
+            if default is not None
+            else (next(iter(self.adapters)) if len(self.adapters) == 1 else None)
         )
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -356,30 +353,30 @@ class MultiAdapterPredictor:
             torch.set_num_threads(threads)
         sources = adapters if isinstance(adapters, Mapping) else adapter_dirs(adapters)
         pool = AdapterPool(base, device=device, dtype=dtype, max_loaded=max_loaded)
-        return cls(pool, load_tokenizer(base), sources, default=default, **settings)
+        return cls(pool, pool.base.load_tokenizer(), sources, default=default, **settings)
 
     @property
     def names(self) -> list[str]:
-        return list(self.sources)
+        return list(self.adapters)
 
     def resolve(self, adapter: str | None) -> str:
         name = adapter if adapter is not None else self.default
         if name is None:
             raise UnknownAdapter(None, self.names)
-        if name not in self.sources:
+        if name not in self.adapters:
             raise UnknownAdapter(name, self.names)
         return name
 
     def predictor(self, adapter: str | None = None) -> NERPredictor:
         """The adapter's own predictor (its labels, window, word split), loading the adapter if needed."""
         name = self.resolve(adapter)
-        self.pool.ensure(name, self.sources[name], self.metas[name])
+        self.pool.ensure(name, self.adapters[name])
         if name not in self._predictors:
             self._predictors[name] = NERPredictor.from_meta(
                 self.tokenizer,
                 AdapterBackend(self.pool, name),
-                self.metas[name],
-                path=str(self.sources[name]),
+                self.adapters[name].meta,
+                path=str(self.adapters[name].path),
                 batch_size=self.batch_size,
                 max_batch_tokens=self.max_batch_tokens,
                 **self.settings,
@@ -390,8 +387,8 @@ class MultiAdapterPredictor:
     def info(self) -> ModelInfo:
         """The default adapter's model (else the first), with the labels of all adapters."""
         name = self.default or self.names[0]
-        meta = self.metas[name]
-        labels = list(dict.fromkeys(label for m in self.metas.values() for label in m.labels))
+        meta = self.adapters[name].meta
+        labels = list(dict.fromkeys(label for a in self.adapters.values() for label in a.meta.labels))
         return ModelInfo(
             name=f"{Path(self.pool.base_name).name}+{len(self.names)} adapters",
             labels=labels,
@@ -405,10 +402,8 @@ class MultiAdapterPredictor:
 
     def adapter_info(self) -> list[AdapterInfo]:
         return [
-            AdapterInfo(
-                name, meta.labels, meta.base_model, dir_size(self.sources[name]), name in self.pool.heads
-            )
-            for name, meta in self.metas.items()
+            AdapterInfo(name, a.meta.labels, a.meta.base_model, dir_size(a.path), name in self.pool.heads)
+            for name, a in self.adapters.items()
         ]
 
     def predict(

@@ -21,14 +21,11 @@ import numpy as np
 from loraner.errors import ModelError
 from loraner.modeldir import (
     ONNX_FILE,
-    ModelMeta,
+    SAFETENSORS_FILE,
+    TORCH_WEIGHT_PATTERNS,
+    ModelDir,
     base_fingerprint,
-    check_readable,
-    has_torch_weights,
-    is_adapter,
-    local_model_source,
-    model_meta,
-    read_meta,
+    check_base,
 )
 
 BackendName = Literal["auto", "torch", "onnx"]
@@ -81,7 +78,7 @@ class TorchBackend:
     @classmethod
     def from_pretrained(
         cls,
-        path: str | Path,
+        path: str | Path | ModelDir,
         device: str = "cpu",
         threads: int | None = None,
         *,
@@ -98,12 +95,13 @@ class TorchBackend:
             # Process-wide in PyTorch: the last predictor created decides.
             torch.set_num_threads(threads)
         resolved = resolve_dtype(dtype, device)
-        if is_adapter(Path(path)):
-            model = load_adapter_model(Path(path), base, dtype=resolved)
+        model_dir = ModelDir.of(path)
+        if model_dir.is_adapter:
+            model = load_adapter_model(model_dir, base, dtype=resolved)
         elif base is not None:
             raise ModelError(f"{path}: a base model goes with a LoRA adapter directory, not a full model")
         else:
-            model = load_token_classifier(path, dtype=resolved)
+            model = load_token_classifier(model_dir, dtype=resolved)
         model = model.eval().to(device=device, dtype=torch_dtype(resolved))
         return cls(compile_for_inference(model) if compile else model, device, resolved)
 
@@ -176,17 +174,19 @@ def _import_torch() -> Any:
 
 
 def load_token_classifier(
-    name_or_path: str | Path, labels: list[str] | None = None, dtype: str = "fp32"
+    name_or_path: str | Path | ModelDir, labels: list[str] | None = None, dtype: str = "fp32"
 ) -> Any:
-    """A Transformers token-classification model. With ``labels``, a new head of that size (a base
-    model for training, or the base an adapter's head is restored onto). ``dtype`` (``fp32``/``bf16``):
-    the weights are loaded in it, so a bf16 model never holds an fp32 copy in memory."""
+    """A Transformers token-classification model: a model directory, or any model name (path,
+    ``pkg:MODULE``, hub id). With ``labels``, a new head of that size (a base model for training, or the
+    base an adapter's head is restored onto). ``dtype`` (``fp32``/``bf16``): the weights are loaded in
+    it, so a bf16 model never holds an fp32 copy in memory."""
     _import_torch()
     from transformers import AutoModelForTokenClassification  # imports torch: only with a torch backend
 
-    path = str(local_model_source(name_or_path))
-    if Path(path).is_dir():  # a base given by path: name the file it cannot read (see check_readable)
-        check_readable(Path(path))
+    model_dir = ModelDir.find(name_or_path)
+    if model_dir.path.is_dir():  # name the file it cannot read (see check_readable)
+        model_dir.check_readable()
+    path = str(model_dir.path)
     head: dict[str, Any] = {}
     if labels is not None:
         id2label = dict(enumerate(labels))
@@ -196,7 +196,7 @@ def load_token_classifier(
             "label2id": {label: i for i, label in id2label.items()},
             "ignore_mismatched_sizes": True,
         }
-    checkpoint = Path(path) / "model.safetensors"
+    checkpoint = model_dir.path / SAFETENSORS_FILE
     try:
         if dtype == "bf16" and checkpoint.is_file():
             return _bf16_from_state_dict(path, checkpoint, head)
@@ -237,32 +237,20 @@ def _bf16_from_state_dict(path: str, checkpoint: Path, head: dict[str, Any]) -> 
     return model
 
 
-def load_adapter_model(adapter_dir: Path, base: str | None = None, dtype: str = "fp32") -> Any:
+def load_adapter_model(
+    adapter_dir: str | Path | ModelDir, base: str | None = None, dtype: str = "fp32"
+) -> Any:
     """The base model with the LoRA adapter (and its trained classifier head) attached, unmerged."""
     from peft import PeftModel  # a [train] extra: only adapters need it
 
-    meta = model_meta(adapter_dir)
+    adapter = ModelDir.of(adapter_dir)
+    meta = adapter.meta
     base_name = base or meta.base_model
     if not base_name:
-        raise ModelError(
-            f"{adapter_dir}: the base model is unknown (no base_model in loraner.json); pass --base"
-        )
+        raise ModelError(f"{adapter}: the base model is unknown (no base_model in loraner.json); pass --base")
     base_model = load_token_classifier(base_name, meta.labels, dtype=dtype)
-    check_base(adapter_dir, meta, base_name, base_fingerprint(base_model))
-    return PeftModel.from_pretrained(base_model, str(adapter_dir)).eval()
-
-
-def check_base(adapter_dir: Path, meta: ModelMeta, base_name: str, found: dict[str, str]) -> None:
-    """An adapter only means something on the weights it was trained on: refuse another base
-    (``found``: the fingerprint of the base at hand, :func:`loraner.modeldir.base_fingerprint`)."""
-    if meta.base_fingerprint is None:  # trained before loraner recorded fingerprints
-        return
-    if found != meta.base_fingerprint:
-        trained_on = meta.base_model or "an unrecorded base"
-        raise ModelError(
-            f"{adapter_dir} was trained on {trained_on} (fingerprint {meta.base_fingerprint}), "
-            f"but the base {base_name} has fingerprint {found}: load it onto the base it was trained on"
-        )
+    check_base(adapter.path, meta, base_name, base_fingerprint(base_model))
+    return PeftModel.from_pretrained(base_model, str(adapter.path)).eval()
 
 
 class OnnxBackend:
@@ -344,7 +332,7 @@ def release_free_heap() -> None:
         malloc_trim(0)
 
 
-def resolve_backend_name(model_dir: Path, backend: str, device: str = "cpu") -> str:
+def resolve_backend_name(model_dir: Path | ModelDir, backend: str, device: str = "cpu") -> str:
     """``auto``: the fastest runtime ``model_dir`` offers on this CPU (measured: README, "Which backend on
     which CPU"). An int8 ``model.onnx`` beats every other runtime on every CPU class. An fp32 graph loses
     to bf16 torch weights where the CPU computes bf16 natively (AMX Xeon: 44 vs 153 sent/s; Zen 4: 18 vs
@@ -354,17 +342,12 @@ def resolve_backend_name(model_dir: Path, backend: str, device: str = "cpu") -> 
         raise ModelError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    if not (model_dir / ONNX_FILE).exists():
+    model = ModelDir.of(model_dir)
+    if not model.has_onnx:
         return "torch"
-    if onnx_quantization(model_dir) != "none" or not has_torch_weights(model_dir):
+    if model.onnx_quantization != "none" or not model.has_torch_weights:
         return "onnx"
     return "torch" if device == "cpu" and _torch_importable() and native_bf16() else "onnx"
-
-
-def onnx_quantization(model_dir: Path) -> str:
-    """How ``model.onnx`` was quantized, as ``loraner export onnx`` recorded it (``none`` if unrecorded)."""
-    meta = read_meta(model_dir)
-    return str((meta.onnx or {}).get("quantization", "none")) if meta is not None else "none"
 
 
 def _torch_importable() -> bool:
@@ -372,7 +355,7 @@ def _torch_importable() -> bool:
 
 
 def load_backend(
-    model_dir: Path,
+    model_dir: Path | ModelDir,
     backend: str = "auto",
     device: str = "cpu",
     threads: int | None = None,
@@ -384,16 +367,17 @@ def load_backend(
 ) -> Backend:
     """The runtime for ``model_dir``; ``auto`` is :func:`resolve_backend_name`'s choice.
     ``base``, ``dtype`` and ``compile`` apply to the torch backend only."""
-    kind = resolve_backend_name(model_dir, backend, device)
+    model = ModelDir.of(model_dir)
+    kind = resolve_backend_name(model, backend, device)
     if kind == "onnx":
         if device != "cpu":
             raise ModelError(
                 f"the onnx backend runs on cpu only (got device={device!r}); use backend='torch'"
             )
         if base is not None:
-            raise ModelError(f"{model_dir}: an ONNX model has its base built in; --base needs backend torch")
-        return OnnxBackend.from_file(model_dir / onnx_file, threads)
-    if not has_torch_weights(model_dir):
-        hint = " It holds model.onnx: use backend='onnx'." if (model_dir / ONNX_FILE).exists() else ""
-        raise ModelError(f"{model_dir}: no PyTorch weights (*.safetensors, *.bin).{hint}")
-    return TorchBackend.from_pretrained(model_dir, device, threads, base=base, dtype=dtype, compile=compile)
+            raise ModelError(f"{model}: an ONNX model has its base built in; --base needs backend torch")
+        return OnnxBackend.from_file(model.path / onnx_file, threads)
+    if not model.has_torch_weights:
+        hint = f" It holds {ONNX_FILE}: use backend='onnx'." if model.has_onnx else ""
+        raise ModelError(f"{model}: no PyTorch weights ({', '.join(TORCH_WEIGHT_PATTERNS)}).{hint}")
+    return TorchBackend.from_pretrained(model, device, threads, base=base, dtype=dtype, compile=compile)

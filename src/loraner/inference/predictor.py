@@ -36,7 +36,7 @@ from loraner.inference.encoding import (
     softmax,
     tokenize_texts,
 )
-from loraner.modeldir import ONNX_FILE, ModelMeta, load_tokenizer, local_model_source, model_meta, model_type
+from loraner.modeldir import ONNX_FILE, ModelDir, ModelMeta
 from loraner.settings import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE, o_threshold_problem, window_problem
 from loraner.types import Entity, surrogate_problem, types_of_labels
 
@@ -175,7 +175,7 @@ class NERPredictor:
     @classmethod
     def from_pretrained(
         cls,
-        path: str | Path,
+        path: str | Path | ModelDir,
         backend: str = "auto",
         device: str = "cpu",
         *,
@@ -190,7 +190,8 @@ class NERPredictor:
         **settings: Any,
     ) -> NERPredictor:
         """Load a model directory (merged, exported ONNX, a LoRA adapter with its base) or any Hugging
-        Face token-classification checkpoint; ``path`` may be a hub id (``OWNER/NAME[@REVISION]``).
+        Face token-classification checkpoint; ``path`` may be a hub id (``OWNER/NAME[@REVISION]``),
+        ``pkg:MODULE`` or a :class:`~loraner.modeldir.ModelDir` already opened.
 
         ``backend``: ``torch``, ``onnx`` (a directory from ``loraner export onnx``) or ``auto`` (the
         fastest runtime the directory offers on this CPU: ``resolve_backend_name``). ``threads`` sets the
@@ -202,13 +203,13 @@ class NERPredictor:
         forward pass takes at most ``batch_size`` windows and ``max_batch_tokens`` padded tokens (``None``:
         no token cap; more memory on long texts).
         """
-        path = local_model_source(path)  # a hub id (OWNER/NAME[@REVISION]) is downloaded here
-        meta = model_meta(path).with_overrides(max_length=max_length, stride=stride, word_split=word_split)
-        tokenizer = load_tokenizer(path, model_type(path))
+        model = ModelDir.open(path)  # a hub id (OWNER/NAME[@REVISION]) is downloaded here
+        meta = model.meta.with_overrides(max_length=max_length, stride=stride, word_split=word_split)
+        tokenizer = model.load_tokenizer()
         runtime = load_backend(
-            path, backend, device, threads, onnx_file, base=base, dtype=dtype, compile=compile
+            model, backend, device, threads, onnx_file, base=base, dtype=dtype, compile=compile
         )
-        return cls.from_meta(tokenizer, runtime, meta, path=str(path), **settings)
+        return cls.from_meta(tokenizer, runtime, meta, path=str(model.path), **settings)
 
     def with_backend(self, backend: Backend) -> NERPredictor:
         """The same tokenizer and settings over another runtime (e.g. the ONNX export of this model)."""

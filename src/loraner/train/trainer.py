@@ -47,9 +47,9 @@ from loraner.inference.predictor import NERPredictor
 from loraner.modeldir import (
     ADAPTER_DIR,
     MERGED_DIR,
+    ModelDir,
     ModelMeta,
     base_fingerprint,
-    load_tokenizer,
     make_readable,
     write_meta,
 )
@@ -482,15 +482,16 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         raise ConfigError("the 'train' split has no examples (is its file empty?)")
     labels = labels_for(splits)
     label2id = {label: i for i, label in enumerate(labels)}
-    tokenizer = load_tokenizer(cfg.model.name_or_path)
     m = cfg.model
+    base = ModelDir.find(m.name_or_path)  # a hub id is downloaded once, here
+    tokenizer = base.load_tokenizer()
     train_set = window_dataset(
         splits["train"], tokenizer, label2id, m.max_length, m.stride, m.label_all_subwords
     )
     eval_examples = splits.get("validation") or splits["train"]
     log.info("train: %d examples -> %d windows", len(splits["train"]), len(train_set))
 
-    model = load_token_classifier(m.name_or_path, labels)
+    model = load_token_classifier(base, labels)
     meta = model_meta(cfg, labels, base_fingerprint(model))
     if cfg.lora.enabled:
         model = wrap_with_lora(model, cfg.lora)

@@ -1,0 +1,134 @@
+"""A model directory resolved once: :class:`ModelDir`, the object the predictor and the backends receive.
+
+``ModelDir.open(name)`` turns a path, ``pkg:MODULE`` or hub id into a local directory and reads what it
+says about itself; everything after asks the object (its metadata, its kind, which weights it holds,
+its tokenizer) instead of going back to the files. Each of its JSON files is read at most once.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from loraner.modeldir.files import (
+    CONFIG_FILE,
+    META_FILE,
+    adapter_weights,
+    has_onnx,
+    has_torch_weights,
+    is_adapter,
+    read_json,
+)
+from loraner.modeldir.meta import ModelMeta, check_model_dir, meta_of, write_meta
+from loraner.modeldir.sources import local_model_source
+from loraner.modeldir.tokenizer import tokenizer_of_dir
+
+# What a directory holds: a LoRA adapter (its base loaded beside it), a loraner model with PyTorch
+# weights (merged or trained in full; it may hold model.onnx too), a loraner ONNX export without
+# PyTorch weights, or a Hugging Face checkpoint without loraner.json.
+ModelKind = Literal["adapter", "merged", "onnx", "checkpoint"]
+
+
+class ModelDir:
+    """One local model directory: its path, its metadata (``loraner.json``, else ``config.json``'s
+    labels and the defaults), its kind and the weights it holds. Files are read when first needed and
+    kept; :meth:`open` reads and checks the metadata at once, so a directory that holds no model fails
+    there, naming itself."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._readable = False
+
+    @classmethod
+    def find(cls, name_or_path: str | Path | ModelDir) -> ModelDir:
+        """The directory a path, ``pkg:MODULE`` or hub id names (a hub model is downloaded into the
+        cache); nothing in it read yet."""
+        return name_or_path if isinstance(name_or_path, ModelDir) else cls(local_model_source(name_or_path))
+
+    @classmethod
+    def open(cls, name_or_path: str | Path | ModelDir) -> ModelDir:
+        """:meth:`find`, with the metadata read and checked."""
+        model = cls.find(name_or_path)
+        model.meta  # noqa: B018 - read and checked now: a bad directory fails here, naming itself
+        return model
+
+    @classmethod
+    def of(cls, model: str | Path | ModelDir) -> ModelDir:
+        """``model`` itself, or the local directory at that path (nothing read yet)."""
+        return model if isinstance(model, ModelDir) else cls(model)
+
+    def __repr__(self) -> str:
+        return f"ModelDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """``config.json`` (``{}`` where there is none)."""
+        return read_json(self.path / CONFIG_FILE)
+
+    @cached_property
+    def meta(self) -> ModelMeta:
+        self.check_readable()
+        return meta_of(self.path, self.config)
+
+    @property
+    def model_type(self) -> str | None:
+        return self.config.get("model_type")
+
+    @cached_property
+    def recorded(self) -> bool:
+        """True when loraner wrote this directory (it holds ``loraner.json``)."""
+        return (self.path / META_FILE).is_file()
+
+    @cached_property
+    def is_adapter(self) -> bool:
+        return is_adapter(self.path)
+
+    @cached_property
+    def has_torch_weights(self) -> bool:
+        return has_torch_weights(self.path)
+
+    @cached_property
+    def has_onnx(self) -> bool:
+        return has_onnx(self.path)
+
+    @property
+    def kind(self) -> ModelKind:
+        if self.is_adapter:
+            return "adapter"
+        if not self.recorded:
+            return "checkpoint"
+        return "onnx" if self.has_onnx and not self.has_torch_weights else "merged"
+
+    @property
+    def onnx_quantization(self) -> str:
+        """How ``model.onnx`` was quantized, as ``loraner export onnx`` recorded it (``none``: unrecorded)."""
+        if not self.recorded:
+            return "none"
+        return str((self.meta.onnx or {}).get("quantization", "none"))
+
+    @property
+    def adapter_weights(self) -> Path:
+        """The adapter's weight file (an adapter directory only)."""
+        return adapter_weights(self.path)
+
+    def check_readable(self) -> None:
+        """Fails unless this is a directory whose every file this process may read, naming the first it
+        may not (checked once per object)."""
+        if not self._readable:
+            check_model_dir(self.path)
+            self._readable = True
+
+    def load_tokenizer(self) -> Any:
+        """The fast tokenizer saved in this directory (:mod:`loraner.modeldir.tokenizer`)."""
+        return tokenizer_of_dir(self.path, self.model_type)
+
+
+def copy_meta(source: str | Path | ModelDir, target_dir: Path, **updates: Any) -> ModelMeta:
+    """The metadata of ``source`` (recorded or derived) with ``updates``, written to ``target_dir``."""
+    meta = ModelDir.of(source).meta.model_copy(update=updates)
+    write_meta(target_dir, meta)
+    return meta
