@@ -30,12 +30,11 @@ def calibration_reader(predictor: Any, texts: list[str]) -> Any:
 
     from loraner.inference.encoding import pad
 
-    docs = predictor.tokenize(texts)
-    chunks = predictor.chunks(docs)
+    windows = predictor.windows(predictor.tokenize(texts))
 
     class Windows(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter([pad([c.ids], predictor.pad_id) for c in chunks])
+            self.items = iter([pad([w.ids], predictor.pad_id) for w in windows])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             item = next(self.items, None)

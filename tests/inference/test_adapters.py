@@ -208,3 +208,13 @@ def test_a_base_loaded_in_bf16_has_the_fingerprint_it_had_in_fp32(tiny_roberta_d
     bf16 = load_token_classifier(tiny_roberta_dir, dtype="bf16")
     assert next(bf16.parameters()).dtype == torch.bfloat16  # loaded as bf16, no fp32 copy kept
     assert base_fingerprint(bf16) == base_fingerprint(fp32)
+
+
+def test_o_threshold_is_checked_and_applied_as_the_single_model_predictor_does(multi, merged):
+    with pytest.raises(ConfigError, match="o_threshold must be in"):
+        multi.predict_batch(TEXTS, "places", o_threshold=1.5)
+    plain = multi.predict_batch(TEXTS, "places")
+    eager = multi.predict_batch(TEXTS, "places", o_threshold=0.99)
+    assert sum(map(len, eager)) > sum(map(len, plain))  # the threshold reached the decoder
+    want = merged["places"].predict_batch(TEXTS, o_threshold=0.99)
+    assert all(same_entities(g, w) for g, w in zip(eager, want, strict=True))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from loraner.data.alignment import Window
 from loraner.errors import ConfigError
-from loraner.inference.encoding import Chunk, length_batches
+from loraner.inference.encoding import length_batches
 
 
-def chunks_of(lengths: list[int]) -> list[Chunk]:
-    return [Chunk(i, 0, n, 0, n, tuple(range(n))) for i, n in enumerate(lengths)]
+def windows_of(lengths: list[int]) -> list[Window]:
+    return [Window(i, 0, n, 0, n, tuple(range(n))) for i, n in enumerate(lengths)]
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def chunks_of(lengths: list[int]) -> list[Chunk]:
 def test_when_batching_then_count_and_padded_tokens_stay_within_limits(
     lengths, batch_size, max_tokens, expected
 ):
-    assert list(length_batches(chunks_of(lengths), batch_size, max_tokens)) == expected
+    assert list(length_batches(windows_of(lengths), batch_size, max_tokens)) == expected
 
 
 def test_when_max_batch_tokens_is_not_positive_then_config_error(tiny_roberta_dir):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from loraner.errors import DataError
 from loraner.types import Example, Span, SpanExample, WordExample
@@ -28,11 +28,21 @@ class EncodedDoc:
 
 @dataclass(frozen=True)
 class Window:
-    doc: int
-    start: int  # token slice [start, end) of the doc
+    """One model-sized window of one document, for training and prediction alike."""
+
+    doc: int  # the document's index in the list the windows were cut from
+    start: int  # token slice [start, end) of the document
     end: int
-    own_start: int  # tokens [own_start, own_end) are scored from this window
+    own_start: int  # tokens [own_start, own_end) are trained and scored from this window
     own_end: int
+    ids: tuple[int, ...]  # what the model reads: the slice between the special tokens
+
+
+class TokenIds(Protocol):
+    """A document as subword ids without special tokens (training's and the predictor's documents)."""
+
+    @property
+    def input_ids(self) -> Sequence[int]: ...
 
 
 @dataclass(frozen=True)
@@ -84,17 +94,23 @@ def window_bounds(n_tokens: int, body: int, stride: int) -> list[tuple[int, int,
 
 
 def windows_for(
-    docs: Sequence[EncodedDoc], max_length: int, stride: int, specials: SpecialTokens
+    docs: Sequence[TokenIds], max_length: int, stride: int, specials: SpecialTokens
 ) -> list[Window]:
+    """The windows of ``docs``, ``max_length`` tokens at most with the special tokens, consecutive ones
+    sharing ``stride`` tokens. A document without tokens gets one window of special tokens alone."""
     body = max_length - specials.count
     return [
-        Window(d, *b) for d, doc in enumerate(docs) for b in window_bounds(len(doc.input_ids), body, stride)
+        Window(
+            d, start, end, own_start, own_end, (*specials.prefix, *doc.input_ids[start:end], *specials.suffix)
+        )
+        for d, doc in enumerate(docs)
+        for start, end, own_start, own_end in window_bounds(len(doc.input_ids), body, stride)
     ]
 
 
 def window_features(doc: EncodedDoc, window: Window, specials: SpecialTokens) -> dict[str, list[int]]:
-    """Model inputs for one window: specials around the slice; specials get ``IGNORE`` labels."""
-    ids = list(specials.prefix) + doc.input_ids[window.start : window.end] + list(specials.suffix)
+    """Training inputs for one window: its ids, and its labels with ``IGNORE`` on the special tokens."""
+    ids = list(window.ids)
     labels = (
         [IGNORE] * len(specials.prefix)
         + doc.token_labels[window.start : window.end]

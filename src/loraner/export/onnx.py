@@ -35,7 +35,7 @@ from transformers import AutoModelForTokenClassification
 from loraner import __version__
 from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import OnnxBackend
-from loraner.inference.encoding import make_chunks, pad, tokenize_texts
+from loraner.inference.encoding import pad
 from loraner.inference.predictor import NERPredictor
 from loraner.modeldir import (
     CONFIG_FILE,
@@ -210,8 +210,7 @@ class LogitsOnly(torch.nn.Module):
 
 def _sample_windows(predictor: Any, texts: Sequence[str]) -> list[tuple[int, ...]]:
     """The model inputs the predictor would build for ``texts`` (special tokens, windows)."""
-    docs = tokenize_texts(predictor.tokenizer, texts, predictor.word_split)
-    return [c.ids for c in make_chunks(docs, predictor.specials, predictor.max_length, predictor.stride)]
+    return [window.ids for window in predictor.windows(predictor.tokenize(texts))]
 
 
 def _logits_parity(

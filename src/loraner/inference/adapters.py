@@ -38,16 +38,14 @@ from loraner.inference.backends import (
     resolve_dtype,
     torch_dtype,
 )
-from loraner.inference.encoding import length_batches, pad, softmax
 from loraner.inference.predictor import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
-    Cancelled,
     ModelInfo,
     NERPredictor,
     ShouldStop,
     TextPrediction,
-    check_texts,
+    analyze_texts,
 )
 from loraner.modeldir import (
     ADAPTER_CONFIG_FILE,
@@ -330,7 +328,6 @@ class MultiAdapterPredictor:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.settings = settings  # PredictorSettings fields for every adapter (aggregation, o_threshold…)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._predictors: dict[str, NERPredictor] = {}
 
     @classmethod
@@ -431,34 +428,26 @@ class MultiAdapterPredictor:
         o_threshold: float | None = None,
         should_stop: ShouldStop | None = None,
     ) -> list[TextPrediction]:
-        """Each text through its adapter; windows of all adapters share length-sorted forward passes."""
-        check_texts(texts)
+        """Each text through its adapter; windows of all adapters share length-sorted forward passes
+        (:func:`~loraner.inference.predictor.analyze_texts`, the loop of every predictor)."""
         names = self._names_for(texts, adapters)
-        groups: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
-            groups.setdefault(name, []).append(i)
-        predictors = {name: self.predictor(name) for name in groups}
-        docs = {name: predictors[name].tokenize([texts[i] for i in rows]) for name, rows in groups.items()}
-        scores = {name: predictors[name].empty_scores(docs[name]) for name in groups}
-        windows = [(name, chunk) for name in groups for chunk in predictors[name].chunks(docs[name])]
-        for batch in length_batches([c for _, c in windows], self.batch_size, self.max_batch_tokens):
-            if should_stop is not None and should_stop():
-                raise Cancelled("stopped between forward passes")
-            ids, mask = pad([windows[i][1].ids for i in batch], self.pad_id)
-            logits = self.pool.logits(ids, mask, [windows[i][0] for i in batch])
-            for row, i in enumerate(batch):
-                name, chunk = windows[i]
-                predictors[name].scatter(scores[name], chunk, logits[row])
-        out: list[TextPrediction | None] = [None] * len(texts)
-        for name, rows in groups.items():
-            p = predictors[name]
-            threshold = p.o_threshold if o_threshold is None else o_threshold
-            for at, i in enumerate(rows):
-                probs = scores[name][at]
-                out[i] = p.decode(
-                    texts[i], docs[name][at], softmax(probs) if len(probs) else probs, threshold
-                )
-        return out  # type: ignore[return-value]
+        predictors = {name: self.predictor(name) for name in dict.fromkeys(names)}
+        adapter_of = {predictor: name for name, predictor in predictors.items()}
+
+        def forward(
+            ids: np.ndarray, mask: np.ndarray, row_predictors: Sequence[NERPredictor]
+        ) -> list[np.ndarray]:
+            return self.pool.logits(ids, mask, [adapter_of[p] for p in row_predictors])
+
+        return analyze_texts(
+            texts,
+            [predictors[name] for name in names],
+            forward,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            o_threshold=o_threshold,
+            should_stop=should_stop,
+        )
 
     def _names_for(self, texts: Sequence[str], adapters: str | Sequence[str | None] | None) -> list[str]:
         if adapters is None or isinstance(adapters, str):

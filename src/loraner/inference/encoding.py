@@ -1,8 +1,8 @@
-"""Raw text -> subword ids with character offsets -> model-sized windows -> length-sorted padded batches.
+"""Raw text -> subword ids with character offsets -> length-sorted padded batches of windows.
 
-Windows reuse :func:`loraner.data.alignment.window_bounds`, the code training and evaluation use, so
-every token is scored by exactly one window (the one where it has context on both sides) and a long
-document is merged back without duplicates or entities cut at a window edge.
+Windows are training's (:class:`loraner.data.alignment.Window`, cut by ``windows_for``), so every token
+is scored by exactly one window (the one where it has context on both sides) and a long document is
+merged back without duplicates or entities cut at a window edge.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from loraner.data.alignment import SpecialTokens, window_bounds
+from loraner.data.alignment import Window
 from loraner.data.words import split_words
 
 
@@ -22,18 +22,6 @@ class TokenizedText:
     input_ids: list[int]
     offsets: list[tuple[int, int]]  # character offsets into the original text, per token
     word_ids: list[int | None]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One window of one document, ready for the model (special tokens included in ``ids``)."""
-
-    doc: int
-    start: int  # token slice [start, end) of the document
-    end: int
-    own_start: int  # tokens [own_start, own_end) take their prediction from this chunk
-    own_end: int
-    ids: tuple[int, ...]
 
 
 def tokenize_texts(
@@ -90,33 +78,19 @@ def _tokenize_words(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]
     return out
 
 
-def make_chunks(
-    docs: Sequence[TokenizedText], specials: SpecialTokens, max_length: int, stride: int
-) -> list[Chunk]:
-    body = max_length - specials.count
-    chunks = []
-    for d, doc in enumerate(docs):
-        if not doc.input_ids:
-            continue  # nothing to score: empty or zero-width text
-        for start, end, own_start, own_end in window_bounds(len(doc.input_ids), body, stride):
-            ids = (*specials.prefix, *doc.input_ids[start:end], *specials.suffix)
-            chunks.append(Chunk(d, start, end, own_start, own_end, ids))
-    return chunks
-
-
 def length_batches(
-    chunks: Sequence[Chunk], batch_size: int, max_tokens: int | None = None
+    windows: Sequence[Window], batch_size: int, max_tokens: int | None = None
 ) -> Iterator[list[int]]:
-    """Chunk indices grouped into batches of similar length, so dynamic padding stays small.
+    """Window indices grouped into batches of similar length, so dynamic padding stays small.
 
     A batch holds at most ``batch_size`` windows and, with ``max_tokens``, at most that many padded
     tokens (but always one window): 512-token windows of a long note go a few at a time, which bounds
     the activation memory of one forward pass without slowing it (long windows gain nothing from batching).
     """
-    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].ids))
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
     batch: list[int] = []
     for i in order:
-        width = len(chunks[i].ids)  # ascending order: the newest window is the widest
+        width = len(windows[i].ids)  # ascending order: the newest window is the widest
         if batch and (len(batch) == batch_size or (max_tokens and (len(batch) + 1) * width > max_tokens)):
             yield batch
             batch = []

@@ -22,20 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from loraner.data.alignment import special_tokens
+from loraner.data.alignment import Window, special_tokens, windows_for
 from loraner.data.words import WORD_SPLITS
 from loraner.errors import ConfigError, DataError, ModelError
 from loraner.inference.backends import DEFAULT_DTYPE, Backend, load_backend
 from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
-from loraner.inference.encoding import (
-    Chunk,
-    TokenizedText,
-    length_batches,
-    make_chunks,
-    pad,
-    softmax,
-    tokenize_texts,
-)
+from loraner.inference.encoding import TokenizedText, length_batches, pad, softmax, tokenize_texts
 from loraner.modeldir import ONNX_FILE, ModelDir, ModelMeta
 from loraner.settings import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE, o_threshold_problem, window_problem
 from loraner.types import Entity, surrogate_problem, types_of_labels
@@ -302,61 +294,101 @@ class NERPredictor:
         self, texts: Sequence[str], *, o_threshold: float | None = None, should_stop: ShouldStop | None = None
     ) -> list[TextPrediction]:
         """:meth:`predict_batch` with each text's tokens and token probabilities."""
-        threshold = self.o_threshold if o_threshold is None else o_threshold
-        problem = o_threshold_problem(threshold)
-        if problem:
-            raise ConfigError(problem)
-        check_texts(texts)
-        docs = self.tokenize(texts)
-        probs = self.token_probabilities(docs, should_stop)
-        return [self.decode(text, doc, p, threshold) for text, doc, p in zip(texts, docs, probs, strict=True)]
+        return analyze_texts(
+            texts,
+            [self] * len(texts),
+            self._forward,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            o_threshold=o_threshold,
+            should_stop=should_stop,
+        )
 
-    # The steps of analyze_batch, public so that a predictor over several models (one base, many
-    # adapters) can run the windows of many predictors through shared forward passes.
+    def _forward(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, row_predictors: Sequence[NERPredictor]
+    ) -> np.ndarray:
+        return self.backend.logits(input_ids, attention_mask)
+
+    # The steps of the engine loop (analyze_texts) that depend on the model: its tokenizer and word
+    # split, its window, its labels and its decoding settings.
 
     def tokenize(self, texts: Sequence[str]) -> list[TokenizedText]:
         with self._tokenizer_lock:
             return tokenize_texts(self.tokenizer, texts, self.word_split)
 
-    def chunks(self, docs: Sequence[TokenizedText]) -> list[Chunk]:
-        """The model-sized windows of ``docs``."""
-        return make_chunks(docs, self.specials, self.max_length, self.stride)
+    def windows(self, docs: Sequence[TokenizedText]) -> list[Window]:
+        """The model-sized windows of ``docs`` that hold tokens (an empty text has nothing to score)."""
+        windows = windows_for(docs, self.max_length, self.stride, self.specials)
+        return [w for w in windows if w.end > w.start]
 
-    def empty_scores(self, docs: Sequence[TokenizedText]) -> list[np.ndarray]:
-        return [np.zeros((len(d.input_ids), len(self.labels)), dtype=np.float32) for d in docs]
-
-    def scatter(self, out: list[np.ndarray], chunk: Chunk, logits: np.ndarray) -> None:
-        """Copy the logits of the tokens ``chunk`` owns into its document's scores."""
+    def scatter(self, scores: list[np.ndarray], window: Window, logits: np.ndarray) -> None:
+        """Copy the logits of the tokens ``window`` owns into its document's scores."""
         if logits.shape[-1] != len(self.labels):
             raise ModelError(
                 f"the model returns {logits.shape[-1]} labels but {len(self.labels)} are configured"
             )
-        first = len(self.specials.prefix) + chunk.own_start - chunk.start
-        count = chunk.own_end - chunk.own_start
-        out[chunk.doc][chunk.own_start : chunk.own_end] = logits[first : first + count]
+        first = len(self.specials.prefix) + window.own_start - window.start
+        count = window.own_end - window.own_start
+        scores[window.doc][window.own_start : window.own_end] = logits[first : first + count]
 
     def decode(
-        self, text: str, doc: TokenizedText, probs: np.ndarray, o_threshold: float | None
+        self, text: str, doc: TokenizedText, logits: np.ndarray, o_threshold: float | None = None
     ) -> TextPrediction:
+        """One text's entities from its tokens' logits; ``o_threshold`` replaces the predictor's own."""
+        probs = softmax(logits) if len(logits) else logits
+        threshold = self.o_threshold if o_threshold is None else o_threshold
         entities = decode_entities(
-            text, probs, doc.offsets, doc.word_ids, self.tags, self.aggregation, o_threshold
+            text, probs, doc.offsets, doc.word_ids, self.tags, self.aggregation, threshold
         )
         return TextPrediction(entities, doc, probs)
 
-    def token_probabilities(
-        self, docs: Sequence[TokenizedText], should_stop: ShouldStop | None = None
-    ) -> list[np.ndarray]:
-        """Per document, label probabilities of every token, each from the window that owns it."""
-        chunks = self.chunks(docs)
-        out = self.empty_scores(docs)
-        for batch in length_batches(chunks, self.batch_size, self.max_batch_tokens):
-            if should_stop is not None and should_stop():
-                raise Cancelled("stopped between forward passes")
-            ids, mask = pad([chunks[i].ids for i in batch], self.pad_id)
-            logits = self.backend.logits(ids, mask)
-            for row, i in enumerate(batch):
-                self.scatter(out, chunks[i], logits[row])
-        return [softmax(p) if len(p) else p for p in out]
+
+# One forward pass over windows of predictors that share a tokenizer: padded ids and mask in, each
+# row's logits out; the third argument is the predictor of each row (a multi-adapter pool runs each
+# row through its adapter, a single predictor ignores it).
+BatchForward = Callable[[np.ndarray, np.ndarray, Sequence[NERPredictor]], Sequence[np.ndarray]]
+
+
+def analyze_texts(
+    texts: Sequence[str],
+    predictors: Sequence[NERPredictor],
+    forward: BatchForward,
+    *,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    o_threshold: float | None = None,
+    should_stop: ShouldStop | None = None,
+) -> list[TextPrediction]:
+    """The engine loop: ``texts[i]`` is tokenized, windowed and decoded by ``predictors[i]``; the windows
+    of all texts run through shared forward passes of similar length (at most ``batch_size`` windows and
+    ``max_batch_tokens`` padded tokens each). ``o_threshold`` replaces each predictor's own for this
+    call; ``should_stop`` is asked before each forward pass (True: :class:`Cancelled`)."""
+    problem = o_threshold_problem(o_threshold)
+    if problem:
+        raise ConfigError(problem)
+    check_texts(texts)
+    groups: dict[NERPredictor, list[int]] = {}  # the indices of each predictor's texts
+    for i, predictor in enumerate(predictors):
+        groups.setdefault(predictor, []).append(i)
+    docs = {p: p.tokenize([texts[i] for i in indices]) for p, indices in groups.items()}
+    scores = {
+        p: [np.zeros((len(d.input_ids), len(p.labels)), dtype=np.float32) for d in docs[p]] for p in groups
+    }
+    windows = [(p, window) for p in groups for window in p.windows(docs[p])]
+    for batch in length_batches([window for _, window in windows], batch_size, max_batch_tokens):
+        if should_stop is not None and should_stop():
+            raise Cancelled("stopped between forward passes")
+        row_predictors = [windows[i][0] for i in batch]
+        ids, mask = pad([windows[i][1].ids for i in batch], row_predictors[0].pad_id)
+        logits = forward(ids, mask, row_predictors)
+        for row, i in enumerate(batch):
+            predictor, window = windows[i]
+            predictor.scatter(scores[predictor], window, logits[row])
+    out: list[TextPrediction | None] = [None] * len(texts)
+    for p, indices in groups.items():
+        for doc, logits, i in zip(docs[p], scores[p], indices, strict=True):
+            out[i] = p.decode(texts[i], doc, logits, o_threshold)
+    return out  # type: ignore[return-value]
 
 
 def check_texts(texts: Sequence[str]) -> None:
