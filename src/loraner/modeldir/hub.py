@@ -168,7 +168,9 @@ def check_pushable(path: Path) -> ModelMeta:
         raise ModelError(f"{path}: not a loraner model directory (no {META_FILE}; train or export one)")
     meta = model_meta(path)  # loraner.json and config.json must be readable and agree
     if not (has_weights(path) or is_adapter(path)):
-        raise ModelError(f"{path}: no weights (*.safetensors, {ONNX_FILE} or an adapter): nothing to serve")
+        raise ModelError(
+            f"{path}: no weights ({SAFETENSORS_PATTERN}, {ONNX_FILE} or an adapter): nothing to serve"
+        )
     if not (path / TOKENIZER_FILE).is_file():
         raise ModelError(
             f"{path}: no {TOKENIZER_FILE} (loraner needs the fast tokenizer for character offsets)"
