@@ -283,7 +283,8 @@ class AdapterPool:
 
 
 class AdapterBackend:
-    """One adapter of a pool as an ordinary backend (``loraner predict --base … --adapter …``, tests)."""
+    """One adapter of a pool as an ordinary backend: what :meth:`MultiAdapterPredictor.predictor` runs
+    on when used alone (mixed batches go to the pool in one pass instead)."""
 
     name = "torch"
 

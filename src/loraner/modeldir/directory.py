@@ -71,6 +71,7 @@ class ModelDir:
 
     @cached_property
     def meta(self) -> ModelMeta:
+        """What the directory says about itself (:func:`~loraner.modeldir.meta.model_meta`)."""
         self.check_readable()
         return meta_of(self.path, self.config)
 
