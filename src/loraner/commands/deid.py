@@ -20,7 +20,7 @@ import typer
 from tqdm import tqdm
 
 from loraner.commands import friendly_errors
-from loraner.commands.inference import CHUNK_LINES, Engine, model_or_adapter, read_jsonl, run_on_ray
+from loraner.commands.inference import CHUNK_LINES, Engine, read_jsonl, run_on_ray
 from loraner.data.jsonl import jsonl_line
 from loraner.deid import (
     DeidConfig,
@@ -35,7 +35,7 @@ from loraner.eval.deid import DEID_SUMMARY_HEADERS, deid_summary_rows, run_deid_
 from loraner.eval.report import render_text_table
 from loraner.inference import BackendName, NERPredictor
 from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, DType
-from loraner.modeldir import resolve_model_dir
+from loraner.modeldir import model_or_adapter, resolve_model_dir
 from loraner.settings import ExperimentConfig
 
 RecognizerChoice = Literal["with", "without", "both"]

@@ -23,7 +23,7 @@ from loraner.inference import Aggregation, BackendName, NERPredictor
 from loraner.inference.backends import COMPILE_HELP, DEFAULT_DTYPE, DTYPE_HELP, DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
 from loraner.inference.ray import RayJob, Task, log_summary, run_ray_job
-from loraner.modeldir import Quantization, hub_id, local_model_source, resolve_model_dir
+from loraner.modeldir import Quantization, hub_id, local_model_source, model_or_adapter, resolve_model_dir
 from loraner.serve.settings import LogLevel, ServeSettings
 from loraner.types import surrogate_problem
 
@@ -194,18 +194,6 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def count_jsonl(path: Path) -> int:
     """Validate the whole file before any inference (fail fast, naming the line) and count records."""
     return sum(1 for _ in read_jsonl(path))
-
-
-def model_or_adapter(model: Path | None, adapter: Path | None, base: str | None) -> Path:
-    """The directory to load: ``--model`` (a run directory resolves to its model), or ``--adapter``
-    (optionally on ``--base``)."""
-    if (model is None) == (adapter is None):
-        raise ConfigError(
-            "give either --model DIR or --adapter DIR (with --base MODEL if it is not recorded)"
-        )
-    if base is not None and adapter is None:
-        raise ConfigError("--base goes with --adapter DIR")
-    return resolve_model_dir(model) if model is not None else adapter  # type: ignore[return-value]
 
 
 def predict_jsonl(predictor: Any, path: Path, sink: IO[str], total: int) -> None:

@@ -50,6 +50,7 @@ from loraner.modeldir.files import (
     has_weights,
     is_adapter,
     make_readable,
+    model_or_adapter,
     read_json,
     resolve_model_dir,
 )
@@ -148,6 +149,7 @@ __all__ = [
     "local_model_source",
     "make_readable",
     "model_meta",
+    "model_or_adapter",
     "model_type",
     "package_model_dir",
     "push_model",

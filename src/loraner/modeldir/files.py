@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loraner.errors import ModelError
+from loraner.errors import ConfigError, ModelError
 
 META_FILE = "loraner.json"
 CONFIG_FILE = "config.json"
@@ -67,6 +67,30 @@ def resolve_model_dir(path: str | Path) -> Path:
         if not (path / META_FILE).exists() and (path / sub).is_dir():
             return path / sub
     return path
+
+
+def model_or_adapter(
+    model: str | Path | None,
+    adapter: str | Path | None,
+    base: str | None,
+    *,
+    spelling: str = "--{name} {value}",
+) -> Path:
+    """What to load: ``model`` (a run directory resolves to its model) or ``adapter`` (optionally on
+    ``base``). Paths and hub ids alike; ``spelling`` writes a parameter in the error as the caller's users
+    write it (``--model DIR`` on the command line, ``model=DIR`` in Python)."""
+
+    def spell(name: str, value: str) -> str:
+        return spelling.format(name=name, value=value)
+
+    if (model is None) == (adapter is None):
+        raise ConfigError(
+            f"give either {spell('model', 'DIR')} or {spell('adapter', 'DIR')} "
+            f"(with {spell('base', 'MODEL')} if it is not recorded)"
+        )
+    if base is not None and adapter is None:
+        raise ConfigError(f"{spell('base', 'MODEL')} goes with {spell('adapter', 'DIR')}")
+    return resolve_model_dir(model) if model is not None else Path(adapter)  # type: ignore[arg-type]
 
 
 def read_json(path: Path) -> dict[str, Any]:
