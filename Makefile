@@ -53,13 +53,13 @@ demo: $(STAMP)
 	$(BIN)/loraner demo
 
 test: $(STAMP) browser
-	$(BIN)/ruff check src tests $(wildcard bench) docker
+	$(BIN)/ruff check src tests $(wildcard bench) docker examples
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench) docker
-	$(BIN)/ruff format --check src tests $(wildcard bench) docker
+	$(BIN)/ruff check src tests $(wildcard bench) docker examples
+	$(BIN)/ruff format --check src tests $(wildcard bench) docker examples
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

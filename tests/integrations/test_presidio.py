@@ -69,11 +69,16 @@ def recognizer(random_phi_model: Path) -> LoranerRecognizer:
 def test_when_texts_are_analyzed_one_at_a_time_then_the_results_are_the_predictors_entities(
     recognizer, bridge_texts
 ):
+    """One text per forward pass here, all texts in one batch there: the same entities, and scores equal
+    up to float rounding (padded batches sum in another order)."""
     expected = recognizer.predictor.predict_batch(bridge_texts)
     analyzer = analyzer_of(recognizer)
     assert sum(map(len, expected)) > 500  # the random model finds entities of every type
     for text, entities in zip(bridge_texts, expected, strict=True):
-        assert as_rows(analyzer.analyze(text, language="en")) == expected_rows(recognizer, entities)
+        found = as_rows(analyzer.analyze(text, language="en"))
+        want = expected_rows(recognizer, entities)
+        assert [row[:3] for row in found] == [row[:3] for row in want]
+        assert [row[3] for row in found] == pytest.approx([row[3] for row in want], abs=1e-5)
 
 
 def test_when_the_batch_engine_analyzes_texts_then_one_predict_batch_gives_the_predictors_entities(
