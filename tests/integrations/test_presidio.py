@@ -3,6 +3,7 @@ one text at a time and through Presidio's batch engine, and an anonymized note e
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -286,3 +287,24 @@ def test_the_example_anonymizes_notes_without_any_spacy_model(keyword_model, tmp
         "<PERSON> (<AGE>) moved to <LOCATION>.",
         "Call <PHONE_NUMBER>.",
     ]
+
+
+def test_when_presidio_logs_its_decision_process_then_the_batch_artifacts_serialise(keyword_model):
+    """Presidio's decision-process log serialises the NLP artifacts; the model's entities they carry
+    for the recognizer are not part of that JSON."""
+    recognizer = LoranerRecognizer(model=keyword_model)
+    registry = RecognizerRegistry(recognizers=[recognizer])
+    engine = LoranerNlpEngine([recognizer])
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, log_decision_process=True)
+    [results] = BatchAnalyzerEngine(analyzer).analyze_iterator(["John in Oslo"], language="en")
+    assert sorted(r.entity_type for r in results) == ["LOCATION", "PERSON"]
+    [(_, artifacts)] = engine.process_batch(["John in Oslo"], language="en")
+    assert set(json.loads(artifacts.to_json())) == {
+        "entities",
+        "tokens",
+        "lemmas",
+        "tokens_indices",
+        "keywords",
+        "scores",
+    }
+    assert artifacts.lemmas == ["john", "in", "oslo"]  # lower-cased words for Presidio's context words
