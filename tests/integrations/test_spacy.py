@@ -200,14 +200,16 @@ def test_when_copy_model_is_set_then_the_pipeline_carries_the_model(keyword_mode
     assert Path(reloaded.get_pipe(FACTORY).predictor.path) == tmp_path / "pipe" / FACTORY / COPIED_MODEL_DIR
 
 
-def test_when_docs_are_serialised_then_their_scores_come_back(keyword_model):
-    from spacy.tokens import DocBin
+def test_when_docs_are_serialised_or_joined_then_their_scores_follow_them(keyword_model):
+    from spacy.tokens import Doc, DocBin
 
     nlp = pipeline(keyword_model)
     docs = list(nlp.pipe(["John Smith in Oslo.", "Bergen"]))
     restored = list(DocBin(docs=docs, store_user_data=True).get_docs(nlp.vocab))
     assert [rows(d.ents) for d in restored] == [rows(d.ents) for d in docs]
     assert all(s._.get(SCORE_EXTENSION) is not None for d in restored for s in d.ents)
+    joined = Doc.from_docs(docs)  # the second doc's characters move: its scores move with them
+    assert [r[3] for r in rows(joined.ents)] == [r[3] for d in docs for r in rows(d.ents)]
 
 
 def test_when_spacy_builds_a_pipeline_then_it_finds_the_component_by_its_entry_point(keyword_model):

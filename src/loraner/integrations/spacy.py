@@ -75,10 +75,11 @@ def span_score(span: Span) -> float | None:
     return span.doc.user_data.get(_score_key(span))
 
 
-def _score_key(span: Span) -> tuple[str, int, int, str]:
-    # Read through a getter from the doc's user data (saved with the doc), keyed by label too: spaCy's
-    # own extension values are keyed by characters alone, so two types on the same tokens would share one.
-    return (SCORE_EXTENSION, span.start_char, span.end_char, span.label_)
+def _score_key(span: Span) -> tuple[str, str, int, int]:
+    # The doc's user data, as spaCy keeps extension values (so the doc saves it, and Doc.from_docs and
+    # Span.as_doc move it with the characters), but with the label in the name: spaCy keys its own
+    # values by characters alone, so two types on the same tokens would share one score.
+    return ("._.", f"{SCORE_EXTENSION}:{span.label_}", span.start_char, span.end_char)
 
 
 if not Span.has_extension(SCORE_EXTENSION):
