@@ -16,7 +16,10 @@ taken within a repeat (then the median):
 - ``presidio batch + patterns``: the same with Presidio's pattern recognizers in the registry (their
   cost, not the bridge's: no target);
 - ``spacy pipe`` (``alignment_mode: expand``, the default) and ``spacy pipe, split``: ``nlp.pipe`` on
-  ``spacy.blank("en")`` with ``loraner_ner``, ``batch_size`` 64.
+  ``spacy.blank("en")`` with ``loraner_ner``.
+
+Both bridges run with their defaults: ``LoranerNlpEngine.texts_per_batch`` texts per ``predict_batch``
+for Presidio, ``nlp.pipe``'s own batch size (``nlp.batch_size``, 1,000) for spaCy.
 
 Checks the entities of every bridge against the predictor's (Presidio: type, offsets, score; spaCy
 ``split``: ``doc.ents`` exactly) and writes ``bench/results/integrations-TEXTS.json``.
@@ -47,7 +50,7 @@ from bench.common import (
     target,
 )
 
-BATCH = 64  # texts per predict_batch in both bridges
+WARM_UP_TEXTS = 32
 BASELINE = "predictor"
 
 
@@ -63,8 +66,11 @@ def texts_for(kind: str, count: int, seed: str, tokenizer: Any) -> tuple[list[st
     return [note.text for note in generate_notes(count, seed)], f"loraner data synth notes, seed {seed!r}"
 
 
-def build_runners(model: Path, backend: str, dtype: str, threads: int) -> tuple[dict[str, Callable], Any]:
-    """Each row's work: a function of the notes returning what it found; and the loraner recognizer."""
+def build_runners(
+    model: Path, backend: str, dtype: str, threads: int
+) -> tuple[dict[str, Callable], Any, dict[str, int]]:
+    """Each row's work (a function of the texts returning what it found), the loraner recognizer, and
+    each bridge's texts per predict_batch."""
     import spacy
     from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
 
@@ -74,7 +80,7 @@ def build_runners(model: Path, backend: str, dtype: str, threads: int) -> tuple[
     # threads: PyTorch's are per process, so the spaCy component's predictor runs with them too
     predictor = NERPredictor.from_pretrained(model, backend, dtype=dtype, threads=threads)
     recognizer = LoranerRecognizer(predictor=predictor)
-    engine = LoranerNlpEngine([recognizer], texts_per_batch=BATCH)
+    engine = LoranerNlpEngine([recognizer])  # its default texts per predict_batch
     analyzer = AnalyzerEngine(registry=RecognizerRegistry(recognizers=[recognizer]), nlp_engine=engine)
     patterns = RecognizerRegistry()
     patterns.load_predefined_recognizers()
@@ -94,10 +100,12 @@ def build_runners(model: Path, backend: str, dtype: str, threads: int) -> tuple[
         "presidio batch + patterns": lambda notes: BatchAnalyzerEngine(with_patterns).analyze_iterator(
             notes, language="en"
         ),
-        "spacy pipe": lambda notes: list(pipelines["expand"].pipe(notes, batch_size=BATCH)),
-        "spacy pipe, split": lambda notes: list(pipelines["split"].pipe(notes, batch_size=BATCH)),
+        # nlp.pipe's own batch size (nlp.batch_size, 1000 unless configured): one predict_batch per batch
+        "spacy pipe": lambda notes: list(pipelines["expand"].pipe(notes)),
+        "spacy pipe, split": lambda notes: list(pipelines["split"].pipe(notes)),
     }
-    return runners, recognizer
+    batches = {"presidio": engine.texts_per_batch, "spacy": pipelines["expand"].batch_size}
+    return runners, recognizer, batches
 
 
 def same_entities(name: str, found: Any, expected: list[list[Any]], recognizer: Any) -> int | None:
@@ -141,12 +149,12 @@ def main() -> None:
         parser.error(f"{args.model}: no model (make demo, or loraner train configs/quickstart.yaml)")
 
     print(cpu_line(), flush=True)
-    runners, recognizer = build_runners(args.model, args.backend, args.dtype, args.threads)
+    runners, recognizer, batches = build_runners(args.model, args.backend, args.dtype, args.threads)
     notes, source = texts_for(args.texts, args.count, args.seed, recognizer.predictor.tokenizer)
-    print(f"{len(notes)} texts: {source}", flush=True)
+    print(f"{len(notes)} texts: {source}; texts per predict_batch: {batches}", flush=True)
     expected = runners[BASELINE](notes)
     for run in runners.values():  # warm-up: kernels chosen, caches filled
-        run(notes[:BATCH])
+        run(notes[:WARM_UP_TEXTS])
     names = list(runners)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     agreement: dict[str, int | None] = {}
@@ -219,7 +227,7 @@ def main() -> None:
         "repeats": args.repeats,
         "backend": args.backend,
         "dtype": args.dtype,
-        "texts_per_batch": BATCH,
+        "texts_per_predict_batch": batches,
         "machine": machine_info(args.threads),
         "load_average_at_end": load_average(),
         "rows": summary,

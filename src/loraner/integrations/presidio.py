@@ -8,7 +8,7 @@
 >>> registry.add_recognizer(recognizer)
 >>> analyzer = AnalyzerEngine(registry=registry, nlp_engine=LoranerNlpEngine([recognizer]))
 >>> analyzer.analyze("Kari Nordmann, tlf. 912 34 567", language="en")
->>> BatchAnalyzerEngine(analyzer).analyze_iterator(notes, language="en")   # one predict_batch per 64 notes
+>>> BatchAnalyzerEngine(analyzer).analyze_iterator(notes, language="en")  # one predict_batch per 256 notes
 
 :class:`LoranerRecognizer` is a Presidio ``EntityRecognizer`` whose entities come from
 :class:`~loraner.inference.NERPredictor`: long texts are windowed (never truncated) and offsets are the
@@ -82,8 +82,10 @@ PRESIDIO_ENTITIES: dict[str, str] = {
 }
 
 # Texts per predict_batch in LoranerNlpEngine.process_batch, at least: Presidio's BatchAnalyzerEngine
-# passes batch_size=1 unless told, which would run the model on one text at a time.
-DEFAULT_TEXTS_PER_BATCH = 64
+# passes batch_size=1 unless told, which would run the model on one text at a time. Many texts per call
+# let the predictor group windows of similar length; what one call holds at once (each text's spaCy doc,
+# tokens and token probabilities) is what bounds it.
+DEFAULT_TEXTS_PER_BATCH = 256
 BLANK_PIPELINE = "blank"  # the model_name of each language in LoranerNlpEngine.models
 
 
