@@ -27,6 +27,7 @@ from loraner.integrations.presidio import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 def analyzer_of(*recognizers: LoranerRecognizer, patterns: bool = False) -> AnalyzerEngine:
@@ -221,11 +222,12 @@ def test_when_the_model_is_one_adapter_of_a_base_then_it_predicts_as_that_adapte
     from loraner.inference.adapters import MultiAdapterPredictor
 
     adapters = {name: run / "adapter" for name, run in tiny_adapter_runs.items()}
-    texts = ["Kari Nordmann lives in London with friends.", "The office of Acme in Kyoto closed."]
-    expected = NERPredictor.from_pretrained(adapters["places"]).predict_batch(texts)
+    texts = [json.loads(line)["text"] for line in (FIXTURES / "train" / "spans" / "test.jsonl").open()]
+    # A high O-threshold, so that the tiny adapter's entities do not hang on what two epochs taught it.
+    expected = NERPredictor.from_pretrained(adapters["places"], o_threshold=0.95).predict_batch(texts)
     assert any(expected)
-    by_path = LoranerRecognizer(adapter=adapters["places"], base=str(tiny_roberta_dir))
-    multi = MultiAdapterPredictor.from_pretrained(str(tiny_roberta_dir), adapters)
+    by_path = LoranerRecognizer(adapter=adapters["places"], base=str(tiny_roberta_dir), o_threshold=0.95)
+    multi = MultiAdapterPredictor.from_pretrained(str(tiny_roberta_dir), adapters, o_threshold=0.95)
     shared = LoranerRecognizer(predictor=multi.predictor("places"))
     for recognizer in (by_path, shared):
         results = BatchAnalyzerEngine(analyzer_of(recognizer)).analyze_iterator(texts, language="en")
