@@ -8,6 +8,7 @@ from typing import Any
 from peft import LoraConfig, TaskType, get_peft_model
 
 from loraner.errors import ModelError
+from loraner.modeldir import HEAD_MODULE
 from loraner.settings import LoraSettings
 
 
@@ -23,7 +24,7 @@ def lora_config(settings: LoraSettings) -> LoraConfig:
         target_modules=targets if isinstance(targets, str) else list(targets),
         bias=settings.bias,
         # The new classification head is trained in full and saved with the adapter.
-        modules_to_save=["classifier"],
+        modules_to_save=[HEAD_MODULE],
     )
 
 
