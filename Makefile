@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install demo test lint bench browser clean image image-test container-tools base-model
+.PHONY: install demo test lint bench browser clean image image-test container-tools base-model bench-accuracy
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Real weights at base size (needs `make base-model` and ../shared): hours on 2 cores, resumable.
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m bench.run --only accuracy
 
 clean:
 	rm -rf $(VENV) runs .demo
