@@ -60,7 +60,7 @@ QUICK_OVERRIDES = [
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from loraner.packaged_models import MPNET_BASE, installed_snapshot
+    from loraner.modeldir.packaged import MPNET_BASE, installed_snapshot
 
     root = ctx.cache / ("accuracy-quick" if ctx.quick else "accuracy")
     if read_conll_examples("test") is None:

