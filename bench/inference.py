@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from bench.baselines import load_torch, reference_calls
 from bench.common import (
     FP32_PEAK_FLOPS,
     INT8_PEAK_OPS,
@@ -59,26 +59,9 @@ class Variant:
 # --- baselines -------------------------------------------------------------------------------------
 
 
-def load_torch(model_dir: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForTokenClassification.from_pretrained(str(model_dir)).eval()
-    return model, tokenizer
-
-
 def baseline_a(model: Any, tokenizer: Any) -> Variant:
     """The reference deployment: tokenize one text, truncate at 512, forward, argmax."""
-    import torch
-
-    def one(text: str) -> Any:
-        enc = tokenizer(text, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
-        with torch.inference_mode():
-            return model(**enc).logits.argmax(-1)
-
-    def run(texts: Sequence[str]) -> list[Any]:
-        return [one(t) for t in texts]
-
+    run, one = reference_calls(model, tokenizer)
     return Variant("A: 1 text/call, torch fp32", "baseline", "torch fp32", 1, run, one, truncates=True)
 
 

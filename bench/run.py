@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--only inference,memory,load,training,adapters]``: run the
+"""``python -m bench.run [--quick] [--only inference,memory,load,training,adapters,accuracy]``: run the
 workloads, print their tables, write ``bench/results/<workload>.json`` and close with every target's
 verdict."""
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.common import (
     CACHE_DIR,
+    DEFAULT_WORKLOADS,
     FULL,
     QUICK,
     RESULTS_DIR,
@@ -38,7 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="tiny model and sizes (the smoke test, < 1 minute)"
     )
     parser.add_argument(
-        "--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}"
+        "--only",
+        default=",".join(DEFAULT_WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all but accuracy)",
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="intra-op threads of every runtime (default 2)"

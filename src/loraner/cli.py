@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from loraner.commands import calibrate as calibrate_commands
 from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
 from loraner.commands import hub as hub_commands
@@ -194,6 +195,7 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
 inference_commands.register(app)
 deid_commands.register(app)
 hub_commands.register(app)
+calibrate_commands.register(app)
 
 
 def main() -> None:

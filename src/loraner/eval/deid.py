@@ -63,10 +63,10 @@ def run_deid_evaluation(
     scores: dict[str, dict[str, Any]] = {}
     sections: list[str] = []
     for view in views or _deid_views(cfg):
-        examples = _deid_examples(cfg, split, view)
+        examples = deid_examples(cfg, split, view)
         model_entities = _predict_in_chunks(predict_batch, [ex.text for ex in examples])
         for name in variants:
-            scored = _score_deid(examples, model_entities, config, DEID_VARIANTS[name])
+            scored = score_deid(examples, model_entities, config, DEID_VARIANTS[name])
             scores.setdefault(view, {})[name] = scored.evaluator.summary(include_leaks=False)
             sections += _deid_report_sections(f"{view}, {name.replace('_', ' ')}", scored, samples)
     out: dict[str, Any] = {
@@ -102,7 +102,7 @@ def _deid_views(cfg: ExperimentConfig) -> list[str]:
     return [cfg.data.view, other]
 
 
-def _deid_examples(cfg: ExperimentConfig, split: str, view: str) -> list[SpanExample]:
+def deid_examples(cfg: ExperimentConfig, split: str, view: str) -> list[SpanExample]:
     if cfg.data.format == "nor-deid":
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"view": view})})
     return [as_span_example(ex) for ex in split_examples(cfg, split)]
@@ -120,7 +120,7 @@ def _operator_names(config: DeidConfig) -> dict[str, str]:
 
 
 @dataclass
-class _DeidScore:
+class DeidScore:
     """The evaluator plus what the local report needs: outputs per note and leaks with their note id."""
 
     evaluator: DeidEvaluator
@@ -128,14 +128,14 @@ class _DeidScore:
     notes: list[tuple[SpanExample, DeidOutput]] = field(default_factory=list)
 
 
-def _score_deid(
+def score_deid(
     examples: Sequence[SpanExample],
     model_entities: Sequence[Sequence[Entity]],
     config: DeidConfig,
     patterns: bool,
-) -> _DeidScore:
+) -> DeidScore:
     variant = with_overrides(config, recognizers=patterns)
-    scored = _DeidScore(DeidEvaluator())
+    scored = DeidScore(DeidEvaluator())
     for ex, entities in zip(examples, model_entities, strict=True):
         # One note at a time: notes are independent patients, so no surrogate memory is shared.
         [output] = deidentify_entities([ex.text], [entities], variant)
@@ -146,7 +146,7 @@ def _score_deid(
     return scored
 
 
-def _deid_report_sections(title: str, scored: _DeidScore, samples: int) -> list[str]:
+def _deid_report_sections(title: str, scored: DeidScore, samples: int) -> list[str]:
     leaks = scored.leaks
     parts = [f"## {title}", "", f"### Leaks ({len(leaks)}): gold PHI not fully changed", ""]
     if leaks:

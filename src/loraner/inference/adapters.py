@@ -49,6 +49,7 @@ from loraner.inference.predictor import (
 )
 from loraner.modeldir import (
     ADAPTER_CONFIG_FILE,
+    HEAD_MODULE,
     SAFETENSORS_PATTERN,
     ModelDir,
     base_fingerprint,
@@ -58,7 +59,6 @@ from loraner.modeldir import (
 from loraner.types import Entity, types_of_labels
 
 DEFAULT_MAX_LOADED_ADAPTERS = 16
-HEAD = "classifier"  # the token-classification head of BERT-family models (RoBERTa, DistilBERT, DeBERTa…)
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,13 @@ class AdapterPool:
         self.dtype = resolve_dtype(dtype, device)
         self.max_loaded = max_loaded
         model = load_token_classifier(self.base, dtype=self.dtype)  # loaded in its dtype: no fp32 copy
-        if not isinstance(getattr(model, HEAD, None), self.torch.nn.Module):
-            raise ModelError(f"{base}: no '{HEAD}' head; multi-adapter serving supports BERT-family encoders")
+        if not isinstance(getattr(model, HEAD_MODULE, None), self.torch.nn.Module):
+            raise ModelError(
+                f"{base}: no '{HEAD_MODULE}' head; multi-adapter serving supports BERT-family encoders"
+            )
         self.fingerprint = base_fingerprint(model)
         # The encoder's output (after the head's dropout, a no-op in eval mode) instead of logits.
-        setattr(model, HEAD, self.torch.nn.Identity())
+        setattr(model, HEAD_MODULE, self.torch.nn.Identity())
         self.model = model.eval().to(device=device, dtype=torch_dtype(self.dtype))
         self.peft: Any = None
         self.heads: OrderedDict[str, Any] = OrderedDict()  # in LRU order, least recent first
@@ -197,7 +199,7 @@ class AdapterPool:
         return self.torch.load(str(path), map_location="cpu", weights_only=True)
 
     def _head(self, state: dict[str, Any], adapter_dir: Path, n_labels: int) -> Any:
-        weight_key = next((k for k in state if k.endswith(f"{HEAD}.weight")), None)
+        weight_key = next((k for k in state if k.endswith(f"{HEAD_MODULE}.weight")), None)
         if weight_key is None:
             raise ModelError(f"{adapter_dir}: the adapter has no trained classifier head")
         weight = state.pop(weight_key)

@@ -32,6 +32,9 @@ TORCH_WEIGHT_PATTERNS = (SAFETENSORS_PATTERN, PICKLED_WEIGHTS_PATTERN)
 SAFETENSORS_FILE = "model.safetensors"  # a single-file checkpoint (what save_pretrained writes)
 # A PEFT adapter, the preferred file first.
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+# The token-classification head of BERT-family models (BERT, RoBERTa, MPNet, DistilBERT, DeBERTa...): new
+# for each task, trained in full beside LoRA and saved with the adapter.
+HEAD_MODULE = "classifier"
 
 
 def is_adapter(model_dir: Path) -> bool:

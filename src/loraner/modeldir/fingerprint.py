@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loraner.errors import ModelError
+from loraner.modeldir.files import HEAD_MODULE
 from loraner.modeldir.meta import ModelMeta
 
 # Config keys that identify a base model's architecture, for the fingerprint.
@@ -36,9 +37,7 @@ def base_fingerprint(model: Any) -> dict[str, str]:
     """
     config = model.config.to_dict()
     arch = {k: config.get(k) for k in _FINGERPRINT_CONFIG_KEYS}
-    matrices = [
-        (name, p) for name, p in model.named_parameters() if p.dim() == 2 and "classifier" not in name
-    ]
+    matrices = [(name, p) for name, p in model.named_parameters() if p.dim() == 2 and HEAD_MODULE not in name]
     chosen = [("embeddings", model.get_input_embeddings().weight)]
     chosen += [matrices[1], matrices[-1]] if len(matrices) > 2 else matrices
     import torch  # present whenever a model is: this module itself must not need it (ONNX serving)

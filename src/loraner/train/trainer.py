@@ -46,6 +46,7 @@ from loraner.inference.backends import TorchBackend, load_token_classifier, nati
 from loraner.inference.predictor import NERPredictor
 from loraner.modeldir import (
     ADAPTER_DIR,
+    HEAD_MODULE,
     MERGED_DIR,
     ModelDir,
     ModelMeta,
@@ -192,7 +193,12 @@ def batching_options(training: TrainingConfig) -> dict[str, Any]:
         "batching": training.batching,
         "bucket_batches": training.length_bucket_batches,
         "chunk_overhead_tokens": training.chunk_overhead_tokens,
+        "head_learning_rate": training.head_learning_rate,
     }
+
+
+def is_head_parameter(name: str) -> bool:
+    return HEAD_MODULE in name.split(".")
 
 
 def labels_for(splits: Splits) -> list[str]:
@@ -230,6 +236,7 @@ class WindowTrainer(Trainer):
         batching: Batching = "random",
         bucket_batches: int = 8,
         chunk_overhead_tokens: int = 32,
+        head_learning_rate: float | None = None,
         **kwargs: Any,
     ):
         if predictor_for is not None:
@@ -241,6 +248,7 @@ class WindowTrainer(Trainer):
         self.batching = batching
         self.bucket_batches = bucket_batches
         self.chunk_overhead_tokens = chunk_overhead_tokens
+        self.head_learning_rate = head_learning_rate
         self.computed_tokens = 0  # positions run through the model in training steps, padding included
         self.real_tokens = 0
         self.tokens_per_batch = (
@@ -260,6 +268,20 @@ class WindowTrainer(Trainer):
             # number of processes.
             self.model_accepts_loss_kwargs = True
             self.loss_is_scaled_for_ga = True
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        """The stock optimizer; with ``head_learning_rate`` the classification head's parameters move to
+        groups of their own at that rate (before the scheduler is made, so its schedule scales both)."""
+        optimizer = super().create_optimizer(model)
+        if self.head_learning_rate is None:
+            return optimizer
+        head = {id(p) for n, p in (model or self.model).named_parameters() if is_head_parameter(n)}
+        for group in list(optimizer.param_groups):
+            moved = [p for p in group["params"] if id(p) in head]
+            if moved:
+                group["params"] = [p for p in group["params"] if id(p) not in head]
+                optimizer.add_param_group({**group, "params": moved, "lr": self.head_learning_rate})
+        return optimizer
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
         """``length_chunks``: the random batch run as length-sorted chunks (loraner.train.chunking),
