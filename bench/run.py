@@ -1,6 +1,5 @@
-"""``python -m bench.run [--quick] [--only inference,memory,load,training,adapters]``: run the
-workloads, print their tables, write ``bench/results/<workload>.json`` and close with every target's
-verdict."""
+"""``python -m bench.run [--quick] [--only inference,memory,...]``: run the workloads (``bench.workloads``),
+print their tables, write ``bench/results/<workload>.json`` and close with every target's verdict."""
 
 from __future__ import annotations
 
@@ -15,19 +14,20 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from bench.lib.common import (
     CACHE_DIR,
     FULL,
     QUICK,
     RESULTS_DIR,
-    WORKLOADS,
     Context,
     Sizes,
     cpu_line,
+    default_tokenizer,
     print_targets,
     verdict,
     write_result,
 )
+from bench.workloads import WORKLOADS
 
 DEFAULT_TRAINED = Path("runs/conll-lora/merged")
 
@@ -51,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON files go")
     parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="where built models are kept")
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="the RoBERTa tokenizer of the benchmark models (default: roberta-base's, "
+        "../shared/models/roberta-base-tokenizer)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -120,6 +127,7 @@ def make_context(args: argparse.Namespace) -> Context:
         results=args.results,
         trained_model=args.trained_model,
         quick=args.quick,
+        tokenizer=args.tokenizer or default_tokenizer(),
     )
 
 
@@ -161,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in WORKLOADS:
         if name in args.only.split(","):
             begun = time.perf_counter()
-            module = importlib.import_module(f"bench.{name}")
+            module = importlib.import_module(f"bench.workloads.{name}")
             results[name] = module.run(ctx)
             ctx.log(f"{name}: {time.perf_counter() - begun:.0f} s")
     seconds = time.perf_counter() - started

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from bench.lib.common import (
     FP32_PEAK_FLOPS,
     INT8_PEAK_OPS,
     Context,
@@ -30,8 +30,8 @@ from bench.common import (
     target,
     write_result,
 )
-from bench.data import TextSet, long_notes, read_conll_examples, sentence_set
-from bench.models import MAX_LENGTH, BenchModels, build_models, trained_int8
+from bench.lib.data import TextSet, long_notes, read_conll_examples, sentence_set
+from bench.lib.models import MAX_LENGTH, BenchModels, build_models, trained_int8
 
 DEFAULT_BATCH = 16  # NERPredictor's default
 PIPELINE_BATCH = 32
@@ -327,7 +327,7 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 def run(ctx: Context) -> dict[str, Any]:
     from loraner.modeldir import load_tokenizer
 
-    models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+    models = build_models(ctx)
     tokenizer = load_tokenizer(models.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
     notes = long_notes(tokenizer, ctx.sizes.notes, ctx.sizes.note_tokens, seed=ctx.seed)
