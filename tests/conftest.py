@@ -223,3 +223,22 @@ def fp32_by_default() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(backends, "native_bf16", lambda: False)
         yield
+
+
+# --- why tests skipped: one line per reason at the end of the run ----------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many tests skipped and why, grouped by reason (``-ra`` lists them by file). On a fresh clone
+    only the tests that read ../shared's data files (CoNLL-2003, Nor-DeID) should skip for want of data."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    terminalreporter.section(f"{sum(reasons.values())} skipped, by reason")
+    for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+        terminalreporter.line(f"{count:4d}  {reason}")
