@@ -27,7 +27,7 @@ from bench.lib.common import (
     verdict,
     write_result,
 )
-from bench.workloads import WORKLOADS
+from bench.workloads import OPT_IN, WORKLOADS
 
 DEFAULT_TRAINED = Path("runs/conll-lora/merged")
 
@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="tiny model and sizes (the smoke test, < 1 minute)"
     )
     parser.add_argument(
-        "--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}"
+        "--only",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS + OPT_IN)} (default: {','.join(WORKLOADS)})",
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="intra-op threads of every runtime (default 2)"
@@ -67,10 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a size, e.g. --set repeats=1 --set sentences=50 --set load_clients=16,32",
     )
     args = parser.parse_args(argv)
-    unknown = set(args.only.split(",")) - set(WORKLOADS)
+    unknown = set(args.only.split(",")) - set(WORKLOADS + OPT_IN)
     if unknown:
         parser.error(
-            f"--only: unknown workload(s) {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}"
+            f"--only: unknown workload(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(WORKLOADS + OPT_IN)}"
         )
     return args
 
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log(f"bench: {'quick' if ctx.quick else 'full'} run, {ctx.threads} threads, results in {ctx.results}")
     ctx.log(cpu_line())
     results: dict[str, dict[str, Any]] = {}
-    for name in WORKLOADS:
+    for name in WORKLOADS + OPT_IN:
         if name in args.only.split(","):
             begun = time.perf_counter()
             module = importlib.import_module(f"bench.workloads.{name}")

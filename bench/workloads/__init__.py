@@ -1,8 +1,9 @@
-"""The workloads ``python -m bench.run`` runs, in this order. Each is one module here with
-``run(ctx: Context) -> dict``: it measures, prints its tables, writes ``bench/results/<name>.json``
-(``bench.lib.common.write_result``) and returns that payload, whose ``targets`` go into the closing
-table. Adding one: its module, and its name in this tuple (bench/README.md, "Adding a workload")."""
+"""The workloads ``python -m bench.run`` runs. Each is one module here with ``run(ctx: Context) -> dict``:
+it measures, prints its tables, writes ``bench/results/<name>.json`` (``bench.lib.common.write_result``)
+and returns that payload, whose ``targets`` go into the closing table. Adding one: its module, and its
+name in one of the two tuples below (bench/README.md, "Adding a workload")."""
 
+# What ``make bench`` (``python -m bench.run``) runs, in this order.
 WORKLOADS = (
     "inference",
     "memory",
@@ -14,3 +15,5 @@ WORKLOADS = (
     "generalization",
     "adapters",
 )
+# Run only when named (``--only NAME``): workloads too long for every ``make bench``.
+OPT_IN: tuple[str, ...] = ()
