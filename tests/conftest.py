@@ -34,7 +34,8 @@ def build_roberta_style_tokenizer(out: Path) -> Path:
     Transformers loads it through the same RoBERTa code path. Trained on ``fixtures/tokenizer/corpus.txt``
     (English newswire and Norwegian clinical-style sentences written for the suite): about 600 tokens,
     so words split into several subwords, as rare names do with the real vocabulary. Deterministic: the
-    same files on every run."""
+    same files on every run. Editing the corpus changes every tiny model built on it, and so what the
+    tiny adapters learn to find: rerun the adapter tests (their texts are ones those adapters find)."""
     from tokenizers import ByteLevelBPETokenizer
 
     out.mkdir(parents=True, exist_ok=True)
