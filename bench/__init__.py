@@ -1,10 +1,8 @@
 """loraner benchmarks: ``python -m bench.run`` (or ``make bench``) compares loraner with the usual ways
 of running and training token classifiers, on the same model, data and threads, in one run.
 
-Modules, one per workload: ``inference`` (throughput, latency, accuracy), ``memory`` (peak RSS of a
-``loraner serve`` process), ``load`` (concurrent HTTP clients, micro-batching on/off), ``training``
-(samples/s and F1 of three training recipes; each variant runs in ``train_worker`` subprocesses),
-``adapters`` (many LoRA adapters on one base vs a merged model: throughput, memory, serving, loading).
-``models`` builds and caches the RoBERTa-base-shaped model and its ONNX exports, ``data`` the texts,
-``common`` the sizes, statistics, tables and JSON results. The benchmark uses loraner's public API.
+``bench.workloads``: one module per workload, listed in run order in ``bench/workloads/__init__.py``.
+``bench.lib``: what they share (sizes, statistics, tables and JSON results; texts; the cached models; a
+``loraner serve`` subprocess and its clients; the training worker process). ``bench.scripts``: standalone
+measurements with their own command lines. bench/README.md describes each workload and how to add one.
 """

@@ -1,6 +1,5 @@
-"""``python -m bench.run [--quick] [--only inference,memory,load,training,adapters,accuracy]``: run the
-workloads, print their tables, write ``bench/results/<workload>.json`` and close with every target's
-verdict."""
+"""``python -m bench.run [--quick] [--only inference,memory,...]``: run the workloads (``bench.workloads``),
+print their tables, write ``bench/results/<workload>.json`` and close with every target's verdict."""
 
 from __future__ import annotations
 
@@ -15,20 +14,20 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from bench.lib.common import (
     CACHE_DIR,
-    DEFAULT_WORKLOADS,
     FULL,
     QUICK,
     RESULTS_DIR,
-    WORKLOADS,
     Context,
     Sizes,
     cpu_line,
+    default_tokenizer,
     print_targets,
     verdict,
     write_result,
 )
+from bench.workloads import OPT_IN, WORKLOADS
 
 DEFAULT_TRAINED = Path("runs/conll-lora/merged")
 
@@ -40,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        default=",".join(DEFAULT_WORKLOADS),
-        help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all but accuracy)",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS + OPT_IN)} (default: {','.join(WORKLOADS)})",
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="intra-op threads of every runtime (default 2)"
@@ -55,6 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON files go")
     parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="where built models are kept")
     parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="the RoBERTa tokenizer of the benchmark models (default: roberta-base's, "
+        "../shared/models/roberta-base-tokenizer)",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -63,10 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a size, e.g. --set repeats=1 --set sentences=50 --set load_clients=16,32",
     )
     args = parser.parse_args(argv)
-    unknown = set(args.only.split(",")) - set(WORKLOADS)
+    unknown = set(args.only.split(",")) - set(WORKLOADS + OPT_IN)
     if unknown:
         parser.error(
-            f"--only: unknown workload(s) {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}"
+            f"--only: unknown workload(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(WORKLOADS + OPT_IN)}"
         )
     return args
 
@@ -123,6 +130,7 @@ def make_context(args: argparse.Namespace) -> Context:
         results=args.results,
         trained_model=args.trained_model,
         quick=args.quick,
+        tokenizer=args.tokenizer or default_tokenizer(),
     )
 
 
@@ -161,10 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log(f"bench: {'quick' if ctx.quick else 'full'} run, {ctx.threads} threads, results in {ctx.results}")
     ctx.log(cpu_line())
     results: dict[str, dict[str, Any]] = {}
-    for name in WORKLOADS:
+    for name in WORKLOADS + OPT_IN:
         if name in args.only.split(","):
             begun = time.perf_counter()
-            module = importlib.import_module(f"bench.{name}")
+            module = importlib.import_module(f"bench.workloads.{name}")
             results[name] = module.run(ctx)
             ctx.log(f"{name}: {time.perf_counter() - begun:.0f} s")
     seconds = time.perf_counter() - started

@@ -1,15 +1,16 @@
-"""Shared fixtures: tiny models built from configs with real tokenizers, and ../shared paths."""
+"""Shared fixtures: tiny models built from configs with real tokenizers (the suite trains its own
+RoBERTa-style one and uses the installed MiniLM's, so no model test needs ../shared), the Hugging Face
+hub at its call boundary, and fp32 by default."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from loraner.settings import shared_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,21 +26,41 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TINY_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, skipping the test cleanly when it is absent (a user's fresh clone)."""
-    path = shared_dir().joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return path
+def build_roberta_style_tokenizer(out: Path) -> Path:
+    """A RoBERTa-style tokenizer trained by the suite itself, so that no test needs ../shared: byte-level
+    BPE (any text encodes, with character offsets), RoBERTa's special tokens at RoBERTa's ids (``<s>`` 0,
+    ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3; ``<mask>`` last there, 4 here) and the files roberta-base ships
+    (``vocab.json``, ``merges.txt``, a ``tokenizer_config.json`` naming ``RobertaTokenizer``), so
+    Transformers loads it through the same RoBERTa code path. Trained on ``fixtures/tokenizer/corpus.txt``
+    (English newswire and Norwegian clinical-style sentences written for the suite): about 600 tokens,
+    so words split into several subwords, as rare names do with the real vocabulary. Deterministic: the
+    same files on every run. Editing the corpus changes every tiny model built on it, and so what the
+    tiny adapters learn to find: rerun the adapter tests (their texts are ones those adapters find)."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = ByteLevelBPETokenizer()
+    tokenizer.train(
+        [str(FIXTURES / "tokenizer" / "corpus.txt")],
+        vocab_size=1000,
+        min_frequency=2,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
+    tokenizer.save_model(str(out))
+    config = {"tokenizer_class": "RobertaTokenizer", "model_max_length": 512}
+    (out / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return out
 
 
 @pytest.fixture(scope="session")
-def roberta_tokenizer_dir() -> Path:
-    return shared_path("models", "roberta-base-tokenizer")
+def roberta_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's own RoBERTa-style tokenizer (:func:`build_roberta_style_tokenizer`), built once."""
+    return build_roberta_style_tokenizer(tmp_path_factory.mktemp("roberta-style-tokenizer"))
 
 
 def build_tiny_roberta(out: Path, tokenizer_dir: Path, labels: list[str], seed: int = 0) -> Path:
-    """A 2-layer random RoBERTa token classifier with the real roberta-base tokenizer, saved to ``out``."""
+    """A 2-layer random RoBERTa token classifier with a RoBERTa tokenizer, saved to ``out``."""
     import torch
     from transformers import AutoTokenizer, RobertaConfig, RobertaForTokenClassification
 
@@ -203,3 +224,22 @@ def fp32_by_default() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(backends, "native_bf16", lambda: False)
         yield
+
+
+# --- why tests skipped: one line per reason at the end of the run ----------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many tests skipped and why, grouped by reason (``-ra`` lists them by file). On a fresh clone
+    only the tests that read ../shared's data files (CoNLL-2003, Nor-DeID) should skip for want of data."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    terminalreporter.section(f"{sum(reasons.values())} skipped, by reason")
+    for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+        terminalreporter.line(f"{count:4d}  {reason}")

@@ -97,10 +97,12 @@ def test_export_takes_a_hub_id_and_records_it(fake_hub, tiny_roberta_dir, tmp_pa
 def test_base_as_a_hub_id_goes_through_the_same_download(fake_hub, tiny_adapter_runs, tiny_roberta_dir):
     run = tiny_adapter_runs["places"]
     hub = fake_hub({"org/tiny-base": tiny_roberta_dir})
+    text = "Kari Nordmann lives in Tromsø with friends."  # a place the tiny adapter learnt to find
     on_hub_base = json.loads(
-        invoke("predict", "--adapter", str(run / "adapter"), "--base", "org/tiny-base@abc123", TEXT)
+        invoke("predict", "--adapter", str(run / "adapter"), "--base", "org/tiny-base@abc123", text)
     )
-    merged = json.loads(invoke("predict", "--model", str(run / "merged"), TEXT))
+    merged = json.loads(invoke("predict", "--model", str(run / "merged"), text))
+    assert merged["entities"], "the merged model finds nothing: the comparison would hold for any base"
     assert on_hub_base["entities"] == merged["entities"]  # the fingerprint check passed: the same base
     assert {(repo, kw["revision"]) for repo, kw in hub.calls} == {("org/tiny-base", "abc123")}
 

@@ -104,6 +104,9 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
+    """``model:``: the base model (a path, ``pkg:MODULE`` or a hub id ``OWNER/NAME[@REVISION]``) and the
+    window every text is cut into for training, evaluation and serving."""
+
     name_or_path: str = "roberta-base"
     max_length: int = Field(DEFAULT_MAX_LENGTH, description="window size in tokens, special tokens included")
     stride: int = Field(DEFAULT_STRIDE, description="tokens shared by consecutive windows")
@@ -118,6 +121,8 @@ class ModelConfig(Strict):
 
 
 class LoraSettings(Strict):
+    """``lora:``: the PEFT LoRA adapter (``enabled: false`` trains the whole model)."""
+
     enabled: bool = True
     r: int = Field(16, ge=1)
     alpha: int = 32
@@ -127,6 +132,8 @@ class LoraSettings(Strict):
 
 
 class TrainingConfig(Strict):
+    """``training:``: the optimiser, schedule, batches and precision of ``loraner train``."""
+
     epochs: float = Field(5, gt=0)
     batch_size: int = Field(16, ge=1)
     eval_batch_size: int = Field(64, ge=1)
@@ -162,11 +169,16 @@ class TrainingConfig(Strict):
 
 
 class ReportConfig(Strict):
+    """``report:``: sample notes in ``report.md`` and whether the untrained model is scored first."""
+
     samples: int = 5
     evaluate_before: bool = True
 
 
 class ExperimentConfig(Strict):
+    """A whole training config (a preset or a YAML file): ``data``, ``model``, ``lora``, ``training`` and
+    ``report``; unknown keys anywhere are errors."""
+
     name: str = "loraner"
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -250,6 +262,8 @@ def resolve_data_path(value: str, config_dir: Path) -> str:
 
 
 def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """``raw`` (a parsed YAML mapping) as an :class:`ExperimentConfig`; every problem is named by its key
+    path in one :class:`~loraner.errors.ConfigError` prefixed by ``source``."""
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:

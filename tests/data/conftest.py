@@ -23,7 +23,9 @@ def shared_data() -> Callable[..., Path]:
     def find(*parts: str) -> Path:
         path = shared_dir().joinpath("data", *parts)
         if not path.exists():
-            pytest.skip(f"shared data not available: {path}")
+            pytest.skip(
+                f"needs the {parts[0]} data files of ../shared, not in a clone (looked in {shared_dir()})"
+            )
         return path
 
     return find

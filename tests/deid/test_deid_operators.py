@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 import pytest
@@ -49,6 +51,27 @@ def test_when_hash_has_secret_then_output_is_truncated_keyed_hex(secret):
     assert op == "hash"
     assert re.fullmatch(r"[0-9a-f]{12}", first)
     assert again == first  # normalised: case and whitespace do not matter
+
+
+def test_the_hash_is_hmac_sha256_of_the_normalised_span_under_the_secret(secret):
+    """Checked against HMAC-SHA256 computed here with the standard library, not with loraner's helpers:
+    key = the secret's UTF-8 bytes, message = ``hash`` + unit separator + the case-folded span with its
+    whitespace collapsed."""
+    expected = hmac.new(secret.encode("utf-8"), b"hash\x1fkari nordmann", hashlib.sha256).hexdigest()
+    assert run_one(" Kari\n NORDMANN", "PATIENT", {"operator": "hash", "length": 64})[0] == expected
+    assert run_one("Kari Nordmann", "PATIENT", {"operator": "hash"})[0] == expected[:16]  # default length
+    non_ascii = hmac.new(secret.encode(), "hash\x1fåse bø".encode(), hashlib.sha256).hexdigest()
+    assert run_one("ÅSE Bø", "PATIENT", {"operator": "hash", "length": 64})[0] == non_ascii
+
+
+def test_the_keyed_pseudonym_seed_is_hmac_sha256_of_its_parts():
+    """The seed of keyed (consistent) pseudonyms: the first 8 bytes, big-endian, of HMAC-SHA256 over the
+    parts joined by the unit separator; computed here with the standard library."""
+    from loraner.deid.surrogates import keyed_int
+
+    key = b"unit-test-secret-0123456789abcdef"
+    digest = hmac.new(key, b"name\x1fkari nordmann", hashlib.sha256).digest()
+    assert keyed_int(key, "name", "kari nordmann") == int.from_bytes(digest[:8], "big")
 
 
 def test_when_secret_changes_then_hash_changes(monkeypatch):

@@ -13,7 +13,9 @@ from loraner.errors import ConfigError
 from loraner.inference import NERPredictor
 from loraner.serve import ServeSettings, create_app
 
-TEXT = "Ola Hansen flew from Bergen to Oslo with NRK."
+# A sentence of the kind both tiny adapters were trained on, so each finds entities in it (the comparisons
+# with the merged models below must compare something).
+TEXT = "Kari Nordmann lives in Tromsø with friends."
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +66,10 @@ def test_adapters_are_listed_with_labels_base_size_and_whether_loaded(client, ti
 
 def test_each_request_gets_the_adapter_it_names(client, merged):
     for name in ("general", "places"):
+        expected = spans(merged[name].predict(TEXT))
+        assert expected, f"{name} finds nothing in TEXT: the comparison would hold for any adapter"
         body = client.post("/predict", json={"text": TEXT, "adapter": name}).json()
-        assert spans(body["entities"]) == spans(merged[name].predict(TEXT)), name
+        assert spans(body["entities"]) == expected, name
     default = client.post("/predict", json={"text": TEXT}).json()
     assert spans(default["entities"]) == spans(merged["general"].predict(TEXT))
     loaded = {a["name"]: a["loaded"] for a in client.get("/adapters").json()["adapters"]}
@@ -77,6 +81,7 @@ def test_a_batch_can_name_one_adapter_per_text(client, merged):
     names = ["places", "general", None]
     body = client.post("/predict/batch", json={"texts": texts, "adapters": names}).json()
     want = [merged[n or "general"].predict(t) for t, n in zip(texts, names, strict=True)]
+    assert all(want), "every text must have entities, or an empty answer would pass"
     assert [spans(r["entities"]) for r in body["results"]] == [spans(w) for w in want]
     one = client.post("/predict/batch", json={"texts": texts, "adapter": "places"}).json()
     assert [spans(r["entities"]) for r in one["results"]] == [
@@ -106,6 +111,7 @@ def test_batch_adapter_fields_are_validated(client):
 
 def test_deidentify_uses_the_named_adapter(client, merged):
     body = client.post("/deidentify", json={"text": TEXT, "adapter": "places"}).json()
+    assert body["items"], "nothing replaced: the type check below would hold for any adapter"
     assert spans(body["entities"]) == spans(merged["places"].predict(TEXT))
     assert all(item["type"] == "LOC" for item in body["items"])
 

@@ -147,7 +147,7 @@ def test_when_the_tokenizer_outgrows_the_embeddings_then_never_ready(tmp_path, r
     tokenizer = AutoTokenizer.from_pretrained(str(roberta_tokenizer_dir), add_prefix_space=True)
     labels = ["O", "B-PER", "I-PER"]
     config = RobertaConfig(
-        vocab_size=1000,  # the real tokenizer has 50,265
+        vocab_size=len(tokenizer) // 2,  # embeddings for half of the tokenizer's ids
         hidden_size=16,
         num_hidden_layers=1,
         num_attention_heads=2,
@@ -167,7 +167,7 @@ def test_when_the_tokenizer_outgrows_the_embeddings_then_never_ready(tmp_path, r
     assert ready.status_code == 503 and ready.json()["status"] == "failed"
     assert early.status_code == 503
     detail = early.json()["detail"]
-    assert "the tokenizer has 50265 tokens" in detail and "do not match" in detail
+    assert f"the tokenizer has {len(tokenizer)} tokens" in detail and "do not match" in detail
     assert str(tmp_path) not in detail
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -138,14 +139,14 @@ def test_chunked_step_has_the_batch_mean_loss_and_gradient(
     step must give that. (Stock steps with a count are not the reference: RoBERTa's token classifier
     ignores the count, so its loss is then left undivided by the accumulation steps.)"""
     model_dir = tiny_roberta_factory(["O", "B-X", "I-X"])
+    vocab = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["vocab_size"]
     rng = random.Random(0)
     features = []
     for n in (4, 25, 6, 30, 5, 7):
         labels = [rng.choice([0, 1, 2]) for _ in range(n)]
         labels[0] = labels[-1] = -100  # <s> and </s>
-        features.append(
-            {"input_ids": [0] + [rng.randint(10, 900) for _ in range(n - 2)] + [2], "labels": labels}
-        )
+        ids = [0] + [rng.randint(10, vocab - 1) for _ in range(n - 2)] + [2]  # ordinary tokens
+        features.append({"input_ids": ids, "labels": labels})
     stock = lora_gradients(model_dir, tmp_path, features, "random", 1, False)
     chunked = lora_gradients(model_dir, tmp_path, features, "length_chunks", accumulation, counted)
     assert chunked["loss"] == pytest.approx(stock["loss"] / accumulation, rel=1e-5)

@@ -33,7 +33,10 @@ def test_the_resolved_precision_reaches_the_trainer(tmp_path, tiny_roberta_dir, 
 
 def test_bf16_autocast_validation_rounds_like_bf16(tiny_roberta_dir):
     model = load_token_classifier(tiny_roberta_dir)
-    ids = np.array([[0, 713, 16, 10, 1296, 2]], dtype=np.int64)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_roberta_dir))
+    ids = np.array([tokenizer("This is a test")["input_ids"]], dtype=np.int64)
     mask = np.ones_like(ids)
     fp32 = TorchBackend(model).logits(ids, mask)
     bf16 = TorchBackend(model, autocast=True).logits(ids, mask)

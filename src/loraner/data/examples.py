@@ -21,6 +21,8 @@ def word_starts(tokens: list[str]) -> list[int]:
 
 
 def as_span_example(example: Example) -> SpanExample:
+    """Any example as text and character spans: word examples become their words joined by single spaces,
+    with each entity's character span (how evaluation scores word-level data)."""
     if isinstance(example, SpanExample):
         return example
     starts = word_starts(example.tokens)

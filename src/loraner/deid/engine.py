@@ -43,6 +43,8 @@ class ReplacedSpan:
 
 @dataclass(frozen=True)
 class DeidResult:
+    """One de-identified text and, per replaced span, what was done (:class:`ReplacedSpan`)."""
+
     text: str
     items: list[ReplacedSpan] = field(default_factory=list)
 

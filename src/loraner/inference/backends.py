@@ -38,13 +38,16 @@ DTYPES: tuple[str, ...] = get_args(DType)
 DEFAULT_DTYPE: DType = "auto"
 DTYPE_HELP = "torch weights: fp32, bf16, or auto (bf16 where the CPU has native bf16: AMX or AVX512-BF16)"
 COMPILE_HELP = (
-    "torch: compile the model (torch.compile, inductor, weights frozen) on its first call: about a minute "
-    "once, then faster bf16, above all for one text at a time (Zen 4: p50 32 vs 54 ms); for servers"
+    "torch: compile the model (torch.compile, inductor, weights frozen) on its first call, once (about a "
+    "minute; needs a C++ compiler); then bf16 answers faster, above all one text at a time: for servers"
 )
 
 
 @runtime_checkable
 class Backend(Protocol):
+    """A runtime (torch, ONNX Runtime): the logits ``[batch, tokens, labels]`` of a padded batch of
+    windows. The predictor does everything else (windows, batches, decoding)."""
+
     name: str
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
@@ -333,11 +336,11 @@ def release_free_heap() -> None:
 
 
 def resolve_backend_name(model_dir: Path | ModelDir, backend: str, device: str = "cpu") -> str:
-    """``auto``: the fastest runtime ``model_dir`` offers on this CPU (measured: README, "Which backend on
-    which CPU"). An int8 ``model.onnx`` beats every other runtime on every CPU class. An fp32 graph loses
-    to bf16 torch weights where the CPU computes bf16 natively (AMX Xeon: 44 vs 153 sent/s; Zen 4: 18 vs
-    40), so with both in the directory such a CPU gets torch. Elsewhere the graph stays the choice, as it
-    always was: on AVX2 alone torch fp32 vs ONNX fp32 has not been measured."""
+    """``auto``: the fastest runtime ``model_dir`` offers on this CPU (measured: docs/serving.md, "Which
+    backend on which CPU"). An int8 ``model.onnx`` beats every other runtime on every CPU class. An fp32
+    graph loses to bf16 torch weights where the CPU computes bf16 natively (AMX Xeon: 44 vs 153 sent/s;
+    Zen 4: 18 vs 40), so with both in the directory such a CPU gets torch. Elsewhere the graph is the
+    choice (on AVX2 alone torch fp32 vs ONNX fp32 has not been measured)."""
     if backend not in BACKENDS:
         raise ModelError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend != "auto":

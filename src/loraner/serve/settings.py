@@ -27,6 +27,9 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 class ServeSettings(BaseSettings):
+    """Everything the service is configured with: each field is read from a ``LORANER_<FIELD>``
+    environment variable, and ``loraner serve``'s options override them (:meth:`from_env`)."""
+
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid", protected_namespaces=()
     )

@@ -1,7 +1,7 @@
 """Quickstart model: torch fp32 and bf16 vs ONNX fp32 and int8 — latency, throughput, server peak RSS,
 test-note entity F1 and the entity agreement of each variant with torch fp32.
 
-    python -m bench.quickstart_backends --model .demo/quickstart/merged [--threads 2]
+    python -m bench.scripts.quickstart_backends --model .demo/quickstart/merged [--threads 2]
 
 Writes bench/results/quickstart_backends.json, naming the CPU and its class (bf16 is only fast where the
 CPU computes it natively: AMX or AVX512-BF16; elsewhere it is emulated and slow). Texts are the
@@ -20,8 +20,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def sentences_of(notes: list[str], limit: int) -> list[str]:
@@ -108,7 +106,7 @@ def wait_ready(port: int, timeout: float = 120) -> None:
 
 
 def main() -> None:
-    from bench.common import cpu_class, cpu_line, machine_info
+    from bench.lib.common import RESULTS_DIR, cpu_class, cpu_line, machine_info
     from loraner.data.jsonl import read_span_file
     from loraner.export.onnx import export_onnx
     from loraner.inference import NERPredictor
@@ -160,8 +158,8 @@ def main() -> None:
         "server_requests": args.requests,
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quickstart_backends.json").write_text(json.dumps(result, indent=2))
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "quickstart_backends.json").write_text(json.dumps(result, indent=2))
     columns = ("p50 ms", "p99 ms", "sent/s", "notes/s", "RSS MB", "F1", "agree")
     header = f"{'backend':<12}" + "".join(f"{c:>9}" for c in columns)
     print(header)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.models import MAX_LENGTH
+from bench.lib.models import MAX_LENGTH
 
 
 def load_torch(model_dir: Path) -> tuple[Any, Any]:

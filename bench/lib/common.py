@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
+BENCH_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = BENCH_DIR.parent
 CACHE_DIR = BENCH_DIR / ".cache"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -138,31 +138,28 @@ QUICK = Sizes(
     adapter_switches=4,
 )
 
-WORKLOADS = (
-    "inference",
-    "memory",
-    "load",
-    "training",
-    "soak",
-    "overload",
-    "scale",
-    "generalization",
-    "adapters",
-    "accuracy",
-)
-# `make bench` runs these; `accuracy` trains base-size models for hours: `make bench-accuracy`.
-DEFAULT_WORKLOADS = tuple(w for w in WORKLOADS if w != "accuracy")
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
+
+
+def default_tokenizer() -> Path:
+    """roberta-base's tokenizer in ../shared (``LORANER_SHARED`` overrides; ``--tokenizer`` replaces it)."""
+    from loraner.settings import shared_dir
+
+    return shared_dir() / "models" / "roberta-base-tokenizer"
 
 
 @dataclass
 class Context:
+    """What every workload gets: the sizes, threads, where models are cached and results written, the
+    trained model of the accuracy checks and the tokenizer of the benchmark models."""
+
     sizes: Sizes
     threads: int
     cache: Path
     results: Path
     trained_model: Path
     quick: bool
+    tokenizer: Path = field(default_factory=default_tokenizer)
     seed: int = 0
     log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
 

@@ -21,9 +21,22 @@ from typing import Any
 
 import httpx
 
-from bench.common import percentile
+from bench.lib.common import percentile
 
 HOST = "127.0.0.1"
+# What docker/Dockerfile sets for the 1 GB box: one inference at a time, two malloc arenas.
+CONTAINER_ENV = {"LORANER_CONCURRENCY": "1", "MALLOC_ARENA_MAX": "2"}
+NOTE_EVERY = 50  # one long note among this many requests: a service also sees long texts, they set the peak
+
+
+def request_texts(sentences: Sequence[str], notes: Sequence[str], every: int = NOTE_EVERY) -> list[str]:
+    """The request mix of the memory measurements: the sentences, with a long note every ``every``."""
+    out: list[str] = []
+    for i, text in enumerate(sentences):
+        if notes and i % every == every - 1:
+            out.append(notes[(i // every) % len(notes)])
+        out.append(text)
+    return out
 
 
 @dataclass

@@ -1,16 +1,19 @@
-"""The ``overload`` workload (see bench/soak.py): far more clients than the server admits."""
+"""The ``overload`` workload: far more clients than the int8 server admits
+(``bench.lib.hostile.run_overload``). Targets: admitted p99 under the request timeout, no errors other
+than the 503 sheds."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from bench.common import Context, print_table, print_targets, target, write_result
-from bench.soak import _models, run_overload
+from bench.lib.common import Context, print_table, print_targets, target, write_result
+from bench.lib.hostile import run_overload
+from bench.lib.models import build_models
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    models = _models(ctx)
+    models = build_models(ctx)
     sizes = ctx.sizes
     ctx.log(f"overload: {sizes.overload_clients} clients x {sizes.overload_seconds:g} s")
     row = run_overload(ctx, models.onnx_int8_dir)

@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from bench.common import REPO_DIR, Context, median, print_table, ratio, write_result
-from bench.data import generated_sentences
-from bench.models import build_models, build_torch_model
+from bench.lib.common import REPO_DIR, Context, median, print_table, ratio, write_result
+from bench.lib.data import generated_sentences
+from bench.lib.models import build_models, build_torch_model
 
 EPOCHS = 2
 SYNTH_LABELS = ["O", "B-PATIENT", "I-PATIENT", "B-LOC", "I-LOC"]
@@ -50,7 +50,7 @@ def timed(command: list[str], log: Path, env: dict[str, str] | None = None) -> f
 
 def inference_runs(ctx: Context, work: Path) -> dict[str, Any]:
     # fp32: dynamic int8 quantises activations per batch, so its output depends on how rows are batched.
-    model = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log).onnx_fp32_dir
+    model = build_models(ctx).onnx_fp32_dir
     texts = generated_sentences(ctx.sizes.scale_texts, ctx.seed)
     source = work / "texts.jsonl"
     source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
@@ -101,7 +101,7 @@ def inference_runs(ctx: Context, work: Path) -> dict[str, Any]:
 
 
 def training_runs(ctx: Context, work: Path) -> dict[str, Any]:
-    model = build_torch_model(work / "tiny-model", tiny=True, labels=SYNTH_LABELS)
+    model = build_torch_model(work / "tiny-model", True, SYNTH_LABELS, ctx.tokenizer)
     config = {
         "name": "scale",
         "data": {

@@ -2,35 +2,21 @@
 deployment, target <= 450 MB for a 1 GB box) and with the PyTorch fp32 model (for comparison).
 
 The requests are the sentence set with one long note every ``NOTE_EVERY`` requests (a service also
-sees long texts, and they set the peak), sent by ``CLIENTS`` concurrent connections.
+sees long texts, and they set the peak: ``bench.lib.serving.request_texts``), sent by ``CLIENTS``
+concurrent connections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from bench.common import Context, print_table, print_targets, target, write_result
-from bench.data import long_notes, sentence_set
-from bench.models import build_models
-from bench.serving import drive, serve
+from bench.lib.common import Context, print_table, print_targets, target, write_result
+from bench.lib.data import long_notes, sentence_set
+from bench.lib.models import build_models
+from bench.lib.serving import CONTAINER_ENV, NOTE_EVERY, drive, request_texts, serve
 
-NOTE_EVERY = 50
 CLIENTS = 4
 PEAK_TARGET_MB = 450.0
-
-
-def request_texts(sentences: Sequence[str], notes: Sequence[str], every: int = NOTE_EVERY) -> list[str]:
-    out: list[str] = []
-    for i, text in enumerate(sentences):
-        if notes and i % every == every - 1:
-            out.append(notes[(i // every) % len(notes)])
-        out.append(text)
-    return out
-
-
-# What docker/Dockerfile sets for the 1 GB box: one inference at a time, two malloc arenas.
-CONTAINER_ENV = {"LORANER_CONCURRENCY": "1", "MALLOC_ARENA_MAX": "2"}
 
 
 def measure_server(
@@ -58,7 +44,7 @@ def measure_server(
 def run(ctx: Context) -> dict[str, Any]:
     from loraner.modeldir import load_tokenizer
 
-    models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+    models = build_models(ctx)
     tokenizer = load_tokenizer(models.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
     notes = long_notes(tokenizer, max(2, ctx.sizes.notes), ctx.sizes.note_tokens, seed=ctx.seed)

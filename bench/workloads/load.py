@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Context, median, print_table, print_targets, ratio, target, write_result
-from bench.data import sentence_set
-from bench.models import build_models
-from bench.serving import drive, serve
+from bench.lib.common import Context, median, print_table, print_targets, ratio, target, write_result
+from bench.lib.data import sentence_set
+from bench.lib.models import build_models
+from bench.lib.serving import drive, serve
 
 WARMUP_REQUESTS = 16
 MAX_REQUESTS = 100_000  # the time bound decides; this only bounds a runaway
@@ -35,7 +35,7 @@ def run_setting(ctx: Context, model_dir: Any, texts: list[str], microbatch_ms: f
 def run(ctx: Context) -> dict[str, Any]:
     from loraner.modeldir import load_tokenizer
 
-    models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+    models = build_models(ctx)
     tokenizer = load_tokenizer(models.torch_dir)
     texts = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed).texts
     settings = (0.0, ctx.sizes.microbatch_ms)

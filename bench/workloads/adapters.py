@@ -10,8 +10,8 @@ fingerprint) into ``bench/.cache/adapters/``, with the first one also merged int
 1. Throughput: a mixed stream (each text a random one of 4 adapters) through one
    ``MultiAdapterPredictor`` vs the same texts through the merged model (``NERPredictor``, torch), fp32
    and bf16; interleaved once per repeat, ratios within a repeat.
-2. Memory: base + 1 vs base + 16 adapters loaded, each in its own process (``python -m bench.adapters
-   SPEC``), after one prediction through each adapter.
+2. Memory: base + 1 vs base + 16 adapters loaded, each in its own process
+   (``python -m bench.workloads.adapters SPEC``), after one prediction through each adapter.
 3. ``loraner serve --base --adapters`` with 1, 4 and 16 adapters, fp32 and bf16: peak RSS after a short
    request run spread over the adapters (the memory workload's texts: sentences and a long note every 50).
 4. Cold adapter load (the first request naming it) and an eviction (``max_loaded=1``, two adapters
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from bench.lib.common import (
     REPO_DIR,
     Context,
     Stopwatch,
@@ -46,10 +46,9 @@ from bench.common import (
     target,
     write_result,
 )
-from bench.data import TextSet, long_notes, sentence_set
-from bench.memory import CONTAINER_ENV, request_texts
-from bench.models import BenchBase, build_base, build_lock
-from bench.serving import drive, serve
+from bench.lib.data import TextSet, long_notes, sentence_set
+from bench.lib.models import BenchBase, build_base, build_lock
+from bench.lib.serving import CONTAINER_ENV, drive, request_texts, serve
 from loraner.modeldir import FINGERPRINT_SCHEME
 
 LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ("query", "value")  # the Few-NERD preset
@@ -347,8 +346,8 @@ def entity_keys(entities: Sequence[Any]) -> list[tuple[int, int, str]]:
 
 
 def memory_worker(spec_path: str) -> int:
-    """``python -m bench.adapters SPEC``: load the base and the folder's adapters, predict once through
-    each, write RSS figures (this process's /proc/self/status)."""
+    """``python -m bench.workloads.adapters SPEC``: load the base and the folder's adapters, predict once
+    through each, write RSS figures (this process's /proc/self/status)."""
     from transformers.utils import logging as hf_logging
 
     from loraner.inference.adapters import MultiAdapterPredictor
@@ -434,7 +433,7 @@ def start_memory_worker(
     log = work / f"memory-{count}.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.adapters", str(spec_path)],
+            [sys.executable, "-m", "bench.workloads.adapters", str(spec_path)],
             cwd=REPO_DIR,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -591,7 +590,7 @@ def run(ctx: Context) -> dict[str, Any]:
     from loraner.inference.backends import native_bf16
     from loraner.modeldir import load_tokenizer
 
-    base = build_base(ctx.cache, ctx.sizes.tiny_model, ctx.log)
+    base = build_base(ctx)
     aset = build_adapters(base, ctx.cache, ctx.log, seed=ctx.seed)
     tokenizer = load_tokenizer(base.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)

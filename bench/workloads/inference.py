@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.baselines import load_torch, reference_calls
-from bench.common import (
+from bench.lib.baselines import load_torch, reference_calls
+from bench.lib.common import (
     FP32_PEAK_FLOPS,
     INT8_PEAK_OPS,
     Context,
@@ -30,8 +30,8 @@ from bench.common import (
     target,
     write_result,
 )
-from bench.data import TextSet, long_notes, read_conll_examples, sentence_set
-from bench.models import MAX_LENGTH, BenchModels, build_models, trained_int8
+from bench.lib.data import TextSet, long_notes, read_conll_examples, sentence_set
+from bench.lib.models import MAX_LENGTH, BenchModels, build_models, trained_int8
 
 DEFAULT_BATCH = 16  # NERPredictor's default
 PIPELINE_BATCH = 32
@@ -310,7 +310,7 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 def run(ctx: Context) -> dict[str, Any]:
     from loraner.modeldir import load_tokenizer
 
-    models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+    models = build_models(ctx)
     tokenizer = load_tokenizer(models.torch_dir)
     sentences = sentence_set(tokenizer, ctx.sizes.sentences, seed=ctx.seed)
     notes = long_notes(tokenizer, ctx.sizes.notes, ctx.sizes.note_tokens, seed=ctx.seed)

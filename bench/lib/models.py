@@ -1,9 +1,10 @@
 """The benchmark models, built once into ``bench/.cache``.
 
 * A RoBERTa-base-shaped token classifier (12 layers, 768 hidden, 133 labels: the 66 Few-NERD fine types
-  in IOB2) built from a config with random weights (weights do not change speed) and the real
-  roberta-base tokenizer, saved as a plain Transformers directory, plus its ONNX fp32 and int8 exports
-  made by :func:`loraner.export.onnx.export_onnx`.
+  in IOB2) built from a config with random weights (weights do not change speed) and the run's
+  tokenizer (``--tokenizer``, default the real roberta-base one in ../shared), saved as a plain
+  Transformers directory, plus its ONNX fp32 and int8 exports made by
+  :func:`loraner.export.onnx.export_onnx`.
 * In quick mode a 2-layer, 32-hidden RoBERTa with the same tokenizer and labels.
 
 The int8 export normally refuses a model whose int8 entities disagree with fp32 (``int8_floor``). On a
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.lib.common import Context
 from loraner.settings import shared_dir
 
 # roberta-base's own config (RobertaConfig() defaults differ in three fields: 514 positions so that
@@ -70,10 +72,6 @@ class BenchModels:
         }
 
 
-def tokenizer_dir() -> Path:
-    return shared_dir() / "models" / "roberta-base-tokenizer"
-
-
 def fewnerd_labels() -> list[str]:
     """``O`` plus ``B-``/``I-`` of each Few-NERD fine type (133 labels); placeholder type names when
     ../shared lacks labels.txt (only the count matters for speed)."""
@@ -93,15 +91,15 @@ def flops_per_token(config: Any) -> float:
     return 2.0 * layers * (4 * h * h + 2 * h * i) + 2.0 * h * config.num_labels
 
 
-def build_torch_model(out: Path, tiny: bool, labels: list[str], seed: int = 0) -> Path:
+def build_torch_model(out: Path, tiny: bool, labels: list[str], tokenizer_dir: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoTokenizer, RobertaConfig, RobertaForTokenClassification
 
-    source = tokenizer_dir()
+    source = tokenizer_dir
     if not source.exists():
         raise FileNotFoundError(
-            f"{source}: the roberta-base tokenizer is needed (set LORANER_SHARED to the folder holding "
-            "models/roberta-base-tokenizer)"
+            f"{source}: a RoBERTa tokenizer is needed: pass --tokenizer DIR, or set LORANER_SHARED to the "
+            "folder holding models/roberta-base-tokenizer"
         )
     tokenizer = AutoTokenizer.from_pretrained(str(source), add_prefix_space=True)
     tokenizer.model_max_length = MAX_LENGTH  # roberta-base's; pipeline() truncates at it
@@ -123,26 +121,36 @@ def build_torch_model(out: Path, tiny: bool, labels: list[str], seed: int = 0) -
     return out
 
 
-def spec_key(tiny: bool, labels: list[str]) -> str:
+def tokenizer_digest(tokenizer_dir: Path) -> str:
+    """The tokenizer's files, hashed: a model cached with another tokenizer is another model."""
+    digest = hashlib.sha1()
+    for path in sorted(p for p in tokenizer_dir.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def spec_key(tiny: bool, labels: list[str], tokenizer_dir: Path) -> str:
     from loraner import __version__
 
     spec = {"shape": TINY if tiny else ROBERTA_BASE, "labels": labels, "loraner": __version__, "v": 1}
+    if tokenizer_dir.exists():
+        spec["tokenizer"] = tokenizer_digest(tokenizer_dir)
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def model_root(cache: Path, tiny: bool, labels: list[str]) -> tuple[str, Path]:
+def model_root(cache: Path, tiny: bool, labels: list[str], tokenizer_dir: Path) -> tuple[str, Path]:
     name = "tiny-roberta" if tiny else "roberta-base-shaped"
-    return name, cache / "models" / f"{name}-{spec_key(tiny, labels)}"
+    return name, cache / "models" / f"{name}-{spec_key(tiny, labels, tokenizer_dir)}"
 
 
-def ensure_torch_model(root: Path, tiny: bool, labels: list[str]) -> Path:
+def ensure_torch_model(root: Path, tiny: bool, labels: list[str], tokenizer_dir: Path) -> Path:
     """``root/torch``, built unless an earlier build finished it (``torch.done`` or the whole set's
     ``done.json``). The caller holds the build lock."""
     torch_dir = root / "torch"
     marker = root / "torch.done"
     if not (marker.exists() or (root / "done.json").exists()):
         shutil.rmtree(torch_dir, ignore_errors=True)
-        build_torch_model(torch_dir, tiny, labels)
+        build_torch_model(torch_dir, tiny, labels, tokenizer_dir)
         marker.write_text("", encoding="utf-8")
     return torch_dir
 
@@ -157,34 +165,36 @@ class BenchBase:
     flops_per_token: float
 
 
-def build_base(cache: Path, tiny: bool, log: Any = print) -> BenchBase:
+def build_base(ctx: Context) -> BenchBase:
     """The cached PyTorch model of :func:`build_models`, building only it when missing."""
     from transformers import AutoConfig
 
     labels = fewnerd_labels()
-    name, root = model_root(cache, tiny, labels)
+    tiny = ctx.sizes.tiny_model
+    name, root = model_root(ctx.cache, tiny, labels, ctx.tokenizer)
     with build_lock(root.with_suffix(".lock")):
         if not ((root / "torch.done").exists() or (root / "done.json").exists()):
-            log(f"building {name} (PyTorch only) in {root} (once; later runs reuse it)")
-        torch_dir = ensure_torch_model(root, tiny, labels)
+            ctx.log(f"building {name} (PyTorch only) in {root} (once; later runs reuse it)")
+        torch_dir = ensure_torch_model(root, tiny, labels, ctx.tokenizer)
     config = AutoConfig.from_pretrained(str(torch_dir))
     return BenchBase(name, torch_dir, labels, flops_per_token(config))
 
 
-def build_models(cache: Path, tiny: bool, threads: int, log: Any = print) -> BenchModels:
+def build_models(ctx: Context) -> BenchModels:
     """The cached models, building (about 3 minutes for the base shape) what is missing."""
     from transformers import AutoConfig
 
     from loraner.export.onnx import export_onnx
 
     labels = fewnerd_labels()
-    name, root = model_root(cache, tiny, labels)
+    tiny, threads = ctx.sizes.tiny_model, ctx.threads
+    name, root = model_root(ctx.cache, tiny, labels, ctx.tokenizer)
     torch_dir, fp32_dir, int8_dir = root / "torch", root / "onnx-fp32", root / "onnx-int8"
     done = root / "done.json"
     with build_lock(root.with_suffix(".lock")):  # one builder at a time when runs overlap
         if not done.exists():
-            log(f"building {name} in {root} (once; later runs reuse it)")
-            ensure_torch_model(root, tiny, labels)
+            ctx.log(f"building {name} in {root} (once; later runs reuse it)")
+            ensure_torch_model(root, tiny, labels, ctx.tokenizer)
             shutil.rmtree(fp32_dir, ignore_errors=True)
             shutil.rmtree(int8_dir, ignore_errors=True)
             fp32 = export_onnx(torch_dir, fp32_dir, threads=threads)

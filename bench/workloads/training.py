@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from bench.lib.common import (
     REPO_DIR,
     Context,
     cpu_class,
@@ -28,9 +28,9 @@ from bench.common import (
     target,
     write_result,
 )
-from bench.data import read_conll_examples, sentence_examples
-from bench.models import build_models
-from bench.train_worker import VARIANTS
+from bench.lib.data import read_conll_examples, sentence_examples
+from bench.lib.models import build_models
+from bench.lib.train_worker import VARIANTS
 from loraner.scores import micro, span_counts
 from loraner.types import Span
 
@@ -76,7 +76,7 @@ def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
     ctx.log(f"  training {name}")
     with log.open("wb") as handle:
         subprocess.run(
-            [sys.executable, "-m", "bench.train_worker", str(spec_path)],
+            [sys.executable, "-m", "bench.lib.train_worker", str(spec_path)],
             cwd=REPO_DIR,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -93,7 +93,7 @@ def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
 def speed_runs(ctx: Context) -> list[dict[str, Any]]:
     from loraner.modeldir import load_tokenizer
 
-    models = build_models(ctx.cache, ctx.sizes.tiny_model, ctx.threads, ctx.log)
+    models = build_models(ctx)
     tokenizer = load_tokenizer(models.torch_dir)
     examples, source = sentence_examples(ctx.sizes.train_samples, "train", tokenizer, seed=ctx.seed)
     data = write_examples(ctx.work / "training" / "speed-train.json", examples, models.labels)

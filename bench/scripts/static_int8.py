@@ -1,6 +1,6 @@
 """Static (calibrated) vs dynamic int8 ONNX on the RoBERTa-base shape (issue 15's AVX2 question).
 
-    python -m bench.static_int8 [--threads 2] [--sentences 200] [--repeats 3] [--trained DIR]
+    python -m bench.scripts.static_int8 [--threads 2] [--sentences 200] [--repeats 3] [--trained DIR]
 
 Dynamic int8 (what ``loraner export onnx --quantize int8`` makes) quantizes each activation on every
 call; static int8 fixes activation scales from calibration sentences, removing that work. Both run
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import CACHE_DIR, FULL, RESULTS_DIR, Context, cpu_line, print_table, write_result
-from bench.data import read_conll_examples, sentence_set
-from bench.models import build_models
+from bench.lib.common import CACHE_DIR, FULL, RESULTS_DIR, Context, cpu_line, print_table, write_result
+from bench.lib.data import read_conll_examples, sentence_set
+from bench.lib.models import build_models
 
 
 def calibration_reader(predictor: Any, texts: list[str]) -> Any:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(cpu_line())
     ctx = Context(FULL, args.threads, CACHE_DIR, RESULTS_DIR, trained_model=Path(), quick=False)
-    models = build_models(CACHE_DIR, False, args.threads, print)
+    models = build_models(ctx)
     from loraner.modeldir import load_tokenizer
 
     tokenizer = load_tokenizer(models.torch_dir)

@@ -37,7 +37,7 @@ from typing import Any
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # Presidio's e-mail check: no download
 
-from bench.common import (
+from bench.lib.common import (
     RESULTS_DIR,
     _jsonable,
     cpu_line,
@@ -57,7 +57,7 @@ BASELINE = "predictor"
 def texts_for(kind: str, count: int, seed: str, tokenizer: Any) -> tuple[list[str], str]:
     """``count`` generated clinical notes, or CoNLL-2003 test sentences (Few-NERD-like lengths)."""
     if kind == "sentences":
-        from bench.data import sentence_set
+        from bench.lib.data import sentence_set
 
         chosen = sentence_set(tokenizer, count, seed=sum(map(ord, seed)))
         return chosen.texts, chosen.source

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench.common import Context, print_table, target, write_result
+from bench.lib.common import Context, print_table, target, write_result
 
 CHAR_RECALL_TARGET = 0.95
 NOR_DEID_F1_TARGET = 0.70

@@ -1,0 +1,4 @@
+"""Helpers the workloads share: sizes, run context, statistics, targets, tables and JSON (``common``),
+texts (``data``), the cached models (``models``), a ``loraner serve`` subprocess and its load client
+(``serving``), hostile clients (``hostile``) and the training worker process (``train_worker``). No
+helper imports a workload."""
