@@ -7,28 +7,20 @@ registering the commands costs little and the slim serving image (no torch) can 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
 
 import typer
-from tqdm import tqdm
 
 from loraner.commands import friendly_errors
-from loraner.data.jsonl import jsonl_line
+from loraner.commands.batch import STRICT_HELP, Engine, check_input_output, model_or_adapter, run_file_job
 from loraner.data.words import WordSplit
-from loraner.errors import ConfigError, DataError
-from loraner.inference import Aggregation, BackendName, NERPredictor
+from loraner.errors import ConfigError
+from loraner.inference import Aggregation, BackendName
 from loraner.inference.backends import COMPILE_HELP, DEFAULT_DTYPE, DTYPE_HELP, DType
 from loraner.inference.predictor import DEFAULT_BATCH_SIZE
-from loraner.inference.ray import RayJob, Task, log_summary, run_ray_job
-from loraner.modeldir import Quantization, hub_id, local_model_source, resolve_model_dir
+from loraner.jobs import Job, read_texts, run_text
+from loraner.modeldir import Quantization, hub_id, local_model_source
 from loraner.serve.settings import LogLevel, ServeSettings
-from loraner.types import surrogate_problem
-
-Engine = Literal["local", "ray"]
-CHUNK_LINES = 256  # JSONL lines per predict_batch call: enough for length-sorted batching to pay off
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +44,9 @@ def predict(
     ),
     dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
     compile_model: bool = typer.Option(False, "--compile", help=COMPILE_HELP, envvar="LORANER_COMPILE"),
-    input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
+    input_: Path | None = typer.Option(
+        None, "--input", "-i", help='JSONL file, one {"text": ...} per line, or a .txt file (one text)'
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
     backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
     device: str = typer.Option("cpu", "--device"),
@@ -74,160 +68,40 @@ def predict(
         None, "--address", help="--engine ray: join this Ray cluster (default: start a local Ray)"
     ),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="--engine ray: model replicas (actors)"),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """Entities in TEXT, or in every line of a JSONL file (output lines gain "entities"). With
-    --engine ray: a JSONL or Parquet file through Ray Data (docs/scale-out.md); rows that fail get an
-    "error" instead of entities."""
-    if (text is None) == (input_ is None):
-        raise ConfigError("give either TEXT or --input FILE.jsonl")
-    if input_ is not None and output is not None and output.resolve() == input_.resolve():
-        raise ConfigError("--output must differ from --input (it would be overwritten while read)")
-    if engine == "ray":
-        settings = {
-            "backend": backend,
-            "device": device,
-            "dtype": dtype,
-            "compile": compile_model,
-            "max_length": max_length,
-            "stride": stride,
-            "batch_size": batch_size,
-            "aggregation": aggregation,
-            "o_threshold": o_threshold,
-            "word_split": word_split,
-        }
-        run_on_ray("predict", model, input_, output, address, concurrency, threads, settings)
-        return
-    count = count_jsonl(input_) if input_ is not None else 0  # a bad line fails before the model loads
-    predictor = NERPredictor.from_pretrained(
+    """Entities in TEXT, or in every row of a file (output rows gain "entities"). A bad row gets an
+    "error" (file:line and why) instead of entities and the rest go on; the command then says how many
+    failed and exits 1. --strict: check every row before the model loads and stop at the first bad
+    one. With --engine ray: a JSONL or Parquet file through Ray Data (docs/scale-out.md)."""
+    check_input_output(text, input_, output, engine, "FILE.jsonl")
+    options = {
+        "backend": backend,
+        "device": device,
+        "base": base,
+        "dtype": dtype,
+        "compile": compile_model,
+        "max_length": max_length,
+        "stride": stride,
+        "batch_size": batch_size,
+        "aggregation": aggregation,
+        "o_threshold": o_threshold,
+        "word_split": word_split,
+        "threads": threads,
+    }
+    job = Job(
+        "predict",
         model_or_adapter(model, adapter, base),
-        backend,
-        device,
-        base=base,
-        dtype=dtype,
-        compile=compile_model,
-        threads=threads,
-        max_length=max_length,
-        stride=stride,
-        batch_size=batch_size,
-        aggregation=aggregation,
-        o_threshold=o_threshold,
-        word_split=word_split,
+        input_,
+        output,
+        strict=strict,
+        predictor_options={k: v for k, v in options.items() if v is not None},
     )
     if text is not None:
-        entities = [e.to_dict() for e in predictor.predict(text)]
-        typer.echo(json.dumps({"text": text, "entities": entities}, ensure_ascii=False, indent=2))
+        record = run_text(job, text)
+        typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
-    assert input_ is not None
-    if output is None:
-        predict_jsonl(predictor, input_, sys.stdout, count)
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as sink:
-        predict_jsonl(predictor, input_, sink, count)
-    typer.echo(f"wrote {count} lines to {output}", err=True)
-
-
-def run_on_ray(
-    task: Task,
-    model: Path,
-    input_: Path | None,
-    output: Path | None,
-    address: str | None,
-    concurrency: int,
-    threads: int | None,
-    settings: dict[str, Any],
-    **job: Any,
-) -> None:
-    """``--engine ray``: the files through :func:`loraner.inference.ray.run_ray_job`."""
-    if input_ is None or output is None:
-        raise ConfigError("--engine ray needs --input FILE and --output FILE (.jsonl or .parquet)")
-    if not input_.is_file():
-        raise ConfigError(f"{input_}: file not found")
-    summary = run_ray_job(
-        RayJob(
-            task=task,
-            model_dir=resolve_model_dir(model),
-            source=input_,
-            target=output,
-            address=address,
-            concurrency=concurrency,
-            threads=threads or 1,
-            predictor_kwargs={k: v for k, v in settings.items() if v is not None},
-            **job,
-        ),
-        progress=sys.stderr,
-    )
-    log_summary(summary, output)
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, record)`` for each non-blank line; a record must be an object with a "text" string."""
-    try:
-        handle = path.open("rb")  # lines end at "\n" only: U+2028 inside a JSON string is not a break
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", source=str(path)) from exc
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)",
-                    source=str(path),
-                    line=number,
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                raise DataError(f"not valid JSON ({reason})", source=str(path), line=number) from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise DataError('expected an object with a "text" string', source=str(path), line=number)
-            problem = surrogate_problem(record["text"])
-            if problem:
-                raise DataError(f'"text" {problem}', source=str(path), line=number)
-            yield number, record
-
-
-def count_jsonl(path: Path) -> int:
-    """Validate the whole file before any inference (fail fast, naming the line) and count records."""
-    return sum(1 for _ in read_jsonl(path))
-
-
-def model_or_adapter(model: Path | None, adapter: Path | None, base: str | None) -> Path:
-    """The directory to load: ``--model`` (a run directory resolves to its model), or ``--adapter``
-    (optionally on ``--base``)."""
-    if (model is None) == (adapter is None):
-        raise ConfigError(
-            "give either --model DIR or --adapter DIR (with --base MODEL if it is not recorded)"
-        )
-    if base is not None and adapter is None:
-        raise ConfigError("--base goes with --adapter DIR")
-    return resolve_model_dir(model) if model is not None else adapter  # type: ignore[return-value]
-
-
-def predict_jsonl(predictor: Any, path: Path, sink: IO[str], total: int) -> None:
-
-    with tqdm(total=total, unit="text", desc="predict", file=sys.stderr, disable=None) as bar:
-        chunk: list[dict[str, Any]] = []
-        for _, record in read_jsonl(path):
-            chunk.append(record)
-            if len(chunk) >= CHUNK_LINES:
-                _write_chunk(predictor, chunk, sink)
-                bar.update(len(chunk))
-                chunk = []
-        if chunk:
-            _write_chunk(predictor, chunk, sink)
-            bar.update(len(chunk))
-
-
-def _write_chunk(predictor: Any, records: list[dict[str, Any]], sink: IO[str]) -> None:
-    results = predictor.predict_batch([r["text"] for r in records])
-    for record, entities in zip(records, results, strict=True):
-        out = {**record, "entities": [e.to_dict() for e in entities]}
-        sink.write(jsonl_line(out))
+    run_file_job(job, engine, address=address, concurrency=concurrency)
 
 
 def serve(
@@ -369,7 +243,7 @@ def export_onnx(
     """Export to ONNX (optionally int8) and check it against the source model; writes export_report.json."""
     from loraner.export.onnx import export_onnx as run_export  # torch and onnx: the [train]/[onnx] extras
 
-    texts = [record["text"] for _, record in read_jsonl(sample)] if sample else None
+    texts = read_texts(sample) if sample else None
     report = run_export(
         model,
         output,
