@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from loraner import defaults
 from loraner.errors import ModelError
 from loraner.inference import NERPredictor
-from loraner.settings import DEFAULT_STRIDE
 
 TEXTS = [
     "José Müller flew from Oslo to São Paulo.",
@@ -38,7 +38,7 @@ def test_when_plain_hf_checkpoint_then_labels_from_config_and_defaults(torch_pre
     assert (info.backend, info.max_length, info.stride, info.aggregation) == (
         "torch",
         512,
-        DEFAULT_STRIDE,
+        defaults.STRIDE.value,
         "first",
     )
 

@@ -6,20 +6,14 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import typer
 
+from loraner.commands.options import Engine
 from loraner.errors import ConfigError, DataError
 from loraner.jobs import Job, JobSummary, run_job
 from loraner.jobs.tasks import TASKS
 from loraner.modeldir import resolve_model_dir
-
-Engine = Literal["local", "ray"]
-STRICT_HELP = (
-    "Check every row before the model loads and stop at the first bad one (exit 1, nothing written "
-    'after it). Default: a bad row gets "error" (file:line and why) and the rest go on; exit 1 at the end'
-)
 
 
 class RowsFailed(DataError):

@@ -14,13 +14,26 @@ from typing import Any, Literal
 
 import typer
 
+from loraner import defaults
 from loraner.commands import friendly_errors
-from loraner.commands.batch import STRICT_HELP, Engine, check_input_output, model_or_adapter, run_file_job
+from loraner.commands.batch import check_input_output, model_or_adapter, run_file_job
+from loraner.commands.options import (
+    AdapterOption,
+    AddressOption,
+    BackendOption,
+    BaseOption,
+    ConcurrencyOption,
+    DTypeOption,
+    EngineOption,
+    InputOption,
+    ModelOption,
+    OutputOption,
+    StrictOption,
+    ThreadsOption,
+)
 from loraner.deid import DeidConfig, load_deid_config, with_overrides
 from loraner.eval.deid import DEID_SUMMARY_HEADERS, deid_summary_rows, run_deid_evaluation
 from loraner.eval.report import render_text_table
-from loraner.inference import BackendName
-from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, DType
 from loraner.jobs import Job, run_text
 from loraner.settings import ExperimentConfig
 
@@ -34,24 +47,19 @@ def register(app: typer.Typer) -> None:
 
 def deid(
     text: str | None = typer.Argument(None, help="Text to de-identify (or use --input)"),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Merged or exported model directory"),
-    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter directory (not with --model)"),
-    base: str | None = typer.Option(None, "--base", help="The adapter's base model (default: as recorded)"),
-    dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
-    input_: Path | None = typer.Option(
-        None,
-        "--input",
-        "-i",
-        help='JSONL ({"text", "id"?, "document_key"?} per line) or a .txt file (one document)',
-    ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    base: BaseOption = None,
+    dtype: DTypeOption = defaults.DTYPE.value,
+    input_: InputOption = None,
+    output: OutputOption = None,
     config: Path | None = typer.Option(
         None,
         "--config",
         "-c",
         help="De-identification YAML, e.g. configs/deid.yaml (default: every type becomes [TYPE])",
     ),
-    backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
+    backend: BackendOption = defaults.BACKEND.value,
     recognizers: bool | None = typer.Option(
         None, "--recognizers/--no-recognizers", help="Pattern recognisers on/off (default: the config's)"
     ),
@@ -63,15 +71,11 @@ def deid(
     include_original: bool = typer.Option(
         False, "--include-original", help='Also write the original text ("original"): sensitive'
     ),
-    threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)"),
-    engine: Engine = typer.Option(
-        "local", "--engine", help="local: this process; ray: Ray Data actors (JSONL or Parquet files)"
-    ),
-    address: str | None = typer.Option(
-        None, "--address", help="--engine ray: join this Ray cluster (default: start a local Ray)"
-    ),
-    concurrency: int = typer.Option(1, "--concurrency", min=1, help="--engine ray: model replicas (actors)"),
-    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    threads: ThreadsOption = None,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    concurrency: ConcurrencyOption = 1,
+    strict: StrictOption = False,
 ) -> None:
     """De-identify TEXT, or every document of a file. Writes {"id", "text", "items"} per document:
     the de-identified text and one item per replaced span (type, operator, offsets, replacement). A bad
