@@ -50,7 +50,7 @@ def run_file_job(job: Job, engine: Engine, *, address: str | None = None, concur
     if engine == "ray":
         from loraner.jobs.ray import RayOptions, run_ray_job  # ray itself is imported when the job runs
 
-        if job.source is not None and job.target is not None and not job.source.is_file():
+        if job.source is not None and not job.source.is_file():
             raise ConfigError(f"{job.source}: file not found")
         options = dict(job.predictor_options)
         ray = RayOptions(address=address, concurrency=concurrency, threads=options.pop("threads", None) or 1)
