@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loraner import defaults
 from loraner.errors import ConfigError, ModelError
 from loraner.modeldir import (
     META_FILE,
@@ -24,7 +25,7 @@ from loraner.modeldir import (
     resolve_model_dir,
     write_meta,
 )
-from loraner.settings import DEFAULT_STRIDE, load_config
+from loraner.settings import load_config
 from loraner.train.trainer import model_meta as training_meta
 
 LABELS = ["O", "B-PER", "I-PER"]
@@ -92,7 +93,7 @@ def test_a_checkpoint_without_loraner_json_gets_its_labels_from_config_and_the_d
     assert (meta.labels, meta.max_length, meta.stride, meta.word_split) == (
         LABELS,
         None,
-        DEFAULT_STRIDE,
+        defaults.STRIDE.value,
         "conll",
     )
 

@@ -205,9 +205,10 @@ def train(spec: Spec) -> dict[str, Any]:
     import torch
     from transformers import Trainer, set_seed
 
+    from loraner import defaults
     from loraner.inference.backends import load_token_classifier
     from loraner.modeldir import load_tokenizer
-    from loraner.settings import DEFAULT_STRIDE, TrainingConfig
+    from loraner.settings import TrainingConfig
     from loraner.train.model import count_parameters, wrap_with_lora
     from loraner.train.trainer import WindowTrainer, batching_options, window_dataset
 
@@ -216,7 +217,7 @@ def train(spec: Spec) -> dict[str, Any]:
     tokenizer = load_tokenizer(spec.model)
     label2id = {label: i for i, label in enumerate(spec.labels)}
     examples = read_examples(spec.examples)
-    train_set = window_dataset(examples, tokenizer, label2id, spec.max_length, DEFAULT_STRIDE)
+    train_set = window_dataset(examples, tokenizer, label2id, spec.max_length, defaults.STRIDE.value)
     n_train = len(train_set)
     model = wrap_with_lora(load_token_classifier(spec.model, spec.labels), lora_settings())
     collator = collator_for(spec.variant, tokenizer)

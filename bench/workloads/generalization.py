@@ -15,6 +15,7 @@ NOR_DEID_F1_TARGET = 0.70
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    from loraner import defaults
     from loraner.eval.generalization import (
         TABLE_HEADERS,
         generalization_rows,
@@ -22,7 +23,7 @@ def run(ctx: Context) -> dict[str, Any]:
         per_type_f1,
         score_generalization,
     )
-    from loraner.settings import DEMO_MIN_F1, load_config
+    from loraner.settings import load_config
     from loraner.train.run import run_training
 
     if not nor_deid_available():
@@ -69,7 +70,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 NOR_DEID_F1_TARGET,
                 f"Nor-DeID's own convention {parts_f1:.3f}",
             ),
-            target("quickstart synthetic test F1", metrics["test"]["f1"], ">=", DEMO_MIN_F1),
+            target("quickstart synthetic test F1", metrics["test"]["f1"], ">=", defaults.DEMO_MIN_F1.value),
         ],
     }
     write_result(ctx, "generalization", result)

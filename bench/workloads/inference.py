@@ -33,7 +33,6 @@ from bench.lib.common import (
 from bench.lib.data import TextSet, long_notes, read_conll_examples, sentence_set
 from bench.lib.models import MAX_LENGTH, BenchModels, build_models, trained_int8
 
-DEFAULT_BATCH = 16  # NERPredictor's default
 PIPELINE_BATCH = 32
 WARMUP_TEXTS = 8
 
@@ -94,10 +93,10 @@ def loraner_variant(
 ) -> Variant:
     """loraner's predictor on ``backend``: its defaults, or (sweep) ``batch_size`` windows per call with
     no padded-token cap."""
+    from loraner import defaults
     from loraner.inference import NERPredictor
-    from loraner.inference.predictor import DEFAULT_MAX_BATCH_TOKENS
 
-    size = batch_size or DEFAULT_BATCH
+    size = batch_size or defaults.BATCH_SIZE.value
     p = NERPredictor(
         predictor.tokenizer,
         predictor.backend,
@@ -105,7 +104,7 @@ def loraner_variant(
         max_length=predictor.max_length,
         stride=predictor.stride,
         batch_size=size,
-        max_batch_tokens=None if uncapped else DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens=None if uncapped else defaults.MAX_BATCH_TOKENS.value,
     )
     label = f"batch {size}, no token cap" if uncapped else "defaults"
     return Variant(f"loraner {backend}, {label}", "loraner", backend, size, p.predict_batch, p.predict)

@@ -12,15 +12,15 @@ from typing import Any
 
 import typer
 
+from loraner import defaults
 from loraner.commands import calibrate as calibrate_commands
 from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
 from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
 from loraner.commands.deid import RecognizerChoice
+from loraner.commands.options import BackendOption, DTypeOption, cli_help
 from loraner.errors import ConfigError
-from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, BackendName, DType
-from loraner.settings import DEMO_MIN_F1
 
 app = typer.Typer(help="LoRA fine-tuning, evaluation, merging and serving for NER.", no_args_is_help=True)
 data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
@@ -76,7 +76,9 @@ def train(
 @friendly_errors
 def evaluate(
     model: Path = typer.Option(
-        ..., "--model", help="Merged model dir, adapter dir, a run dir, or a hub id OWNER/NAME[@REVISION]"
+        ...,
+        "--model",
+        help=cli_help("merged model dir, adapter dir, a run dir, or a hub id OWNER/NAME[@REVISION]"),
     ),
     config: Path = typer.Option(..., "--config", help="Preset naming the data"),
     split: str = typer.Option("test", "--split"),
@@ -91,8 +93,8 @@ def evaluate(
         None, "--deid-config", help="Operators for --deid, e.g. configs/deid.yaml (default: [TYPE])"
     ),
     recognizers: RecognizerChoice = typer.Option("both", "--recognizers", help="--deid pattern recognisers"),
-    backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
-    dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
+    backend: BackendOption = defaults.BACKEND.value,
+    dtype: DTypeOption = defaults.DTYPE.value,
 ) -> None:
     """Evaluate a trained model on a split, as it is served (its own window and word split): entity
     P/R/F1 per type, token accuracy, loss; with --deid also de-identification: entity P/R/F1/F2,
@@ -144,9 +146,9 @@ def merge(
 @friendly_errors
 def data_synth(
     output: Path = typer.Option(..., "--output", "-o", help="Directory for train/validation/test .jsonl"),
-    train_count: int = typer.Option(600, "--train"),
-    validation_count: int = typer.Option(100, "--validation"),
-    test_count: int = typer.Option(150, "--test"),
+    train_count: int = typer.Option(defaults.SYNTH_COUNTS.value["train"], "--train"),
+    validation_count: int = typer.Option(defaults.SYNTH_COUNTS.value["validation"], "--validation"),
+    test_count: int = typer.Option(defaults.SYNTH_COUNTS.value["test"], "--test"),
     seed: int = typer.Option(13, "--seed"),
 ) -> None:
     """Generate seeded clinical-style notes with PHI character spans (the project's own data)."""
@@ -173,9 +175,9 @@ def demo(
     serve: bool = typer.Option(
         True, "--serve/--no-serve", help="Serve the model with the demo page at the end"
     ),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(defaults.PORT.value, "--port"),
     min_f1: float = typer.Option(
-        DEMO_MIN_F1, "--min-f1", help="Fail if the quickstart test F1 is below this"
+        defaults.DEMO_MIN_F1.value, "--min-f1", help=cli_help(defaults.DEMO_MIN_F1.help)
     ),
 ) -> None:
     """The quickstart end to end, offline: synth data -> LoRA on MiniLM -> report -> merged -> serve."""

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loraner import defaults
 from loraner.errors import ModelError
 from loraner.eval.generalization import (
     TABLE_HEADERS,
@@ -16,12 +17,12 @@ from loraner.eval.generalization import (
 )
 from loraner.eval.report import render_markdown_table
 from loraner.modeldir import MERGED_DIR
-from loraner.settings import DEMO_MIN_F1, load_config
+from loraner.settings import load_config
 from loraner.train.run import run_training
 
 
 def run_demo(
-    output: Path, min_f1: float = DEMO_MIN_F1, serve: bool = True, port: int = 8000
+    output: Path, min_f1: float = defaults.DEMO_MIN_F1.value, serve: bool = True, port: int = 8000
 ) -> dict[str, Any]:
     """Quickstart preset end to end; fails loudly if the test F1 misses ``min_f1``."""
     # The synth reader also writes the generated notes as JSONL under data.path, for inspection.

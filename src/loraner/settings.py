@@ -9,15 +9,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from loraner import defaults
 from loraner.errors import ConfigError
 
-# The window every model is trained and served with unless its preset or loraner.json says otherwise.
-DEFAULT_MAX_LENGTH = 256
-DEFAULT_STRIDE = 32
 # Windows hold the text between the special tokens; four is the most any supported tokenizer adds.
 MAX_SPECIAL_TOKENS = 4
-# The quickstart's synthetic test F1 that `make demo` (and the bench's generalization check) requires.
-DEMO_MIN_F1 = 0.95
 
 Batching = Literal["length_chunks", "length_buckets", "random"]
 
@@ -97,10 +93,8 @@ class DataConfig(Strict):
     )
     sample: dict[str, int | float | None] = Field(default_factory=dict)
     seed: int = 42
-    synth_counts: dict[str, int] = Field(
-        default_factory=lambda: {"train": 600, "validation": 100, "test": 150}
-    )
-    synth_locales: list[str] = Field(default_factory=lambda: ["nb_NO", "en_US"])
+    synth_counts: dict[str, int] = Field(default_factory=lambda: dict(defaults.SYNTH_COUNTS.value))
+    synth_locales: list[str] = Field(default_factory=lambda: list(defaults.SYNTH_LOCALES.value))
 
 
 class ModelConfig(Strict):
@@ -108,8 +102,8 @@ class ModelConfig(Strict):
     window every text is cut into for training, evaluation and serving."""
 
     name_or_path: str = "roberta-base"
-    max_length: int = Field(DEFAULT_MAX_LENGTH, description="window size in tokens, special tokens included")
-    stride: int = Field(DEFAULT_STRIDE, description="tokens shared by consecutive windows")
+    max_length: int = Field(defaults.MAX_LENGTH.value, description=defaults.MAX_LENGTH.help)
+    stride: int = Field(defaults.STRIDE.value, description=defaults.STRIDE.help)
     label_all_subwords: bool = False
 
     @model_validator(mode="after")

@@ -148,14 +148,44 @@ def test_when_arguments_are_wrong_then_one_line_error_and_exit_1(runner, fake_mo
         ('{"text": "ok", "document_key": 5}\n', ':1: "document_key" must be a string'),
     ],
 )
-def test_when_a_jsonl_line_is_bad_then_the_error_names_it_before_the_model_loads(
+def test_when_strict_and_a_jsonl_line_is_bad_then_the_error_names_it_before_the_model_loads(
     runner, fake_model, tmp_path, content, message
 ):
     source = tmp_path / "bad.jsonl"
     source.write_text(content, encoding="utf-8")
-    result = run(runner, "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    target = tmp_path / "out.jsonl"
+    result = run(runner, "--input", str(source), "--output", str(target), "--strict")
     assert result.exit_code == 1 and message in result.output
-    assert fake_model == []
+    assert fake_model == [] and not target.exists()
+
+
+def test_when_lines_are_bad_then_they_get_an_error_the_rest_go_on_and_exit_1(runner, fake_model, tmp_path):
+    lines = [
+        json.dumps({"id": "n1", "text": NOTE}),
+        json.dumps({"id": "n2", "txt": "Kari Nordmann"}),  # no "text": the typo'd field is not copied
+        "not json",
+        json.dumps({"text": "Ola Hansen kom i dag.", "document_key": 5}),
+        json.dumps({"text": "Ola Hansen kom i dag."}),
+    ]
+    source = tmp_path / "notes.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    target = tmp_path / "deid.jsonl"
+    result = run(runner, "--input", str(source), "--output", str(target))
+    assert result.exit_code == 1
+    out = read_jsonl(target)
+    assert [r["id"] for r in out] == ["n1", "n2", 3, 4, 5]  # every row, in order
+    assert [r.get("error") for r in out] == [
+        None,
+        f'{source}:2: expected an object with a "text" string',
+        f"{source}:3: not valid JSON (Expecting value)",
+        f'{source}:4: "document_key" must be a string',
+        None,
+    ]
+    assert out[1] == {"id": "n2", "text": None, "items": None, "error": out[1]["error"]}
+    assert out[4]["text"] == "[PATIENT] kom i dag." and "Kari" not in target.read_text(encoding="utf-8")
+    assert "wrote 5 documents" in result.stderr
+    assert f'3 of 5 documents failed (their rows have "error"); the first: {source}:2:' in result.stderr
+    assert fake_model[0].batches == [[NOTE, "Ola Hansen kom i dag."]]  # the good rows, in one chunk
 
 
 def test_when_output_is_the_input_then_error(runner, fake_model, tmp_path):

@@ -1,4 +1,4 @@
-"""End to end with the real (random) tiny RoBERTa: loading, invariants, torch == ONNX, Ray adapter."""
+"""End to end with the real (random) tiny RoBERTa: loading, invariants, torch == ONNX."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from loraner import defaults
 from loraner.errors import ModelError
 from loraner.inference import NERPredictor
-from loraner.inference.ray import RayNERPredictor
-from loraner.settings import DEFAULT_STRIDE
 
 TEXTS = [
     "José Müller flew from Oslo to São Paulo.",
@@ -39,7 +38,7 @@ def test_when_plain_hf_checkpoint_then_labels_from_config_and_defaults(torch_pre
     assert (info.backend, info.max_length, info.stride, info.aggregation) == (
         "torch",
         512,
-        DEFAULT_STRIDE,
+        defaults.STRIDE.value,
         "first",
     )
 
@@ -131,15 +130,3 @@ def test_when_no_labels_anywhere_then_model_error(tmp_path: Path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError, match=r"no config\.json with id2label"):
         NERPredictor.from_pretrained(tmp_path)
-
-
-def test_ray_adapter_maps_dict_and_dataframe_batches(torch_predictor):
-    adapter = RayNERPredictor(predictor=torch_predictor)
-    out = adapter({"id": [1, 2], "text": ["José Müller", "Oslo"]})
-    assert out["id"] == [1, 2]
-    assert out["entities"] == [
-        [e.to_dict() for e in torch_predictor.predict(t)] for t in ["José Müller", "Oslo"]
-    ]
-    pandas = pytest.importorskip("pandas")
-    frame = adapter(pandas.DataFrame({"text": ["José Müller", "Oslo"]}))
-    assert list(frame["entities"]) == out["entities"]

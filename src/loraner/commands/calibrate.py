@@ -8,13 +8,13 @@ from pathlib import Path
 
 import typer
 
+from loraner import defaults
 from loraner.commands import friendly_errors
+from loraner.commands.options import BackendOption, DTypeOption
 from loraner.deid import DeidConfig, load_deid_config
 from loraner.errors import ConfigError
 from loraner.eval.calibrate import Calibration, calibrate_o_threshold, write_calibrated_config
 from loraner.eval.report import render_text_table
-from loraner.inference import BackendName
-from loraner.inference.backends import DEFAULT_DTYPE, DTYPE_HELP, DType
 from loraner.settings import load_config
 
 HEADERS = ("o_threshold", "char recall", "entity P", "entity R", "entity F1", "leaks", "")
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def calibrate(
     model: Path = typer.Option(
-        ..., "--model", "-m", help="Merged model dir, adapter dir, a run dir, or a hub id"
+        ..., "--model", "-m", help="Merged model dir, adapter dir, a run dir, or a hub id OWNER/NAME"
     ),
     config: Path = typer.Option(
         ..., "--config", help="Preset naming the data (its validation split is used)"
@@ -49,8 +49,8 @@ def calibrate(
         True, "--recognizers/--no-recognizers", help="Score with the config's pattern recognisers"
     ),
     set_: list[str] = typer.Option([], "--set", help="Override a key of --config"),
-    backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
-    dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
+    backend: BackendOption = defaults.BACKEND.value,
+    dtype: DTypeOption = defaults.DTYPE.value,
 ) -> None:
     """Choose the O-probability cut-off (o_threshold) whose de-identified SPLIT reaches the recall you
     ask for, at the least precision; write it into a copy of the de-identification config and print the

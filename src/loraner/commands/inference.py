@@ -7,28 +7,42 @@ registering the commands costs little and the slim serving image (no torch) can 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any
 
 import typer
-from tqdm import tqdm
 
+from loraner import defaults
 from loraner.commands import friendly_errors
-from loraner.data.jsonl import jsonl_line
-from loraner.data.words import WordSplit
-from loraner.errors import ConfigError, DataError
-from loraner.inference import Aggregation, BackendName, NERPredictor
-from loraner.inference.backends import COMPILE_HELP, DEFAULT_DTYPE, DTYPE_HELP, DType
-from loraner.inference.predictor import DEFAULT_BATCH_SIZE
-from loraner.inference.ray import RayJob, Task, log_summary, run_ray_job
-from loraner.modeldir import Quantization, hub_id, local_model_source, model_or_adapter, resolve_model_dir
-from loraner.serve.settings import LogLevel, ServeSettings
-from loraner.types import surrogate_problem
-
-Engine = Literal["local", "ray"]
-CHUNK_LINES = 256  # JSONL lines per predict_batch call: enough for length-sorted batching to pay off
+from loraner.commands.batch import check_input_output, run_file_job
+from loraner.commands.options import (
+    AdapterOption,
+    AddressOption,
+    AggregationOption,
+    BackendOption,
+    BaseOption,
+    BatchSizeOption,
+    CompileOption,
+    ConcurrencyOption,
+    DeviceOption,
+    DTypeOption,
+    EngineOption,
+    InputOption,
+    MaxLengthOption,
+    ModelOption,
+    OThresholdOption,
+    OutputOption,
+    StrictOption,
+    StrideOption,
+    ThreadsOption,
+    WordSplitOption,
+    cli_help,
+    options_from_settings,
+)
+from loraner.errors import ConfigError
+from loraner.jobs import Job, read_texts, run_text
+from loraner.modeldir import Quantization, hub_id, local_model_source, model_or_adapter
+from loraner.serve.settings import ENV_PREFIX, ServeSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -41,280 +55,69 @@ def register(app: typer.Typer) -> None:
 
 def predict(
     text: str | None = typer.Argument(None, help="Text to analyse (or use --input)"),
-    model: Path | None = typer.Option(
-        None, "--model", "-m", help="Merged or exported model directory, or a hub id OWNER/NAME[@REVISION]"
-    ),
-    adapter: Path | None = typer.Option(
-        None, "--adapter", help="LoRA adapter directory or hub id (not with --model)"
-    ),
-    base: str | None = typer.Option(
-        None, "--base", help="The adapter's base model: path, hub id or pkg:MODULE (default: as recorded)"
-    ),
-    dtype: DType = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP, envvar="LORANER_DTYPE"),
-    compile_model: bool = typer.Option(False, "--compile", help=COMPILE_HELP, envvar="LORANER_COMPILE"),
-    input_: Path | None = typer.Option(None, "--input", "-i", help='JSONL file, one {"text": ...} per line'),
-    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
-    backend: BackendName = typer.Option("auto", "--backend", help="Runtime for the model"),
-    device: str = typer.Option("cpu", "--device"),
-    threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)"),
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Windows per forward pass"),
-    max_length: int | None = typer.Option(None, "--max-length", help="Window size in tokens"),
-    stride: int | None = typer.Option(None, "--stride", help="Tokens shared by consecutive windows"),
-    aggregation: Aggregation = typer.Option("first", "--aggregation", help="How a word's label is chosen"),
-    o_threshold: float | None = typer.Option(
-        None, "--o-threshold", help="Entity wherever P(O) is below this"
-    ),
-    word_split: WordSplit | None = typer.Option(
-        None, "--word-split", help="What a word is (default: as the model was trained)"
-    ),
-    engine: Engine = typer.Option(
-        "local", "--engine", help="local: this process; ray: Ray Data actors (JSONL or Parquet files)"
-    ),
-    address: str | None = typer.Option(
-        None, "--address", help="--engine ray: join this Ray cluster (default: start a local Ray)"
-    ),
-    concurrency: int = typer.Option(1, "--concurrency", min=1, help="--engine ray: model replicas (actors)"),
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    base: BaseOption = None,
+    dtype: DTypeOption = defaults.DTYPE.value,
+    compile_model: CompileOption = defaults.COMPILE.value,
+    input_: InputOption = None,
+    output: OutputOption = None,
+    backend: BackendOption = defaults.BACKEND.value,
+    device: DeviceOption = defaults.DEVICE.value,
+    threads: ThreadsOption = None,
+    batch_size: BatchSizeOption = defaults.BATCH_SIZE.value,
+    max_length: MaxLengthOption = None,
+    stride: StrideOption = None,
+    aggregation: AggregationOption = defaults.AGGREGATION.value,
+    o_threshold: OThresholdOption = None,
+    word_split: WordSplitOption = None,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    concurrency: ConcurrencyOption = 1,
+    strict: StrictOption = False,
 ) -> None:
-    """Entities in TEXT, or in every line of a JSONL file (output lines gain "entities"). With
-    --engine ray: a JSONL or Parquet file through Ray Data (docs/scale-out.md); rows that fail get an
-    "error" instead of entities."""
-    if (text is None) == (input_ is None):
-        raise ConfigError("give either TEXT or --input FILE.jsonl")
-    if input_ is not None and output is not None and output.resolve() == input_.resolve():
-        raise ConfigError("--output must differ from --input (it would be overwritten while read)")
-    if engine == "ray":
-        settings = {
-            "backend": backend,
-            "device": device,
-            "dtype": dtype,
-            "compile": compile_model,
-            "max_length": max_length,
-            "stride": stride,
-            "batch_size": batch_size,
-            "aggregation": aggregation,
-            "o_threshold": o_threshold,
-            "word_split": word_split,
-        }
-        run_on_ray("predict", model, input_, output, address, concurrency, threads, settings)
-        return
-    count = count_jsonl(input_) if input_ is not None else 0  # a bad line fails before the model loads
-    predictor = NERPredictor.from_pretrained(
+    """Entities in TEXT, or in every row of a file (output rows gain "entities"). A bad row gets an
+    "error" (file:line and why) instead of entities and the rest go on; the command then says how many
+    failed and exits 1. --strict: check every row before the model loads and stop at the first bad
+    one. With --engine ray: a JSONL or Parquet file through Ray Data (docs/scale-out.md)."""
+    check_input_output(text, input_, output, engine, "FILE.jsonl")
+    options = {
+        "backend": backend,
+        "device": device,
+        "base": base,
+        "dtype": dtype,
+        "compile": compile_model,
+        "max_length": max_length,
+        "stride": stride,
+        "batch_size": batch_size,
+        "aggregation": aggregation,
+        "o_threshold": o_threshold,
+        "word_split": word_split,
+        "threads": threads,
+    }
+    job = Job(
+        "predict",
         model_or_adapter(model, adapter, base),
-        backend,
-        device,
-        base=base,
-        dtype=dtype,
-        compile=compile_model,
-        threads=threads,
-        max_length=max_length,
-        stride=stride,
-        batch_size=batch_size,
-        aggregation=aggregation,
-        o_threshold=o_threshold,
-        word_split=word_split,
+        input_,
+        output,
+        strict=strict,
+        predictor_options={k: v for k, v in options.items() if v is not None},
     )
     if text is not None:
-        entities = [e.to_dict() for e in predictor.predict(text)]
-        typer.echo(json.dumps({"text": text, "entities": entities}, ensure_ascii=False, indent=2))
+        record = run_text(job, text)
+        typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
-    assert input_ is not None
-    if output is None:
-        predict_jsonl(predictor, input_, sys.stdout, count)
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as sink:
-        predict_jsonl(predictor, input_, sink, count)
-    typer.echo(f"wrote {count} lines to {output}", err=True)
+    run_file_job(job, engine, address=address, concurrency=concurrency)
 
 
-def run_on_ray(
-    task: Task,
-    model: Path,
-    input_: Path | None,
-    output: Path | None,
-    address: str | None,
-    concurrency: int,
-    threads: int | None,
-    settings: dict[str, Any],
-    **job: Any,
-) -> None:
-    """``--engine ray``: the files through :func:`loraner.inference.ray.run_ray_job`."""
-    if input_ is None or output is None:
-        raise ConfigError("--engine ray needs --input FILE and --output FILE (.jsonl or .parquet)")
-    if not input_.is_file():
-        raise ConfigError(f"{input_}: file not found")
-    summary = run_ray_job(
-        RayJob(
-            task=task,
-            model_dir=resolve_model_dir(model),
-            source=input_,
-            target=output,
-            address=address,
-            concurrency=concurrency,
-            threads=threads or 1,
-            predictor_kwargs={k: v for k, v in settings.items() if v is not None},
-            **job,
-        ),
-        progress=sys.stderr,
-    )
-    log_summary(summary, output)
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, record)`` for each non-blank line; a record must be an object with a "text" string."""
-    try:
-        handle = path.open("rb")  # lines end at "\n" only: U+2028 inside a JSON string is not a break
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", source=str(path)) from exc
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)",
-                    source=str(path),
-                    line=number,
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                raise DataError(f"not valid JSON ({reason})", source=str(path), line=number) from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise DataError('expected an object with a "text" string', source=str(path), line=number)
-            problem = surrogate_problem(record["text"])
-            if problem:
-                raise DataError(f'"text" {problem}', source=str(path), line=number)
-            yield number, record
-
-
-def count_jsonl(path: Path) -> int:
-    """Validate the whole file before any inference (fail fast, naming the line) and count records."""
-    return sum(1 for _ in read_jsonl(path))
-
-
-def predict_jsonl(predictor: Any, path: Path, sink: IO[str], total: int) -> None:
-
-    with tqdm(total=total, unit="text", desc="predict", file=sys.stderr, disable=None) as bar:
-        chunk: list[dict[str, Any]] = []
-        for _, record in read_jsonl(path):
-            chunk.append(record)
-            if len(chunk) >= CHUNK_LINES:
-                _write_chunk(predictor, chunk, sink)
-                bar.update(len(chunk))
-                chunk = []
-        if chunk:
-            _write_chunk(predictor, chunk, sink)
-            bar.update(len(chunk))
-
-
-def _write_chunk(predictor: Any, records: list[dict[str, Any]], sink: IO[str]) -> None:
-    results = predictor.predict_batch([r["text"] for r in records])
-    for record, entities in zip(records, results, strict=True):
-        out = {**record, "entities": [e.to_dict() for e in entities]}
-        sink.write(jsonl_line(out))
-
-
-def serve(
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Model directory or hub id OWNER/NAME[@REVISION] (or LORANER_MODEL)"
-    ),
-    base: str | None = typer.Option(
-        None, "--base", help="Base model of LoRA adapters: path, hub id or pkg:MODULE (LORANER_BASE)"
-    ),
-    adapters: str | None = typer.Option(
-        None, "--adapters", help="Folder of adapters, one per sub-folder, named after it (LORANER_ADAPTERS)"
-    ),
-    adapter: list[str] | None = typer.Option(
-        None, "--adapter", help="NAME=PATH, repeatable (LORANER_ADAPTER)"
-    ),
-    default_adapter: str | None = typer.Option(None, "--default-adapter", help="For requests naming none"),
-    max_loaded_adapters: int | None = typer.Option(
-        None, "--max-loaded-adapters", help="Adapters kept in memory (LRU; default 16)"
-    ),
-    dtype: DType | None = typer.Option(
-        None, "--dtype", help=f"{DTYPE_HELP} (LORANER_DTYPE, default {DEFAULT_DTYPE})"
-    ),
-    compile_model: bool | None = typer.Option(
-        None, "--compile/--no-compile", help=f"{COMPILE_HELP} (LORANER_COMPILE, default off)"
-    ),
-    host: str | None = typer.Option(None, "--host", help="Bind address (LORANER_HOST, default 127.0.0.1)"),
-    port: int | None = typer.Option(None, "--port", help="Port (LORANER_PORT, default 8000)"),
-    backend: BackendName | None = typer.Option(None, "--backend", help="Runtime (LORANER_BACKEND)"),
-    threads: int | None = typer.Option(None, "--threads", help="Runtime threads (LORANER_THREADS)"),
-    concurrency: int | None = typer.Option(None, "--concurrency", help="Parallel inference calls"),
-    microbatch_ms: float | None = typer.Option(None, "--microbatch-ms", help="Micro-batch window; 0 = off"),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Windows per forward pass"),
-    max_batch_tokens: int | None = typer.Option(
-        None, "--max-batch-tokens", help="Padded tokens per forward pass (LORANER_MAX_BATCH_TOKENS, 512)"
-    ),
-    stride: int | None = typer.Option(None, "--stride"),
-    aggregation: Aggregation | None = typer.Option(
-        None, "--aggregation", help="How a word's label is chosen"
-    ),
-    word_split: WordSplit | None = typer.Option(
-        None, "--word-split", help="What a word is (default: as trained)"
-    ),
-    log_level: LogLevel | None = typer.Option(None, "--log-level"),
-    api_keys: str | None = typer.Option(
-        None,
-        "--api-keys",
-        help="Comma-separated API keys (LORANER_API_KEYS); visible in the process list: prefer "
-        "--api-keys-file or the variable",
-    ),
-    api_keys_file: Path | None = typer.Option(
-        None, "--api-keys-file", help="API keys, one per line, # comments (LORANER_API_KEYS_FILE)"
-    ),
-    protect_metrics: bool | None = typer.Option(
-        None, "--protect-metrics/--no-protect-metrics", help="With API keys: /metrics needs one (default)"
-    ),
-    protect_demo: bool | None = typer.Option(
-        None,
-        "--protect-demo/--no-protect-demo",
-        help="With API keys: /demo, /docs, /openapi.json need one (default: open; the page asks for a key)",
-    ),
-    cors_origins: str | None = typer.Option(
-        None,
-        "--cors-origins",
-        help="Comma-separated origins whose pages may call the API, e.g. https://app.example.org "
-        "(LORANER_CORS_ORIGINS; default none: no CORS headers)",
-    ),
-) -> None:
+@options_from_settings(ServeSettings, ENV_PREFIX)
+def serve(**flags: Any) -> None:
     """Serve the model over HTTP: /predict, /predict/batch, /demo, /docs, /metrics, /health, /ready.
     Every setting also reads LORANER_<NAME> from the environment; flags win. With API keys every route
     but /health and /ready needs Authorization: Bearer KEY (/metrics and the pages: see their flags)."""
     from loraner.serve.app import run_server  # the [serve] extra (fastapi, uvicorn)
 
-    settings = ServeSettings.from_env(
-        model=model,
-        base=base,
-        adapters=adapters,
-        adapter=adapter or None,
-        default_adapter=default_adapter,
-        max_loaded_adapters=max_loaded_adapters,
-        dtype=dtype,
-        compile=compile_model,
-        host=host,
-        port=port,
-        backend=backend,
-        threads=threads,
-        concurrency=concurrency,
-        microbatch_ms=microbatch_ms,
-        batch_size=batch_size,
-        max_batch_tokens=max_batch_tokens,
-        stride=stride,
-        aggregation=aggregation,
-        word_split=word_split,
-        log_level=log_level,
-        api_keys=api_keys,
-        api_keys_file=api_keys_file,
-        protect_metrics=protect_metrics,
-        protect_demo=protect_demo,
-        cors_origins=cors_origins,
-    )
+    settings = ServeSettings.from_env(**flags)
     if not settings.model and not settings.base:
         raise ConfigError("no model: pass --model DIR (or --base MODEL with adapters), or set LORANER_MODEL")
     if settings.model:
@@ -342,22 +145,27 @@ def _with_local_model(settings: ServeSettings) -> ServeSettings:
 
 def export_onnx(
     model: Path = typer.Option(
-        ..., "--model", "-m", help="Merged model directory, any HF checkpoint, or a hub id OWNER/NAME[@REV]"
+        ...,
+        "--model",
+        "-m",
+        help=cli_help("merged model directory, any HF checkpoint, or a hub id OWNER/NAME[@REV]"),
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for model.onnx and its companions"),
     quantize: Quantization | None = typer.Option(None, "--quantize", help="Dynamic weight quantization"),
-    opset: int = typer.Option(17, "--opset"),
+    opset: int = typer.Option(defaults.OPSET.value, "--opset", help=cli_help(defaults.OPSET.help)),
     sample: Path | None = typer.Option(None, "--sample", help='Held-out JSONL ({"text"}) for the checks'),
-    atol: float = typer.Option(1e-3, "--atol", help="Max |logit diff| allowed for fp32"),
-    int8_floor: float = typer.Option(0.9, "--int8-floor", help="Min entity agreement of int8 with fp32"),
+    atol: float = typer.Option(defaults.ATOL.value, "--atol", help=cli_help(defaults.ATOL.help)),
+    int8_floor: float = typer.Option(
+        defaults.INT8_FLOOR.value, "--int8-floor", help=cli_help(defaults.INT8_FLOOR.help)
+    ),
     per_channel: bool = typer.Option(True, "--per-channel/--no-per-channel", help="Per-channel int8 weights"),
     preprocess: bool = typer.Option(True, "--preprocess/--no-preprocess", help="ORT pre-quantization pass"),
-    threads: int | None = typer.Option(None, "--threads"),
+    threads: ThreadsOption = None,
 ) -> None:
     """Export to ONNX (optionally int8) and check it against the source model; writes export_report.json."""
     from loraner.export.onnx import export_onnx as run_export  # torch and onnx: the [train]/[onnx] extras
 
-    texts = [record["text"] for _, record in read_jsonl(sample)] if sample else None
+    texts = read_texts(sample) if sample else None
     report = run_export(
         model,
         output,

@@ -49,6 +49,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from loraner import defaults
 from loraner.data import synth_templates as T
 from loraner.data.jsonl import write_span_jsonl
 from loraner.errors import ConfigError
@@ -60,7 +61,6 @@ LABELS = ("ID", "DATE", "LOC", "PATIENT", "AGE", "PHONE")
 NOTE_KINDS = T.NOTE_KINDS
 LAYOUTS = ("record", "narrative", "facts", "letter")
 _LAYOUT_WEIGHTS = (0.35, 0.3, 0.2, 0.15)
-DEFAULT_LOCALES = ("nb_NO", "en_US")
 # Norwegian notes are drawn twice as often as others: the clinical presets are Norwegian.
 _LOCALE_WEIGHT = {"no_NO": 2.0}
 PLACEHOLDER_LABELS = {
@@ -318,7 +318,7 @@ class _Note:
 class NoteGenerator:
     """Draws notes from one ``random.Random`` and one seeded Faker: deterministic per seed."""
 
-    def __init__(self, seed: int | str, locales: Sequence[str] = DEFAULT_LOCALES) -> None:
+    def __init__(self, seed: int | str, locales: Sequence[str] = defaults.SYNTH_LOCALES.value) -> None:
         from faker import Faker  # a [train] extra; only the generator needs it
 
         if not locales:
@@ -868,7 +868,7 @@ def _noisy(text: str, spans: Sequence[Span], rng: random.Random) -> str:
 
 
 def generate_notes(
-    count: int, seed: int | str, locales: Sequence[str] = DEFAULT_LOCALES
+    count: int, seed: int | str, locales: Sequence[str] = defaults.SYNTH_LOCALES.value
 ) -> list[SpanExample]:
     """``count`` notes from ``seed``."""
     if count < 0:
@@ -877,7 +877,9 @@ def generate_notes(
     return [generator.note(i) for i in range(count)]
 
 
-def synth_splits(counts: Mapping[str, int], seed: int, locales: Sequence[str] = DEFAULT_LOCALES) -> Splits:
+def synth_splits(
+    counts: Mapping[str, int], seed: int, locales: Sequence[str] = defaults.SYNTH_LOCALES.value
+) -> Splits:
     """One generator per split, seeded by ``seed`` and the split name, so splits differ from each other
     and a split does not change when another split's count does."""
     splits: Splits = {}
@@ -888,7 +890,10 @@ def synth_splits(counts: Mapping[str, int], seed: int, locales: Sequence[str] = 
 
 
 def write_synth(
-    out_dir: str | Path, counts: Mapping[str, int], seed: int, locales: Sequence[str] = DEFAULT_LOCALES
+    out_dir: str | Path,
+    counts: Mapping[str, int],
+    seed: int,
+    locales: Sequence[str] = defaults.SYNTH_LOCALES.value,
 ) -> dict[str, Path]:
     """Write ``<split>.jsonl`` per split (e.g. train/validation/test.jsonl) in the ``jsonl`` format."""
     return _write_splits(Path(out_dir), synth_splits(counts, seed, locales))

@@ -32,7 +32,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from transformers import AutoModelForTokenClassification
 
-from loraner import __version__
+from loraner import __version__, defaults
 from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import OnnxBackend
 from loraner.inference.encoding import pad
@@ -49,7 +49,7 @@ from loraner.modeldir import (
 from loraner.scores import entity_f1
 
 log = logging.getLogger(__name__)
-DEFAULT_OPSET = 17
+MIN_OPSET = 17  # the oldest opset the exported graph (attention, layer norm) and its checks are built for
 
 # A default held-out sample: names, places and organisations in the languages the presets use, with
 # accents and non-Latin script. Pass your own (``sample_texts`` / ``--sample``) for a real check.
@@ -96,10 +96,10 @@ def export_onnx(
     output_dir: str | Path,
     *,
     quantize: str | None = None,
-    opset: int = DEFAULT_OPSET,
+    opset: int = defaults.OPSET.value,
     sample_texts: Sequence[str] | None = None,
-    atol: float = 1e-3,
-    int8_floor: float = 0.9,
+    atol: float = defaults.ATOL.value,
+    int8_floor: float = defaults.INT8_FLOOR.value,
     per_channel: bool = True,
     preprocess: bool = True,
     threads: int | None = None,
@@ -110,8 +110,8 @@ def export_onnx(
     model, output_dir = ModelDir.find(model_dir), Path(output_dir)  # a hub id is downloaded
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {', '.join(QUANTIZATIONS)})")
-    if opset < 17:
-        raise ConfigError(f"opset {opset} is too old: use 17 or newer")
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset {opset} is too old: use {MIN_OPSET} or newer")
     texts = [t for t in (sample_texts or DEFAULT_SAMPLE) if t.strip()]
     if not texts:
         raise ConfigError("the export sample has no non-empty texts")

@@ -30,17 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from loraner import defaults
 from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import (
-    DEFAULT_DTYPE,
     _import_torch,
     load_token_classifier,
     resolve_dtype,
     torch_dtype,
 )
 from loraner.inference.predictor import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_BATCH_TOKENS,
     ModelInfo,
     NERPredictor,
     ShouldStop,
@@ -57,8 +55,6 @@ from loraner.modeldir import (
     is_adapter,
 )
 from loraner.types import Entity, types_of_labels
-
-DEFAULT_MAX_LOADED_ADAPTERS = 16
 
 
 @dataclass(frozen=True)
@@ -116,9 +112,9 @@ class AdapterPool:
         self,
         base: str,
         *,
-        device: str = "cpu",
-        dtype: str = DEFAULT_DTYPE,
-        max_loaded: int | None = DEFAULT_MAX_LOADED_ADAPTERS,
+        device: str = defaults.DEVICE.value,
+        dtype: str = defaults.DTYPE.value,
+        max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
     ) -> None:
         self.torch = _import_torch()
         if max_loaded is not None and max_loaded < 1:
@@ -308,8 +304,8 @@ class MultiAdapterPredictor:
         adapters: Mapping[str, str | Path],
         *,
         default: str | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+        batch_size: int = defaults.BATCH_SIZE.value,
+        max_batch_tokens: int | None = defaults.MAX_BATCH_TOKENS.value,
         **settings: Any,
     ) -> None:
         if not adapters:
@@ -340,10 +336,10 @@ class MultiAdapterPredictor:
         adapters: Mapping[str, str | Path] | str | Path,
         *,
         default: str | None = None,
-        device: str = "cpu",
-        dtype: str = DEFAULT_DTYPE,
+        device: str = defaults.DEVICE.value,
+        dtype: str = defaults.DTYPE.value,
         threads: int | None = None,
-        max_loaded: int | None = DEFAULT_MAX_LOADED_ADAPTERS,
+        max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
         **settings: Any,
     ) -> MultiAdapterPredictor:
         """``base``: any model name a preset accepts (path, hub id, ``pkg:MODULE``). ``adapters``: name ->
@@ -395,7 +391,7 @@ class MultiAdapterPredictor:
             backend="torch",
             max_length=meta.window(self.tokenizer),
             stride=meta.stride,
-            aggregation=self.settings.get("aggregation", "first"),
+            aggregation=self.settings.get("aggregation", defaults.AGGREGATION.value),
             word_split=meta.word_split,
             path=self.pool.base_name,
         )

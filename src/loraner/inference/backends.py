@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
+from loraner import defaults
 from loraner.errors import ModelError
 from loraner.modeldir import (
     ONNX_FILE,
@@ -33,14 +34,6 @@ BACKENDS: tuple[str, ...] = get_args(BackendName)
 # The torch backend's weights: ``auto`` is bf16 where the CPU computes it natively, fp32 elsewhere.
 DType = Literal["auto", "fp32", "bf16"]
 DTYPES: tuple[str, ...] = get_args(DType)
-# What predict, deid, evaluate and serve load unless told: the fastest weights this CPU runs well
-# (bf16 agrees with fp32 on >= 99% of the entities of trained models: bench/README.md).
-DEFAULT_DTYPE: DType = "auto"
-DTYPE_HELP = "torch weights: fp32, bf16, or auto (bf16 where the CPU has native bf16: AMX or AVX512-BF16)"
-COMPILE_HELP = (
-    "torch: compile the model (torch.compile, inductor, weights frozen) on its first call, once (about a "
-    "minute; needs a C++ compiler); then bf16 answers faster, above all one text at a time: for servers"
-)
 
 
 @runtime_checkable
@@ -82,12 +75,12 @@ class TorchBackend:
     def from_pretrained(
         cls,
         path: str | Path | ModelDir,
-        device: str = "cpu",
+        device: str = defaults.DEVICE.value,
         threads: int | None = None,
         *,
         base: str | None = None,
-        dtype: str = DEFAULT_DTYPE,
-        compile: bool = False,
+        dtype: str = defaults.DTYPE.value,
+        compile: bool = defaults.COMPILE.value,
     ) -> TorchBackend:
         """A merged/full model directory, any Hugging Face checkpoint, or a LoRA adapter directory (its
         base model, recorded in ``loraner.json`` or given as ``base``, is loaded and the adapter
@@ -154,7 +147,7 @@ def native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def resolve_dtype(dtype: str, device: str = "cpu") -> str:
+def resolve_dtype(dtype: str, device: str = defaults.DEVICE.value) -> str:
     """``auto`` -> ``bf16`` on a CPU with native bf16, ``fp32`` otherwise (and on other devices)."""
     if dtype not in DTYPES:
         raise ModelError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -335,7 +328,9 @@ def release_free_heap() -> None:
         malloc_trim(0)
 
 
-def resolve_backend_name(model_dir: Path | ModelDir, backend: str, device: str = "cpu") -> str:
+def resolve_backend_name(
+    model_dir: Path | ModelDir, backend: str, device: str = defaults.DEVICE.value
+) -> str:
     """``auto``: the fastest runtime ``model_dir`` offers on this CPU (measured: docs/serving.md, "Which
     backend on which CPU"). An int8 ``model.onnx`` beats every other runtime on every CPU class. An fp32
     graph loses to bf16 torch weights where the CPU computes bf16 natively (AMX Xeon: 44 vs 153 sent/s;
@@ -359,14 +354,14 @@ def _torch_importable() -> bool:
 
 def load_backend(
     model_dir: Path | ModelDir,
-    backend: str = "auto",
-    device: str = "cpu",
+    backend: str = defaults.BACKEND.value,
+    device: str = defaults.DEVICE.value,
     threads: int | None = None,
     onnx_file: str = ONNX_FILE,
     *,
     base: str | None = None,
-    dtype: str = DEFAULT_DTYPE,
-    compile: bool = False,
+    dtype: str = defaults.DTYPE.value,
+    compile: bool = defaults.COMPILE.value,
 ) -> Backend:
     """The runtime for ``model_dir``; ``auto`` is :func:`resolve_backend_name`'s choice.
     ``base``, ``dtype`` and ``compile`` apply to the torch backend only."""

@@ -22,22 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from loraner import defaults
 from loraner.data.alignment import Window, special_tokens, windows_for
 from loraner.data.words import WORD_SPLITS
 from loraner.errors import ConfigError, DataError, ModelError
-from loraner.inference.backends import DEFAULT_DTYPE, Backend, load_backend
+from loraner.inference.backends import Backend, load_backend
 from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
 from loraner.inference.encoding import TokenizedText, length_batches, pad, softmax, tokenize_texts
 from loraner.modeldir import ONNX_FILE, ModelDir, ModelMeta
-from loraner.settings import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE, o_threshold_problem, window_problem
+from loraner.settings import o_threshold_problem, window_problem
 from loraner.types import Entity, surrogate_problem, types_of_labels
-
-# Padded tokens per forward pass: one 512-token window, or about 16 sentences of 32 tokens. Bounds the
-# activation memory of one call (int8 RoBERTa-base: about 50 MB instead of 370 MB for a 3,000-token
-# note in one batch of 7 windows), which keeps a served int8 model under 450 MB; see bench/README.md.
-DEFAULT_MAX_BATCH_TOKENS = 512
-DEFAULT_BATCH_SIZE = 16
-
 
 ShouldStop = Callable[[], bool]
 
@@ -87,11 +81,11 @@ class TextPrediction:
 class PredictorSettings:
     """How text becomes windows and batches, and how labels become entities."""
 
-    max_length: int = DEFAULT_MAX_LENGTH
-    stride: int = DEFAULT_STRIDE
-    batch_size: int = DEFAULT_BATCH_SIZE
-    max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
-    aggregation: str = "first"
+    max_length: int = defaults.MAX_LENGTH.value
+    stride: int = defaults.STRIDE.value
+    batch_size: int = defaults.BATCH_SIZE.value
+    max_batch_tokens: int | None = defaults.MAX_BATCH_TOKENS.value
+    aggregation: str = defaults.AGGREGATION.value
     o_threshold: float | None = None
     word_split: str = "tokenizer"
 
@@ -106,11 +100,11 @@ class NERPredictor:
         backend: Backend,
         labels: Sequence[str],
         *,
-        max_length: int = DEFAULT_MAX_LENGTH,
-        stride: int = DEFAULT_STRIDE,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
-        aggregation: str = "first",
+        max_length: int = defaults.MAX_LENGTH.value,
+        stride: int = defaults.STRIDE.value,
+        batch_size: int = defaults.BATCH_SIZE.value,
+        max_batch_tokens: int | None = defaults.MAX_BATCH_TOKENS.value,
+        aggregation: str = defaults.AGGREGATION.value,
         o_threshold: float | None = None,
         word_split: str = "tokenizer",
         name: str = "model",
@@ -168,8 +162,8 @@ class NERPredictor:
     def from_pretrained(
         cls,
         path: str | Path | ModelDir,
-        backend: str = "auto",
-        device: str = "cpu",
+        backend: str = defaults.BACKEND.value,
+        device: str = defaults.DEVICE.value,
         *,
         threads: int | None = None,
         max_length: int | None = None,
@@ -177,8 +171,8 @@ class NERPredictor:
         word_split: str | None = None,
         onnx_file: str = ONNX_FILE,
         base: str | None = None,
-        dtype: str = DEFAULT_DTYPE,
-        compile: bool = False,
+        dtype: str = defaults.DTYPE.value,
+        compile: bool = defaults.COMPILE.value,
         **settings: Any,
     ) -> NERPredictor:
         """Load a model directory (merged, exported ONNX, a LoRA adapter with its base) or any Hugging

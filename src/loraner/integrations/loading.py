@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loraner.inference.backends import DEFAULT_DTYPE
+from loraner import defaults
 from loraner.inference.predictor import NERPredictor
 from loraner.modeldir import model_or_adapter
 
@@ -16,7 +16,7 @@ def load_predictor(
     adapter: str | Path | None = None,
     base: str | None = None,
     backend: str = "auto",
-    dtype: str = DEFAULT_DTYPE,
+    dtype: str = defaults.DTYPE.value,
     **settings: Any,
 ) -> NERPredictor:
     """``model``: a merged or exported (ONNX) model directory, a run directory, or a hub id

@@ -12,12 +12,12 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from loraner import __version__
+from loraner import __version__, defaults
 from loraner.data.registry import reader_unit
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError, ModelError
 from loraner.modeldir.files import CONFIG_FILE, META_FILE, check_readable, read_json
-from loraner.settings import DEFAULT_STRIDE, window_problem
+from loraner.settings import window_problem
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ class ModelMeta(BaseModel):
     name: str | None = None
     labels: list[str] = Field(..., min_length=1)
     max_length: int | None = Field(
-        None, description="window in tokens; None: the tokenizer's limit, at most 512 positions"
+        None, description=f"window in tokens; None: the tokenizer's limit, at most {MAX_POSITIONS} positions"
     )
-    stride: int = DEFAULT_STRIDE
+    stride: int = defaults.STRIDE.value
     # A checkpoint without loraner.json gets "conll": published NER checkpoints are nearly all trained on
     # word-level corpora (CoNLL, OntoNotes, WikiANN) with labels on first subwords.
     word_split: WordSplit = "conll"

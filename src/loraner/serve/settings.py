@@ -7,23 +7,38 @@ counts as unset).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from loraner import defaults
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError
-from loraner.inference.backends import COMPILE_HELP, DEFAULT_DTYPE, DTYPE_HELP, BackendName, DType
+from loraner.inference.backends import BackendName, DType
 from loraner.inference.decoding import Aggregation
-from loraner.inference.predictor import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS
 from loraner.settings import OThreshold
 
 ENV_PREFIX = "LORANER_"
 # What a browser sends as Origin: scheme://host[:port] (an IPv6 host in brackets), no path.
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?")
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+AS_TRAINED = "default: as the model was trained"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Marks a setting that ``loraner serve`` also takes as an option, ``--name`` (and ``alias``): its
+    help is the field's description, its default the field's. A list field is one comma-separated value,
+    as in its variable, unless ``repeat`` (the option is given once per item)."""
+
+    alias: str | None = None
+    repeat: bool = False
+
+
+FLAG = Flag()
 
 
 class ServeSettings(BaseSettings):
@@ -34,39 +49,46 @@ class ServeSettings(BaseSettings):
         env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid", protected_namespaces=()
     )
 
-    model: str | None = Field(None, description="model directory (merged, exported ONNX, or a HF checkpoint)")
-    base: str | None = Field(
+    model: Annotated[str | None, Flag(alias="-m")] = Field(
+        None,
+        description="model directory (merged, exported ONNX, or a HF checkpoint), or a hub id "
+        "OWNER/NAME[@REVISION]",
+    )
+    base: Annotated[str | None, FLAG] = Field(
         None, description="base model of the LoRA adapters (path, hub id or pkg:MODULE); instead of model"
     )
-    adapters: str | None = Field(None, description="folder whose sub-folders are adapters, named after them")
-    adapter: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="NAME=PATH adapters (comma-separated in LORANER_ADAPTER)"
+    adapters: Annotated[str | None, FLAG] = Field(
+        None, description="folder of adapters, one per sub-folder, named after it"
     )
-    default_adapter: str | None = Field(None, description="adapter for requests that name none")
-    max_loaded_adapters: int = Field(
-        16, ge=1, description="adapters kept loaded; the least recently used goes"
+    adapter: Annotated[list[str], NoDecode, Flag(repeat=True)] = Field(
+        default_factory=list,
+        description="an adapter as NAME=PATH (the option repeats; comma-separated in the variable)",
     )
-    dtype: DType = Field(DEFAULT_DTYPE, description=DTYPE_HELP)
-    compile: bool = Field(False, description=COMPILE_HELP)
-    backend: BackendName = "auto"
-    device: str = "cpu"
+    default_adapter: Annotated[str | None, FLAG] = Field(
+        None, description="adapter for requests that name none"
+    )
+    max_loaded_adapters: Annotated[int, FLAG] = Field(
+        defaults.MAX_LOADED_ADAPTERS.value, ge=1, description=defaults.MAX_LOADED_ADAPTERS.help
+    )
+    dtype: Annotated[DType, FLAG] = Field(defaults.DTYPE.value, description=defaults.DTYPE.help)
+    compile: Annotated[bool, FLAG] = Field(defaults.COMPILE.value, description=defaults.COMPILE.help)
+    backend: Annotated[BackendName, FLAG] = Field(defaults.BACKEND.value, description=defaults.BACKEND.help)
+    device: str = defaults.DEVICE.value
     model_name: str | None = Field(None, description="name shown in responses (default: the model's own)")
-    threads: int | None = Field(
-        None, ge=1, description="intra-op threads of the runtime (default: all cores)"
+    threads: Annotated[int | None, FLAG] = Field(None, ge=1, description=defaults.THREADS.help)
+    batch_size: Annotated[int, FLAG] = Field(
+        defaults.BATCH_SIZE.value, ge=1, description=defaults.BATCH_SIZE.help
     )
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, description="windows per forward pass")
-    max_batch_tokens: int | None = Field(
-        DEFAULT_MAX_BATCH_TOKENS,
-        ge=1,
-        description="padded tokens per forward pass: bounds the memory one long text takes",
+    max_batch_tokens: Annotated[int | None, FLAG] = Field(
+        defaults.MAX_BATCH_TOKENS.value, ge=1, description=defaults.MAX_BATCH_TOKENS.help
     )
-    max_length: int | None = Field(None, description="window size; default: what training recorded")
-    stride: int | None = Field(None, description="tokens shared by windows; default: what training recorded")
-    aggregation: Aggregation = "first"
+    max_length: int | None = Field(None, description=f"{defaults.MAX_LENGTH.help}; {AS_TRAINED}")
+    stride: Annotated[int | None, FLAG] = Field(None, description=f"{defaults.STRIDE.help}; {AS_TRAINED}")
+    aggregation: Annotated[Aggregation, FLAG] = Field(
+        defaults.AGGREGATION.value, description=defaults.AGGREGATION.help
+    )
     o_threshold: OThreshold | None = None
-    word_split: WordSplit | None = Field(
-        None, description="what a word is; default: what training recorded in loraner.json"
-    )
+    word_split: Annotated[WordSplit | None, FLAG] = Field(None, description=defaults.WORD_SPLIT.help)
 
     max_text_chars: int = Field(100_000, ge=1, description="longest text accepted, in characters")
     max_batch: int = Field(64, ge=1, description="most texts in one /predict/batch request")
@@ -76,7 +98,9 @@ class ServeSettings(BaseSettings):
         ge=1,
         description="characters of text in one request, all texts together: more gets 413 (bounds its cost)",
     )
-    concurrency: int = Field(2, ge=1, description="inference calls running at once (threads)")
+    concurrency: Annotated[int, FLAG] = Field(
+        2, ge=1, description="inference calls running at once (threads)"
+    )
     max_queue: int = Field(
         64, ge=0, description="requests waiting for an inference slot; beyond it 503 with Retry-After"
     )
@@ -93,7 +117,7 @@ class ServeSettings(BaseSettings):
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="on SIGTERM, time for requests in flight to finish; the rest get 503"
     )
-    microbatch_ms: float = Field(
+    microbatch_ms: Annotated[float, FLAG] = Field(
         0.0, ge=0, description="collect concurrent /predict calls this long; 0 = off"
     )
     microbatch_max: int = Field(32, ge=1, description="flush a micro-batch at this many texts")
@@ -102,27 +126,31 @@ class ServeSettings(BaseSettings):
         None, description="de-identification YAML (default: every type replaced by [TYPE], no patterns)"
     )
 
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+    api_keys: Annotated[list[SecretStr], NoDecode, FLAG] = Field(
         default_factory=list,
-        description="API keys (comma-separated in LORANER_API_KEYS); with none, anyone may call the service",
+        description="API keys, comma-separated; with none, anyone may call the service (a flag shows in the "
+        "process list: prefer the variable or api_keys_file)",
     )
-    api_keys_file: Path | None = Field(
+    api_keys_file: Annotated[Path | None, FLAG] = Field(
         None, description="file of API keys, one per line (blank lines and # comments ignored)"
     )
-    protect_metrics: bool = Field(True, description="with API keys: /metrics needs a key too")
-    protect_demo: bool = Field(
+    protect_metrics: Annotated[bool, FLAG] = Field(
+        True, description="with API keys: /metrics needs a key too"
+    )
+    protect_demo: Annotated[bool, FLAG] = Field(
         False,
         description="with API keys: /demo, /docs and /openapi.json need a key too (a browser cannot send "
         "one to open them: only behind a proxy that adds it)",
     )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
+    cors_origins: Annotated[list[str], NoDecode, FLAG] = Field(
         default_factory=list,
-        description="origins whose web pages may call the API (comma-separated; * for any); none: no CORS",
+        description="origins whose web pages may call the API, comma-separated, e.g. https://app.example.org "
+        "(* for any); none: no CORS headers",
     )
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    log_level: LogLevel = "info"
+    host: Annotated[str, FLAG] = Field(defaults.HOST.value, description="bind address")
+    port: Annotated[int, FLAG] = Field(defaults.PORT.value, ge=0, le=65535, description="port")
+    log_level: Annotated[LogLevel, FLAG] = Field("info", description="log level")
     log_json: bool = True
     load_in_background: bool = Field(
         True, description="accept connections while the model loads (/ready says 503 until done)"

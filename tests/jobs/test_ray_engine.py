@@ -1,5 +1,6 @@
 """``--engine ray`` under a real local Ray (2 CPUs): the same rows as without Ray, in input order, for
-JSONL and Parquet, torch and ONNX, predict and deid; bad rows come back marked, never lost."""
+JSONL and Parquet, torch and ONNX, predict and deid; bad rows come back marked as without Ray, never
+lost, and the command exits 1; with --strict the first bad row stops both engines before the model loads."""
 
 from __future__ import annotations
 
@@ -38,41 +39,58 @@ def local_ray():
     ray.shutdown()
 
 
-def invoke(*args: str) -> str:
+def invoke(*args: str, exit_code: int = 0) -> str:
     result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.exit_code == exit_code, result.output + repr(result.exception)
     return result.output
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
-def test_jsonl_equals_predict_without_ray_and_bad_rows_are_marked(local_ray, tiny_roberta_dir, tmp_path):
+def mixed_jsonl(path: Path) -> Path:
+    """200 good rows with bad ones among them (lines 11, 12, 14, 102) and a blank line (13)."""
     good = [{"id": f"doc-{i}", "text": t, "source": "test"} for i, t in enumerate(texts())]
-    (tmp_path / "good.jsonl").write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
-    lines = [json.dumps(r) for r in good]
-    lines[10:10] = ['{"id": "bad-number", "text": 5}', "not json {", ""]  # lines 11, 12 and a blank
-    lines[100:100] = ['["a list"]']  # line 101
-    (tmp_path / "mixed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = [json.dumps(record).encode() for record in good]
+    lines[10:10] = [b'{"id": "bad-number", "text": 5}', b"not json {", b"", b'{"text": "Troms\xf8"}']
+    lines[101:101] = [b'["a list"]']
+    lines[150] = json.dumps({"id": "u2028", "text": "Oslo\u2028Bergen"}, ensure_ascii=False).encode()
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
 
-    invoke("predict", "--model", str(tiny_roberta_dir), "-i", str(tmp_path / "good.jsonl"),
-           "-o", str(tmp_path / "local.jsonl"))  # fmt: skip
-    invoke("predict", "--model", str(tiny_roberta_dir), "-i", str(tmp_path / "mixed.jsonl"),
-           "-o", str(tmp_path / "ray.jsonl"), "--engine", "ray", "--concurrency", "2")  # fmt: skip
+
+def test_jsonl_with_bad_rows_equals_predict_without_ray(local_ray, tiny_roberta_dir, tmp_path):
+    source = mixed_jsonl(tmp_path / "mixed.jsonl")
+    model = ["predict", "--model", str(tiny_roberta_dir), "-i", str(source)]
+    local_output = invoke(*model, "-o", str(tmp_path / "local.jsonl"), exit_code=1)
+    ray_output = invoke(*model, "-o", str(tmp_path / "ray.jsonl"), "--engine", "ray", "--concurrency", "2",
+                        exit_code=1)  # fmt: skip
 
     rows = read_jsonl(tmp_path / "ray.jsonl")
-    assert len(rows) == len(good) + 3  # every non-blank line, the bad ones included
-    errors = [r for r in rows if "error" in r]
-    assert [r["error"] for r in errors] == [
-        'line 11: expected an object with a "text" string',
-        "line 12: not valid JSON (Expecting value)",
-        'line 101: expected an object with a "text" string',
+    assert len(rows) == 204  # every non-blank line, the bad ones included
+    assert [r["error"] for r in rows if "error" in r] == [
+        f'{source}:11: expected an object with a "text" string',
+        f"{source}:12: not valid JSON (Expecting value)",
+        f"{source}:14: not UTF-8 text (invalid start byte at byte 15 of the line)",
+        f'{source}:102: expected an object with a "text" string',
     ]
-    assert errors[0]["id"] == "bad-number" and errors[0]["entities"] is None
-    expected = read_jsonl(tmp_path / "local.jsonl")
-    assert [r for r in rows if "error" not in r] == expected  # row for row, in input order
-    assert any(r["entities"] for r in expected)  # the comparison is not of empty lists
+    assert rows[10] == {"id": "bad-number", "entities": None, "error": rows[10]["error"]}  # no "text"
+    assert rows[149]["text"] == "Oslo\u2028Bergen"  # line 151 is one record: lines end at "\n" only
+    assert rows == read_jsonl(tmp_path / "local.jsonl")  # row for row, in input order, errors alike
+    assert any(r.get("entities") for r in rows)  # the comparison is not of empty lists
+    for output in (local_output, ray_output):
+        assert "wrote 204 texts" in output and "4 of 204 texts failed" in output
+
+
+def test_when_strict_then_both_engines_stop_at_the_first_bad_row_before_loading(tiny_roberta_dir, tmp_path):
+    source = mixed_jsonl(tmp_path / "mixed.jsonl")
+    for engine in ("local", "ray"):
+        target = tmp_path / f"{engine}.jsonl"
+        output = invoke("predict", "--model", str(tiny_roberta_dir), "-i", str(source), "-o", str(target),
+                        "--engine", engine, "--strict", exit_code=1)  # fmt: skip
+        assert f'{source}:11: expected an object with a "text" string' in output
+        assert not target.exists() and "Traceback" not in output
 
 
 def test_parquet_with_onnx_equals_predict_without_ray(local_ray, tiny_onnx_dir, tmp_path):
@@ -84,12 +102,14 @@ def test_parquet_with_onnx_equals_predict_without_ray(local_ray, tiny_onnx_dir, 
 
     model = ["--model", str(tiny_onnx_dir), "--backend", "onnx"]
     invoke("predict", *model, "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "local.jsonl"))
-    invoke("predict", *model, "-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
-           "--engine", "ray", "--batch-size", "16")  # fmt: skip
+    files = ["-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet")]
+    output = invoke("predict", *model, *files, "--engine", "ray", "--batch-size", "16", exit_code=1)
 
     out = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [r["id"] for r in out] == list(range(len(all_texts) + 1))
-    assert out[-1]["entities"] is None and out[-1]["error"] == 'expected an object with a "text" string'
+    error = f'{tmp_path / "in.parquet"}: row 201: expected an object with a "text" string'
+    assert out[-1]["entities"] is None and out[-1]["error"] == error
+    assert f'1 of 201 texts failed (their rows have "error"); the first: {error}' in output
     expected = read_jsonl(tmp_path / "local.jsonl")
     assert [r["entities"] for r in out[:-1]] == [r["entities"] for r in expected]
     assert all(r["error"] is None for r in out[:-1])
