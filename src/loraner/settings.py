@@ -143,6 +143,13 @@ class TrainingConfig(Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = 0.01
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    frozen_base: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="dtype of a LoRA run's frozen base weights while it trains. auto: bf16 where the run "
+        "trains under bf16 autocast on a CPU (autocast would cast them to bf16 in every step; LoRA "
+        "weights, head and optimizer state stay fp32), fp32 elsewhere. The before and test scores "
+        "always run on the fp32 weights, as the merged model is served",
+    )
     seed: int = 42
     batching: Batching = Field(
         "length_buckets",

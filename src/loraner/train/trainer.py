@@ -394,6 +394,52 @@ def resolve_mixed_precision(mode: str) -> str:
     return "bf16" if native_bf16() else "no"
 
 
+def resolve_frozen_base(setting: str, lora: bool, cpu_autocast: bool) -> str:
+    """The dtype the frozen base trains in (``training.frozen_base``). ``auto``: bf16 where a LoRA run
+    trains under bf16 autocast on a CPU, where autocast would otherwise cast every frozen weight to bf16
+    again in each step; fp32 elsewhere. Full fine-tuning trains every weight: fp32."""
+    if not lora:
+        if setting == "bf16":
+            raise ConfigError("training.frozen_base: bf16 needs a LoRA run (lora.enabled: true)")
+        return "fp32"
+    if setting == "auto":
+        return "bf16" if cpu_autocast else "fp32"
+    if setting == "bf16" and not cpu_autocast:
+        raise ConfigError(
+            "training.frozen_base: bf16 trains under bf16 autocast on a CPU: set training.mixed_precision "
+            "to bf16 (or auto on a CPU with native bf16)"
+        )
+    return setting
+
+
+def cast_frozen(model: Any, dtype: Any) -> int:
+    """Cast every frozen floating-point parameter of ``model`` to ``dtype`` in place (LoRA weights, the
+    head and trained biases require grad and stay as they are); the number cast."""
+    count = 0
+    for param in model.parameters():
+        if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)
+            count += 1
+    return count
+
+
+def restore_frozen_fp32(model: Any, base: Any, labels: list[str]) -> None:
+    """Put the base checkpoint's own fp32 values back into the frozen parameters that
+    :func:`cast_frozen` rounded (a PEFT model's names, less ``base_model.model.`` and ``.base_layer``,
+    are the base's); frozen parameters the checkpoint lacks (the new head's unused original) become
+    fp32 as they are."""
+    fresh = load_token_classifier(base, labels).state_dict()
+    for name, param in model.named_parameters():
+        if param.requires_grad or not param.is_floating_point():
+            continue
+        key = name.removeprefix("base_model.model.").replace(".base_layer", "")
+        source = fresh.get(key)
+        if source is not None and source.shape == param.shape:
+            param.data = source.to(param.device)
+        else:
+            param.data = param.data.float()
+
+
 def mixed_precision_flags(precision: str) -> dict[str, bool]:
     """TrainingArguments' flags for a resolved precision (``no``, ``bf16`` or ``fp16``)."""
     return {} if precision == "no" else {precision: True}
@@ -521,7 +567,9 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
 
     predictor_for = partial(validation_predictor, tokenizer=tokenizer, meta=meta, cfg=cfg)
     precision = resolve_mixed_precision(cfg.training.mixed_precision)
-    validation_for = partial(predictor_for, autocast=precision == "bf16" and not torch.cuda.is_available())
+    cpu_autocast = precision == "bf16" and not torch.cuda.is_available()
+    validation_for = partial(predictor_for, autocast=cpu_autocast)
+    frozen_dtype = resolve_frozen_base(cfg.training.frozen_base, cfg.lora.enabled, cpu_autocast)
 
     test_examples = splits.get("test") or []
     before = None
@@ -533,6 +581,8 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
         before = evaluate(predictor_for(model), test_examples).metrics
         _write_atomically(before_file, before)
     distributed.barrier()
+    if frozen_dtype == "bf16":  # after "before", which scores the fp32 weights as they are served
+        cast_frozen(model, torch.bfloat16)
 
     t = cfg.training
     if main:
@@ -566,8 +616,13 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
     distributed.barrier()
     if not main:
         return None
-    test = evaluate(predictor_for(trainer.model), test_examples, progress=True) if test_examples else None
-    save_model(trainer.model, tokenizer, meta, output_dir)
+    # The test scores describe the served model: without the autocast wrapper Accelerate put around the
+    # forward of a mixed-precision run, and with the base's own fp32 weights.
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    if frozen_dtype == "bf16":
+        restore_frozen_fp32(model, base, labels)
+    test = evaluate(predictor_for(model), test_examples, progress=True) if test_examples else None
+    save_model(model, tokenizer, meta, output_dir)
     return TrainResult(
         config=cfg,
         meta=meta,
@@ -581,6 +636,7 @@ def train(cfg: ExperimentConfig, output_dir: Path, resume: bool = False) -> Trai
             "train_samples_per_second": train_output.metrics.get("train_samples_per_second", 0.0),
             "train_windows": len(train_set),
             "precision": precision_record(cfg.training.mixed_precision, precision),
+            "frozen_base": frozen_dtype,
         },
     )
 
