@@ -49,8 +49,8 @@ def resolve_target_modules(model: Any, targets: list[str] | str) -> list[str] | 
     if unmatched:
         model_type = getattr(model.config, "model_type", "this")
         raise ModelError(
-            f"LoRA target module(s) {', '.join(unmatched)} match no linear layer of this {model_type} "
-            f"model; its linear layers are: {', '.join(short_linear_names(linear))}"
+            f"LoRA target modules: no linear layer of this {model_type} model is named "
+            f"{', '.join(unmatched)}; its linear layers are: {', '.join(short_linear_names(linear))}"
             + (f" (BERT's names are translated too: {', '.join(aliases)})" if aliases else "")
         )
     return resolved
