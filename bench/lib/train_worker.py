@@ -11,6 +11,9 @@ Variants (the same LoRA model, examples, hyperparameters and threads; only the r
 * ``loraner+compile``: the same with ``torch_compile=True`` (a probe: is compiling worth it on this CPU?).
 * ``loraner-bf16``, ``loraner-auto``: loraner's recipe with ``mixed_precision: bf16`` (autocast) and
   ``auto`` (bf16 only where the CPU has native bf16); ``loraner`` itself is ``mixed_precision: no``.
+  Both keep the frozen base in bf16 under autocast (``training.frozen_base: auto``).
+* ``loraner-bf16-fp32base``: ``loraner-bf16`` with ``frozen_base: fp32``: autocast casts the frozen
+  weights to bf16 in every step (the baseline of ``frozen_base``).
 
 With ``eval_examples`` the trained model is scored as ``loraner train`` validates: by
 :func:`loraner.eval.evaluate.evaluate` over an ``NERPredictor`` on a ``TorchBackend`` of the model, so
@@ -30,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 PAD_TO = 256
-VARIANTS = ("C", "D", "loraner", "loraner+compile", "loraner-bf16", "loraner-auto")
-PRECISION = {"loraner-bf16": "bf16", "loraner-auto": "auto"}  # every other variant: fp32
+VARIANTS = ("C", "D", "loraner", "loraner+compile", "loraner-bf16", "loraner-bf16-fp32base", "loraner-auto")
+# every other variant: fp32
+PRECISION = {"loraner-bf16": "bf16", "loraner-bf16-fp32base": "bf16", "loraner-auto": "auto"}
+FROZEN_BASE = {"loraner-bf16-fp32base": "fp32"}  # every other variant: auto
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ def experiment_config(spec: Spec) -> Any:
             seed=spec.seed,
             threads=spec.threads,
             mixed_precision=PRECISION.get(spec.variant, "no"),
+            frozen_base=FROZEN_BASE.get(spec.variant, "auto"),
             max_steps=spec.max_steps,
         ),
     )
@@ -208,9 +214,15 @@ def train(spec: Spec) -> dict[str, Any]:
     from loraner import defaults
     from loraner.inference.backends import load_token_classifier
     from loraner.modeldir import load_tokenizer
-    from loraner.settings import TrainingConfig
     from loraner.train.model import count_parameters, wrap_with_lora
-    from loraner.train.trainer import WindowTrainer, batching_options, window_dataset
+    from loraner.train.trainer import (
+        WindowTrainer,
+        batching_options,
+        cast_frozen,
+        resolve_frozen_base,
+        restore_frozen_fp32,
+        window_dataset,
+    )
 
     torch.set_num_threads(spec.threads)
     set_seed(spec.seed)
@@ -230,8 +242,14 @@ def train(spec: Spec) -> dict[str, Any]:
         # loraner: its own Trainer subclass, with the batching its training config defaults to.
         loraner = spec.variant.startswith("loraner")
         trainer_class = WindowTrainer if loraner else Trainer
-        training = TrainingConfig() if spec.batching is None else TrainingConfig(batching=spec.batching)
+        training = experiment_config(spec).training
+        if spec.batching is not None:
+            training = training.model_copy(update={"batching": spec.batching})
         extra = batching_options(training) if loraner else {}
+        cpu_autocast = bool(args.bf16) and not torch.cuda.is_available()
+        frozen = resolve_frozen_base(training.frozen_base, True, cpu_autocast) if loraner else "fp32"
+        if frozen == "bf16":
+            cast_frozen(model, torch.bfloat16)
         trainer = trainer_class(
             model=model,
             args=args,
@@ -266,9 +284,14 @@ def train(spec: Spec) -> dict[str, Any]:
         "batching": training.batching if loraner else str(args.train_sampling_strategy),
         "torch_compile": bool(getattr(args, "torch_compile", False)),
         "bf16_autocast": bool(args.bf16),
+        "frozen_base": frozen,
     }
     if spec.eval_examples:
-        result["evaluation"] = evaluate(trainer.model, tokenizer, spec)
+        # Scored as served, like loraner train's test score: fp32 weights, no autocast wrapper left.
+        served = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        if frozen == "bf16":
+            restore_frozen_fp32(served, spec.model, list(spec.labels))
+        result["evaluation"] = evaluate(served, tokenizer, spec)
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 

@@ -213,3 +213,13 @@ def test_when_quick_mode_runs_then_adapters_covers_every_measurement(quick_run):
     assert data["servers"] and all(s["load"]["errors"] == 0 for s in data["servers"])
     cold = data["cold_and_evictions"]
     assert cold["evictions"] == data["sizes"]["adapter_switches"] and cold["cold_ms"]
+
+
+def test_the_training_speed_rows_time_the_frozen_base_both_ways(quick_run):
+    done, results = quick_run
+    assert done.returncode == 0, done.stderr[-3000:]
+    speed = {r["variant"]: r for r in json.loads((results / "training.json").read_text())["speed"]}
+    assert speed["loraner-bf16"]["frozen_base"] == "bf16" and speed["loraner-bf16"]["bf16_autocast"]
+    assert speed["loraner-bf16-fp32base"]["frozen_base"] == "fp32"
+    assert speed["loraner-bf16-fp32base"]["bf16_autocast"] and speed["loraner"]["frozen_base"] == "fp32"
+    assert all(r["samples_per_s"] for r in speed.values())
