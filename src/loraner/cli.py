@@ -162,10 +162,11 @@ def data_synth(
 @data_app.command("inspect")
 @friendly_errors
 def data_inspect(path: Path = typer.Argument(..., help="A data file or directory")) -> None:
-    """Counts per split and per entity type."""
-    from loraner.data.inspect import inspect_splits, load_path  # keeps `loraner --help` fast
+    """Counts per split and per entity type, and what the reader skipped or repaired ("warnings": a
+    Label Studio export's tasks skipped, with their ids and why)."""
+    from loraner.data.inspect import inspect_path  # keeps `loraner --help` fast
 
-    typer.echo(json.dumps(inspect_splits(load_path(path)), indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(inspect_path(path), indent=2, ensure_ascii=False))
 
 
 @app.command()

@@ -67,6 +67,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LabelStudioOptions(Strict):
+    """``data.label_studio``: how a Label Studio JSON export (``format: label-studio``) becomes examples."""
+
+    text_field: str | None = Field(
+        None,
+        description="the key of a task's data that holds the text ($text in the labelling config); default: "
+        "'text', or the task's only string",
+    )
+    from_name: str | None = Field(
+        None, description="the Labels control to read (its name); default: the only one the export has"
+    )
+    annotator: int | str | None = Field(
+        None,
+        description="take this annotator's annotation of each task (a user id, or an email where the export "
+        "has them); default: the latest annotation that was not cancelled",
+    )
+    labels: list[str] | None = Field(
+        None,
+        description="the project's labels: a region with another label is reported and its task skipped "
+        "(default: every label is taken)",
+    )
+    holdout: dict[str, float] = Field(
+        default_factory=lambda: {"validation": 0.1, "test": 0.1},
+        description="when data.path is one export file: the share of tasks in each held-out split (seeded "
+        "by data.seed); the rest are 'train'",
+    )
+
+
 class DataConfig(Strict):
     """Where the examples come from. ``format`` picks the reader (``loraner.data`` registers them and
     says which exist); the rest are that reader's options."""
@@ -95,6 +123,7 @@ class DataConfig(Strict):
     seed: int = 42
     synth_counts: dict[str, int] = Field(default_factory=lambda: dict(defaults.SYNTH_COUNTS.value))
     synth_locales: list[str] = Field(default_factory=lambda: list(defaults.SYNTH_LOCALES.value))
+    label_studio: LabelStudioOptions = Field(default_factory=LabelStudioOptions)
 
 
 class ModelConfig(Strict):
