@@ -18,6 +18,7 @@ from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
 from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
+from loraner.commands import labelstudio as label_studio_commands
 from loraner.commands.deid import RecognizerChoice
 from loraner.commands.options import BackendOption, DTypeOption, cli_help
 from loraner.errors import ConfigError
@@ -199,6 +200,7 @@ inference_commands.register(app)
 deid_commands.register(app)
 hub_commands.register(app)
 calibrate_commands.register(app)
+label_studio_commands.register(app)
 
 
 def main() -> None:
