@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -51,3 +52,25 @@ def confidence(text: str, prediction: TextPrediction, aggregation: str = "first"
         return Confidence(0.0, 0, 1.0)
     best = word_distributions(prediction.probs, words, aggregation).max(axis=1)
     return Confidence(float(np.log(np.maximum(best, _FLOOR)).sum()), len(words), float(best.min()))
+
+
+# How a text's confidence becomes the uncertainty ``loraner rank`` orders by (higher: annotate sooner).
+Measure = Literal["sequence", "word-mean", "lowest-word"]
+MEASURES: dict[str, str] = {
+    "sequence": "least confidence of the whole text: -log P(every word right) (favours texts with more "
+    "doubtful words, so longer ones)",
+    "word-mean": "the same per word: -log P(every word right) / words (no length bias; Shen et al. 2017's "
+    "MNLP)",
+    "lowest-word": "1 - the confidence of the least sure word (one doubtful word is enough)",
+}
+
+
+def uncertainty(conf: Confidence, measure: Measure = "sequence") -> float:
+    """How unsure the model is of a text, by ``measure`` (:data:`MEASURES`); 0 for a text without words."""
+    if measure == "sequence":
+        return -conf.log
+    if measure == "word-mean":
+        return -conf.log / conf.words if conf.words else 0.0
+    if measure == "lowest-word":
+        return 1.0 - conf.lowest
+    raise ValueError(f"unknown measure {measure!r}; one of {', '.join(MEASURES)}")
