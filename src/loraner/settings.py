@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loraner import defaults
 from loraner.errors import ConfigError
@@ -186,9 +186,23 @@ class TrainingConfig(Strict):
     )
     length_bucket_batches: int = Field(8, ge=1, description="length_buckets: batches per bucket")
     logging_steps: int = 50
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list,
+        description="tracking backends the Trainer logs to, with loraner's own scores, config and files "
+        "added to the run (loraner.train.tracking): none (default), tensorboard, mlflow or a list; each an "
+        "extra. MLflow's store is RUN/mlflow.db unless MLFLOW_TRACKING_URI is set",
+    )
     max_steps: int = -1
     save_total_limit: int = 2
     threads: int | None = None
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to(cls, value: Any) -> Any:
+        """``none``, one backend, or a list of them (``none`` alone, as transformers spells it)."""
+        if isinstance(value, str):
+            value = [] if value == "none" else [value]
+        return list(dict.fromkeys(value)) if isinstance(value, list) else value
 
 
 class ReportConfig(Strict):
