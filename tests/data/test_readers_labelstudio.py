@@ -215,3 +215,30 @@ def test_when_a_labelling_config_is_read_then_its_control_object_field_and_label
         label_names('<View><Choices name="c" toName="t"/><Text name="t" value="$text"/></View>')
     with pytest.raises(ConfigError, match="not valid XML"):
         label_names("<View>")
+
+
+def test_when_an_export_made_by_a_real_label_studio_is_read_then_each_task_gives_its_chosen_annotation(
+    fixtures: Path,
+):
+    """``real-export.json`` was exported by Label Studio 1.23.2 in ``tests/integrations/
+    test_label_studio_server.py``: tasks 1-3 imported with loraner's predictions and annotated through
+    the API (task 1 revised by a newer annotation without its last region, task 2's newest annotation
+    cancelled), tasks 4-5 imported bare and pre-annotated by loraner's ML backend, never annotated."""
+    path = fixtures / "labelstudio" / "real-export.json"
+    tasks = {task["id"]: task for task in json.loads(path.read_text(encoding="utf-8"))}
+    spans, report = _read(path)
+
+    def regions(task_id: int, annotation: int) -> list[tuple[str, str]]:
+        result = tasks[task_id]["annotations"][annotation]["result"]
+        return [(r["value"]["text"], r["value"]["labels"][0]) for r in result]
+
+    assert list(spans) == ["1", "2", "3"]
+    assert spans["1"] == regions(1, 1) == regions(1, 0)[:-1]  # the newer annotation
+    assert tasks[2]["annotations"][1]["was_cancelled"] and spans["2"] == regions(
+        2, 0
+    )  # not the cancelled one
+    assert spans["3"] == regions(3, 0)
+    assert report["skipped"] == {"no annotation that was not cancelled": [4, 5]}
+    # Label Studio exports predictions by id; an annotation made from one carries it whole
+    assert all(tasks[i]["predictions"] for i in (4, 5))
+    assert tasks[3]["annotations"][0]["prediction"]["model_version"].endswith("@551d9c4f0003")
