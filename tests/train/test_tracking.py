@@ -22,7 +22,14 @@ def tracked_run(tmp_path_factory, tiny_roberta_dir) -> Path:
     tmp = tmp_path_factory.mktemp("tracked-run")
     config = write_config(tmp, tiny_roberta_dir)
     invoke(
-        "train", str(config), "--output", str(tmp / "out"), "--set", "training.report_to=[mlflow,tensorboard]"
+        "train",
+        str(config),
+        "--output",
+        str(tmp / "out"),
+        "--set",
+        "training.report_to=[mlflow,tensorboard]",
+        "--set",
+        "training.epochs=2",
     )
     return tmp / "out"
 

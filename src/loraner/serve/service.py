@@ -82,6 +82,8 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         **decoding,
     )
     predictor.check()  # ready means ready: a dry run catches a tokenizer or label list that does not fit
+    if settings.label_studio:
+        _ = predictor.version  # its fingerprint reads the weights: here, not in a request
     return predictor
 
 
