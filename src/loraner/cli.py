@@ -194,6 +194,15 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
 
     typer.echo(format_metrics_table(metrics))
     typer.echo(f"outputs in {out}: metrics.json report.md confusion_matrix.png adapter/ merged/")
+    tracked = (metrics.get("config") or {}).get("training", {}).get("report_to") or []
+    if "mlflow" in tracked:
+        from loraner.train.tracking import mlflow_uri
+
+        typer.echo(f"tracked run: mlflow ui --backend-store-uri {mlflow_uri(out)}")
+    if "tensorboard" in tracked:
+        from loraner.train.tracking import tensorboard_dir
+
+        typer.echo(f"tracked run: tensorboard --logdir {tensorboard_dir(out)}")
 
 
 inference_commands.register(app)

@@ -21,7 +21,7 @@ mlflow = pytest.importorskip("mlflow")  # the [mlflow] extra, in `make test`'s [
 def tracked_run(tmp_path_factory, tiny_roberta_dir) -> Path:
     tmp = tmp_path_factory.mktemp("tracked-run")
     config = write_config(tmp, tiny_roberta_dir)
-    invoke(
+    output = invoke(
         "train",
         str(config),
         "--output",
@@ -31,6 +31,10 @@ def tracked_run(tmp_path_factory, tiny_roberta_dir) -> Path:
         "--set",
         "training.epochs=2",
     )
+    # the command says where to look
+    out = (tmp / "out").resolve()
+    assert f"mlflow ui --backend-store-uri sqlite:///{out / tracking.MLFLOW_DB}" in output
+    assert "tensorboard --logdir" in output
     return tmp / "out"
 
 
