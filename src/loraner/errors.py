@@ -25,3 +25,12 @@ class ConfigError(LoranerError):
 
 class ModelError(LoranerError):
     """A model directory that cannot be loaded or exported."""
+
+
+class DataWarning(UserWarning):
+    """What a reader skipped or repaired in a file, said once per file: ``details`` holds the same as data
+    (``loraner data inspect`` prints it)."""
+
+    def __init__(self, message: str, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}

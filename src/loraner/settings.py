@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loraner import defaults
 from loraner.errors import ConfigError
@@ -67,6 +67,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LabelStudioOptions(Strict):
+    """``data.label_studio``: how a Label Studio JSON export (``format: label-studio``) becomes examples."""
+
+    text_field: str | None = Field(
+        None,
+        description="the key of a task's data that holds the text ($text in the labelling config); default: "
+        "'text', or the task's only string",
+    )
+    from_name: str | None = Field(
+        None, description="the Labels control to read (its name); default: the only one the export has"
+    )
+    annotator: int | str | None = Field(
+        None,
+        description="take this annotator's annotation of each task (a user id, or an email where the export "
+        "has them); default: the latest annotation that was not cancelled",
+    )
+    labels: list[str] | None = Field(
+        None,
+        description="the project's labels: a region with another label is reported and its task skipped "
+        "(default: every label is taken)",
+    )
+    holdout: dict[str, float] = Field(
+        default_factory=lambda: {"validation": 0.1, "test": 0.1},
+        description="when data.path is one export file: the share of tasks in each held-out split (seeded "
+        "by data.seed); the rest are 'train'",
+    )
+
+
 class DataConfig(Strict):
     """Where the examples come from. ``format`` picks the reader (``loraner.data`` registers them and
     says which exist); the rest are that reader's options."""
@@ -95,6 +123,7 @@ class DataConfig(Strict):
     seed: int = 42
     synth_counts: dict[str, int] = Field(default_factory=lambda: dict(defaults.SYNTH_COUNTS.value))
     synth_locales: list[str] = Field(default_factory=lambda: list(defaults.SYNTH_LOCALES.value))
+    label_studio: LabelStudioOptions = Field(default_factory=LabelStudioOptions)
 
 
 class ModelConfig(Strict):
@@ -164,9 +193,23 @@ class TrainingConfig(Strict):
     )
     length_bucket_batches: int = Field(8, ge=1, description="length_buckets: batches per bucket")
     logging_steps: int = 50
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list,
+        description="tracking backends the Trainer logs to, with loraner's own scores, config and files "
+        "added to the run (loraner.train.tracking): none (default), tensorboard, mlflow or a list; each an "
+        "extra. MLflow's store is RUN/mlflow.db unless MLFLOW_TRACKING_URI is set",
+    )
     max_steps: int = -1
     save_total_limit: int = 2
     threads: int | None = None
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to(cls, value: Any) -> Any:
+        """``none``, one backend, or a list of them (``none`` alone, as transformers spells it)."""
+        if isinstance(value, str):
+            value = [] if value == "none" else [value]
+        return list(dict.fromkeys(value)) if isinstance(value, list) else value
 
 
 class ReportConfig(Strict):

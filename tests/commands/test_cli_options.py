@@ -31,6 +31,7 @@ SERVE_FLAGS = {
     "--aggregation": (),
     "--word-split": (),
     "--log-level": (),
+    "--label-studio": ("--no-label-studio",),
     "--api-keys": (),
     "--api-keys-file": (),
     "--protect-metrics": ("--no-protect-metrics",),

@@ -14,7 +14,7 @@ from loraner.errors import ConfigError
 from loraner.settings import DataConfig
 from loraner.types import Span, SpanExample, WordExample
 
-ALL_FORMATS = ["conll", "fewnerd-hub", "fewnerd-txt", "hf", "jsonl", "nor-deid", "synth"]
+ALL_FORMATS = ["conll", "fewnerd-hub", "fewnerd-txt", "hf", "jsonl", "label-studio", "nor-deid", "synth"]
 
 
 def test_when_registry_listed_then_every_config_format_is_registered() -> None:
@@ -32,6 +32,7 @@ def test_when_format_unknown_then_error_lists_supported() -> None:
         ("conll", "conll", {"splits": {"train": "train", "validation": "dev", "test": "test"}}),
         ("fewnerd-txt", "fewnerd", {"splits": {"train": "train", "validation": "dev", "test": "test"}}),
         ("jsonl", "jsonl", {}),
+        ("label-studio", "labelstudio/export.json", {}),
         ("nor-deid", "nordeid", {}),
         ("synth", None, {"synth_counts": {"train": 3, "validation": 1, "test": 1}}),
     ],

@@ -43,7 +43,7 @@ def test_when_a_tag_is_unknown_then_the_error_names_the_example():
 def test_every_format_says_what_it_labels():
     units = {name: reader_unit(name) for name in supported_formats()}
     assert units["conll"] == units["fewnerd-txt"] == units["fewnerd-hub"] == units["hf"] == "words"
-    assert units["jsonl"] == units["synth"] == units["nor-deid"] == "spans"
+    assert units["jsonl"] == units["synth"] == units["nor-deid"] == units["label-studio"] == "spans"
     assert set(units.values()) == {"words", "spans"}
     with pytest.raises(ConfigError, match="unknown format 'csv'"):
         reader_unit("csv")

@@ -4,6 +4,7 @@ the writer's strict stop, and the Ray actor on batches of columns (no running Ra
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,3 +118,19 @@ def test_ray_actor_maps_dict_and_dataframe_batches(torch_predictor):
     pandas = pytest.importorskip("pandas")
     frame = actor(pandas.DataFrame({"text": ["José Müller", "Oslo"]}))
     assert list(frame["entities"]) == out["entities"][:2]
+
+
+def test_ray_actor_writes_label_studio_tasks_and_no_line_for_a_failed_row(torch_predictor):
+    pyarrow = pytest.importorskip("pyarrow")
+    from loraner.jobs.ray import LINE, RAW, result_lines
+
+    actor = RayNERPredictor(
+        predictor=torch_predictor, fmt="jsonl", source="in.jsonl", output_format="label-studio"
+    )
+    raws = [b'{"id": 1, "text": "Kari bor i Oslo."}', b'{"txt": "typo"}', b""]
+    out = actor(pyarrow.table({LINE: [1, 2, 3], RAW: pyarrow.array(raws, pyarrow.binary())}))
+    (task_line, error), (missing, problem) = list(result_lines([out]))
+    task = json.loads(task_line)
+    assert task["data"] == {"id": 1, "text": "Kari bor i Oslo."} and error is None
+    assert task["predictions"][0]["model_version"] == torch_predictor.version
+    assert missing is None and problem.startswith("in.jsonl:2:")  # counted by the writer, no task written

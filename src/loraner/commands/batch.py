@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from loraner.commands.options import Engine
+from loraner.data.labelstudio import LabelNames, label_names
 from loraner.errors import ConfigError, DataError
 from loraner.jobs import Job, JobSummary, run_job
 from loraner.jobs.tasks import TASKS
@@ -28,6 +29,18 @@ def check_input_output(
         raise ConfigError("--output must differ from --input (it would be overwritten while read)")
     if engine == "ray" and (input_ is None or output is None):
         raise ConfigError("--engine ray needs --input FILE and --output FILE (.jsonl or .parquet)")
+
+
+def read_label_config(path: Path) -> LabelNames:
+    """The Labels control, Text object and labels of a Label Studio labelling config file (XML)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--label-config {path}: cannot read it ({exc})") from None
+    try:
+        return label_names(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--label-config {path}: {exc}") from None
 
 
 def run_file_job(job: Job, engine: Engine, *, address: str | None = None, concurrency: int = 1) -> None:
@@ -52,7 +65,11 @@ def report(summary: JobSummary, job: Job) -> None:
     if job.target is not None:
         typer.echo(f"wrote {summary.rows} {unit}s to {job.target}", err=True)
     if summary.failed:
+        where = (
+            "they have no task in the output"
+            if job.output_format == "label-studio"
+            else 'their rows have "error"'
+        )
         raise RowsFailed(
-            f'{summary.failed} of {summary.rows} {unit}s failed (their rows have "error"); the first: '
-            f"{summary.first_error}"
+            f"{summary.failed} of {summary.rows} {unit}s failed ({where}); the first: {summary.first_error}"
         )

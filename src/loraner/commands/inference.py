@@ -14,7 +14,7 @@ import typer
 
 from loraner import defaults
 from loraner.commands import friendly_errors
-from loraner.commands.batch import check_input_output, run_file_job
+from loraner.commands.batch import check_input_output, read_label_config, run_file_job
 from loraner.commands.options import (
     AdapterOption,
     AddressOption,
@@ -28,9 +28,11 @@ from loraner.commands.options import (
     DTypeOption,
     EngineOption,
     InputOption,
+    LabelConfigOption,
     MaxLengthOption,
     ModelOption,
     OThresholdOption,
+    OutputFormatOption,
     OutputOption,
     StrictOption,
     StrideOption,
@@ -75,8 +77,11 @@ def predict(
     address: AddressOption = None,
     concurrency: ConcurrencyOption = 1,
     strict: StrictOption = False,
+    output_format: OutputFormatOption = "entities",
+    label_config: LabelConfigOption = None,
 ) -> None:
-    """Entities in TEXT, or in every row of a file (output rows gain "entities"). A bad row gets an
+    """Entities in TEXT, or in every row of a file (output rows gain "entities"; with --output-format
+    label-studio, Label Studio tasks with the model's prediction, docs/label-studio.md). A bad row gets an
     "error" (file:line and why) instead of entities and the rest go on; the command then says how many
     failed and exits 1. --strict: check every row before the model loads and stop at the first bad
     one. With --engine ray: a JSONL or Parquet file through Ray Data (docs/scale-out.md)."""
@@ -102,6 +107,8 @@ def predict(
         output,
         strict=strict,
         predictor_options={k: v for k, v in options.items() if v is not None},
+        output_format=output_format,
+        label_names=read_label_config(label_config) if label_config else None,
     )
     if text is not None:
         record = run_text(job, text)

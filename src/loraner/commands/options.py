@@ -19,6 +19,7 @@ from loraner import defaults
 from loraner.data.words import WordSplit
 from loraner.inference import Aggregation, BackendName
 from loraner.inference.backends import DType
+from loraner.jobs.tasks import OutputFormat
 from loraner.serve.settings import Flag
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,6 +95,22 @@ AddressOption = Annotated[
 ]
 ConcurrencyOption = Annotated[
     int, typer.Option("--concurrency", min=1, help="--engine ray: model replicas (actors)")
+]
+OutputFormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output-format",
+        help='entities: each input record with "entities"; label-studio: Label Studio tasks with the '
+        "model's prediction (import them as they are; rows that fail are left out and counted)",
+    ),
+]
+LabelConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--label-config",
+        help="label-studio: the project's labelling config (XML) naming its Labels control, Text object and "
+        "labels (default: the NER template's names: label, text, $text; `loraner label-studio config`)",
+    ),
 ]
 StrictOption = Annotated[
     bool,

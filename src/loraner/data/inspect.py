@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Any
 
 from loraner.data.conll import read_column_file
 from loraner.data.jsonl import read_span_file
+from loraner.data.labelstudio import is_label_studio_file, read_label_studio_file
 from loraner.data.nordeid import is_nor_deid_file, read_nor_deid_file
-from loraner.errors import DataError
+from loraner.errors import DataError, DataWarning
 from loraner.types import Example, Splits, WordExample
 
 COLUMN_SUFFIXES = (".txt", ".conll", ".bio", ".iob", ".tsv")
@@ -28,6 +30,22 @@ def inspect_splits(splits: Splits) -> dict[str, Any]:
     for stats in per_split.values():
         totals.update(stats["entity_types"])
     return {"splits": per_split, "entity_types": dict(sorted(totals.items()))}
+
+
+def inspect_path(path: str | Path) -> dict[str, Any]:
+    """:func:`inspect_splits` of :func:`load_path`, with what the readers skipped or repaired (their
+    warnings) under ``warnings``: each a ``message``, and the reader's details where it gives them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        splits = load_path(path)
+    summary = inspect_splits(splits)
+    notes = [w.message for w in caught if isinstance(w.message, UserWarning)]
+    if notes:
+        summary["warnings"] = [
+            {"message": str(note), **(note.details if isinstance(note, DataWarning) else {})}
+            for note in notes
+        ]
+    return summary
 
 
 def _split_stats(examples: Sequence[Example]) -> dict[str, Any]:
@@ -59,10 +77,16 @@ def _kind(words: int, spans: int) -> str:
     return "words" if words else "spans" if spans else "empty"
 
 
-# First match wins: Nor-DeID files are JSON too, so they are tried before generic span files.
+# First match wins: Nor-DeID files and Label Studio exports are JSON too, so they are tried before generic
+# span files.
 FileReader = Callable[[Path], list[Example]]
 SNIFFERS: list[tuple[str, Callable[[Path], bool], FileReader]] = [
     ("Nor-DeID-SynthData .json", is_nor_deid_file, lambda p: list(read_nor_deid_file(p))),
+    (
+        "Label Studio export .json/.jsonl",
+        is_label_studio_file,
+        lambda p: list(read_label_studio_file(p)[0]),
+    ),
     ("span .jsonl/.json", lambda p: p.suffix.lower() in SPAN_SUFFIXES, lambda p: list(read_span_file(p))),
     (
         f"column files ({' '.join(COLUMN_SUFFIXES)})",

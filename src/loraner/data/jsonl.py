@@ -26,7 +26,7 @@ OVERLAP_RULE = "kept the longer span; on ties the earlier one"
 
 
 @dataclass(frozen=True)
-class _Where:
+class Where:
     """Where a record came from: a JSONL line, or an index into a JSON list."""
 
     source: str
@@ -48,7 +48,7 @@ def read_span_file(path: str | Path) -> list[SpanExample]:
     path = Path(path)
     examples: list[SpanExample] = []
     dropped = 0
-    for where, record in _records(path):
+    for where, record in read_records(path):
         example, n = parse_record(record, where)
         examples.append(example)
         dropped += n
@@ -67,7 +67,8 @@ def _read_text(path: Path) -> str:
         raise DataError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", source=str(path)) from exc
 
 
-def _records(path: Path) -> Iterator[tuple[_Where, Any]]:
+def read_records(path: Path) -> Iterator[tuple[Where, Any]]:
+    """Each record of a ``.json`` file (a list, or one object) or a ``.jsonl`` file, with where it is."""
     text = _read_text(path)
     if path.suffix.lower() == ".json":
         yield from _json_records(text, str(path))
@@ -77,7 +78,7 @@ def _records(path: Path) -> Iterator[tuple[_Where, Any]]:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue  # blank lines (often a trailing one) are not records
-        where = _Where(str(path), line=number)
+        where = Where(str(path), line=number)
         try:
             yield where, json.loads(line)
         except json.JSONDecodeError as exc:
@@ -86,7 +87,7 @@ def _records(path: Path) -> Iterator[tuple[_Where, Any]]:
             raise where.error(f"not valid JSON: nested too deeply (over {sys.getrecursionlimit()})") from None
 
 
-def _json_records(text: str, source: str) -> Iterator[tuple[_Where, Any]]:
+def _json_records(text: str, source: str) -> Iterator[tuple[Where, Any]]:
     if not text.strip():
         return
     try:
@@ -102,10 +103,10 @@ def _json_records(text: str, source: str) -> Iterator[tuple[_Where, Any]]:
     # A single object is accepted as a one-record file.
     records = data if isinstance(data, list) else [data]
     for index, record in enumerate(records):
-        yield _Where(source, record=index), record
+        yield Where(source, record=index), record
 
 
-def parse_record(record: Any, where: _Where) -> tuple[SpanExample, int]:
+def parse_record(record: Any, where: Where) -> tuple[SpanExample, int]:
     """Validate one record; return the example and how many overlapping spans were dropped."""
     if not isinstance(record, dict):
         raise where.error(f"expected a JSON object, got {type(record).__name__}")
@@ -126,7 +127,7 @@ def parse_record(record: Any, where: _Where) -> tuple[SpanExample, int]:
     ), dropped
 
 
-def _parse_span(raw: Any, index: int, length: int, where: _Where) -> Span:
+def _parse_span(raw: Any, index: int, length: int, where: Where) -> Span:
     name = f"span {index}"
     if not isinstance(raw, dict):
         raise where.error(f"{name}: expected an object with start, end, label")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,12 @@ class NERPredictor:
             path=self.path,
             **vars(replace(self.settings, **changes)),
         )
+
+    @cached_property
+    def version(self) -> str:
+        """Which model this is, ``NAME@FINGERPRINT`` (:attr:`ModelDir.version`: the digest of its weights),
+        as Label Studio's ``model_version``; the name alone for a predictor assembled in memory."""
+        return ModelDir.open(self.path).version if self.path else self.name
 
     @property
     def info(self) -> ModelInfo:

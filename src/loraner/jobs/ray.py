@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from loraner.data.jsonl import jsonl_line
+from loraner.data.labelstudio import LabelNames
 from loraner.deid import DeidConfig, resolve_secret
 from loraner.errors import ConfigError, DataError
 from loraner.inference.predictor import NERPredictor
 from loraner.jobs.documents import Document, check_documents, from_record, parse_line
-from loraner.jobs.run import CHUNK_ROWS, Job, JobSummary, write_lines
-from loraner.jobs.tasks import ERROR, TaskName, make_task
+from loraner.jobs.run import CHUNK_ROWS, Job, JobSummary, output_line, write_lines
+from loraner.jobs.tasks import ERROR, OutputFormat, TaskName, make_task
 
 FileFormat = Literal["jsonl", "parquet"]
 BatchKind = Literal["rows", "jsonl", "parquet"]
@@ -78,6 +78,8 @@ class RayNERPredictor:
         source: str = "",
         deid_config: DeidConfig | dict[str, Any] | None = None,
         include_original: bool = False,
+        output_format: OutputFormat = "entities",
+        label_names: LabelNames | None = None,
         predictor: Any = None,
         **predictor_kwargs: Any,
     ) -> None:
@@ -86,7 +88,14 @@ class RayNERPredictor:
         predictor = predictor or NERPredictor.from_pretrained(model_dir, **predictor_kwargs)  # type: ignore[arg-type]
         if isinstance(deid_config, dict):
             deid_config = DeidConfig.model_validate(deid_config)
-        self.task = make_task(task, predictor, deid_config=deid_config, include_original=include_original)
+        self.task = make_task(
+            task,
+            predictor,
+            deid_config=deid_config,
+            include_original=include_original,
+            output_format=output_format,
+            label_names=label_names,
+        )
         self.fmt = fmt
         self.source = source
 
@@ -116,7 +125,7 @@ class RayNERPredictor:
         errors: list[str | None] = []
         for document in parsed:
             outcome = next(outcomes) if document is not None else None
-            lines.append(jsonl_line(self.task.record(outcome)) if outcome else None)
+            lines.append(output_line(self.task, outcome) if outcome else None)
             errors.append(outcome.error if outcome else None)
         return pa.table({JSON: pa.array(lines, pa.string()), ERROR: pa.array(errors, pa.string())})
 
@@ -186,6 +195,8 @@ def run_ray_job(job: Job, options: RayOptions | None = None, progress: IO[str] |
     fmt = file_format(job.source)
     if file_format(job.target) != fmt:
         raise ConfigError(f"--output {job.target}: write {fmt} for {fmt} input")
+    if job.output_format != "entities" and fmt != "jsonl":
+        raise ConfigError(f"--output-format {job.output_format}: write JSONL (Label Studio imports it)")
     if job.deid_config is not None:
         resolve_secret(job.deid_config)  # here, before any actor starts: a missing secret is one clear line
     if job.strict and fmt == "parquet":  # on the driver, before any actor loads the model
@@ -217,6 +228,8 @@ def run_ray_job(job: Job, options: RayOptions | None = None, progress: IO[str] |
                 "source": str(job.source),
                 "deid_config": job.deid_config,
                 "include_original": job.include_original,
+                "output_format": job.output_format,
+                "label_names": job.label_names,
                 "threads": options.threads,
                 **job.predictor_options,
             },
@@ -236,12 +249,13 @@ def run_ray_job(job: Job, options: RayOptions | None = None, progress: IO[str] |
             ray.shutdown()
 
 
-def result_lines(batches: Iterable[Any]) -> Iterator[tuple[str, str | None]]:
-    """(output line, error) per non-blank input line, in order."""
+def result_lines(batches: Iterable[Any]) -> Iterator[tuple[str | None, str | None]]:
+    """(output line, error) per non-blank input line, in order (the line None where the task writes no
+    record for a row that failed)."""
     for batch in batches:
         columns = batch.to_pydict()
         for line, error in zip(columns[JSON], columns[ERROR], strict=True):
-            if line is not None:
+            if line is not None or error is not None:
                 yield line, error
 
 

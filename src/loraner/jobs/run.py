@@ -23,11 +23,12 @@ from typing import IO, Any, TypeVar
 from tqdm import tqdm
 
 from loraner.data.jsonl import jsonl_line
+from loraner.data.labelstudio import LabelNames
 from loraner.deid import DeidConfig, resolve_secret
 from loraner.errors import DataError
 from loraner.inference import NERPredictor
 from loraner.jobs.documents import Document, check_documents, read_documents
-from loraner.jobs.tasks import Task, TaskName, make_task
+from loraner.jobs.tasks import OutputFormat, Task, TaskName, make_task
 
 # Documents per model call (and per Ray actor call): enough for length-sorted batching to pay off.
 CHUNK_ROWS = 256
@@ -39,7 +40,8 @@ class Job:
     """Every document of ``source`` through ``task`` with the model at ``model`` (loaded with
     ``predictor_options``: the keyword arguments of ``NERPredictor.from_pretrained``), one record per
     row to ``target`` (None: standard output). ``deid_config`` and ``include_original`` are the
-    ``deid`` task's."""
+    ``deid`` task's; ``output_format`` and ``label_names`` the ``predict`` task's (Label Studio tasks for
+    that control: rows that fail get no task, the summary counts them)."""
 
     task: TaskName
     model: str | Path
@@ -49,6 +51,8 @@ class Job:
     predictor_options: dict[str, Any] = field(default_factory=dict)
     deid_config: DeidConfig | None = None
     include_original: bool = False
+    output_format: OutputFormat = "entities"
+    label_names: LabelNames | None = None
 
     @property
     def keys(self) -> bool:
@@ -71,7 +75,14 @@ def load_task(job: Job) -> Task:
     if job.deid_config is not None:
         resolve_secret(job.deid_config)
     predictor = NERPredictor.from_pretrained(job.model, **job.predictor_options)
-    return make_task(job.task, predictor, deid_config=job.deid_config, include_original=job.include_original)
+    return make_task(
+        job.task,
+        predictor,
+        deid_config=job.deid_config,
+        include_original=job.include_original,
+        output_format=job.output_format,
+        label_names=job.label_names,
+    )
 
 
 def run_text(job: Job, text: str) -> dict[str, Any]:
@@ -95,11 +106,19 @@ def run_job(job: Job, progress: IO[str] | None = None) -> JobSummary:
         return write_lines(_lines(task, documents, bar.update), sink, strict=job.strict)
 
 
-def _lines(task: Task, documents: Iterable[Document], advance: Any) -> Iterator[tuple[str, str | None]]:
+def _lines(
+    task: Task, documents: Iterable[Document], advance: Any
+) -> Iterator[tuple[str | None, str | None]]:
     for chunk in chunks(documents, CHUNK_ROWS):
         for outcome in task.process(chunk):
-            yield jsonl_line(task.record(outcome)), outcome.error
+            yield output_line(task, outcome), outcome.error
         advance(len(chunk))
+
+
+def output_line(task: Task, outcome: Any) -> str | None:
+    """The JSON line of a row's record, None where the task writes no record for it."""
+    record = task.record(outcome)
+    return jsonl_line(record) if record is not None else None
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -120,10 +139,10 @@ def open_target(target: Path | None) -> Iterator[IO[str]]:
 
 
 def write_lines(
-    lines: Iterable[tuple[str, str | None]], sink: IO[str], *, strict: bool = False
+    lines: Iterable[tuple[str | None, str | None]], sink: IO[str], *, strict: bool = False
 ) -> JobSummary:
-    """Write ``(output line, error or None)`` pairs in order and count them; with ``strict`` the first
-    error is raised instead, after the lines before it. Both engines write through here."""
+    """Write ``(output line or None, error or None)`` pairs in order and count the rows; with ``strict``
+    the first error is raised instead, after the lines before it. Both engines write through here."""
     rows = failed = 0
     first_error = None
     for line, error in lines:
@@ -132,6 +151,7 @@ def write_lines(
                 raise DataError(error)
             failed += 1
             first_error = first_error or error
-        sink.write(line)
+        if line is not None:
+            sink.write(line)
         rows += 1
     return JobSummary(rows, failed, first_error)

@@ -1,5 +1,6 @@
 """What a batch job does to a chunk of documents, and the record it writes for each: ``predict`` (the
-input record with ``entities``) or ``deid`` (``id``, the de-identified ``text`` and its ``items``).
+input record with ``entities``, or, as ``label-studio``, a Label Studio task with the model's prediction)
+or ``deid`` (``id``, the de-identified ``text`` and its ``items``).
 
 Both engines call :meth:`Task.process` on their chunks and write :meth:`Task.record`, so a row looks the
 same whether it ran in this process or on a Ray actor. A row that failed gets ``"error"`` (where and
@@ -13,10 +14,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
+from loraner.data import labelstudio
+from loraner.data.labelstudio import LabelNames
 from loraner.deid import DeidConfig, DeidOutput, DeidPipeline
+from loraner.inference.uncertainty import confidence
 from loraner.jobs.documents import Document
 
 TaskName = Literal["predict", "deid"]
+# What a predict job writes per row: the input record with "entities", or a Label Studio task.
+OutputFormat = Literal["entities", "label-studio"]
 ERROR = "error"
 
 
@@ -43,7 +49,8 @@ class Task:
     def output(self, document: Document, result: Any) -> dict[str, Any]:
         raise NotImplementedError
 
-    def failed(self, document: Document, error: str) -> dict[str, Any]:
+    def failed(self, document: Document, error: str) -> dict[str, Any] | None:
+        """The record of a row that failed (None: the output gets no record for it)."""
         raise NotImplementedError
 
     def process(self, documents: Sequence[Document]) -> list[Outcome]:
@@ -66,8 +73,8 @@ class Task:
         except Exception as exc:
             return Outcome(document, error=document.failure(f"inference failed ({type(exc).__name__})"))
 
-    def record(self, outcome: Outcome) -> dict[str, Any]:
-        """The output record of one row, as both engines write it."""
+    def record(self, outcome: Outcome) -> dict[str, Any] | None:
+        """The output record of one row, as both engines write it (None: none for this row)."""
         if outcome.error is not None:
             return self.failed(outcome.document, outcome.error)
         return self.output(outcome.document, outcome.result)
@@ -75,28 +82,48 @@ class Task:
     def column_values(self, outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
         """:attr:`columns` and ``error`` for a batch of columns (Parquet, a Ray batch of your own)."""
         records = [self.record(outcome) for outcome in outcomes]
-        values = {name: [record.get(name) for record in records] for name in self.columns}
+        values = {name: [(record or {}).get(name) for record in records] for name in self.columns}
         values[ERROR] = [outcome.error for outcome in outcomes]
         return values
 
 
 class PredictTask(Task):
-    """Entities per text: the output record is the input record with ``entities``."""
+    """Entities per text: the output record is the input record with ``entities`` or, with
+    ``output_format="label-studio"``, a Label Studio task (:func:`loraner.data.labelstudio.task`): the
+    record's fields as its data and one prediction, scored by the text's sequence confidence
+    (:mod:`loraner.inference.uncertainty`) and versioned ``NAME@FINGERPRINT``."""
 
     name: TaskName = "predict"
     unit = "text"
     columns = ("entities",)
 
-    def __init__(self, predictor: Any) -> None:
+    def __init__(
+        self, predictor: Any, output_format: OutputFormat = "entities", label_names: LabelNames | None = None
+    ) -> None:
         self.predictor = predictor
+        self.output_format = output_format
+        self.label_names = label_names or LabelNames()
+        self.model_version = predictor.version if output_format == "label-studio" else ""
 
     def run(self, documents: Sequence[Document]) -> list[Any]:
-        return self.predictor.predict_batch([d.text for d in documents])
+        texts = [d.text for d in documents]
+        if self.output_format == "entities":
+            return self.predictor.predict_batch(texts)
+        return [
+            (analysis.entities, confidence(text, analysis, self.predictor.aggregation).value)
+            for text, analysis in zip(texts, self.predictor.analyze_batch(texts), strict=True)
+        ]
 
     def output(self, document: Document, result: Any) -> dict[str, Any]:
-        return {**document.record, "entities": [e.to_dict() for e in result]}
+        if self.output_format == "entities":
+            return {**document.record, "entities": [e.to_dict() for e in result]}
+        entities, score = result
+        predicted = labelstudio.prediction(entities, self.label_names, self.model_version, score)
+        return labelstudio.task(document.record, document.text or "", self.label_names, predicted)
 
-    def failed(self, document: Document, error: str) -> dict[str, Any]:
+    def failed(self, document: Document, error: str) -> dict[str, Any] | None:
+        if self.output_format == "label-studio":
+            return None
         kept = {k: v for k, v in document.record.items() if k != "text"}
         return {**kept, "entities": None, ERROR: error}
 
@@ -132,9 +159,16 @@ TASKS: dict[str, type[Task]] = {"predict": PredictTask, "deid": DeidTask}
 
 
 def make_task(
-    name: TaskName, predictor: Any, *, deid_config: DeidConfig | None = None, include_original: bool = False
+    name: TaskName,
+    predictor: Any,
+    *,
+    deid_config: DeidConfig | None = None,
+    include_original: bool = False,
+    output_format: OutputFormat = "entities",
+    label_names: LabelNames | None = None,
 ) -> Task:
-    """The task ``name`` over a loaded predictor (``deid``: run with the config's ``o_threshold``)."""
+    """The task ``name`` over a loaded predictor (``deid``: run with the config's ``o_threshold``;
+    ``predict``: written as ``output_format``, Label Studio tasks for the control ``label_names``)."""
     if name == "deid":
         return DeidTask(predictor, deid_config or DeidConfig(), include_original)
-    return PredictTask(predictor)
+    return PredictTask(predictor, output_format, label_names)

@@ -7,6 +7,7 @@ its tokenizer) instead of going back to the files. Each of its JSON files is rea
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,8 @@ from typing import Any, Literal
 from loraner.modeldir.files import (
     CONFIG_FILE,
     META_FILE,
+    ONNX_FILE,
+    TORCH_WEIGHT_PATTERNS,
     adapter_weights,
     has_onnx,
     has_torch_weights,
@@ -110,6 +113,32 @@ class ModelDir:
         if not self.recorded:
             return "none"
         return str((self.meta.onnx or {}).get("quantization", "none"))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of the weights this directory holds (12 hex digits; for an adapter, with the base it
+        was trained on): two directories with the same fingerprint predict alike. Read once, in blocks."""
+        digest = hashlib.sha256()
+        for path in self._weight_files():
+            digest.update(path.name.encode())
+            with path.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        if self.is_adapter and self.meta.base_fingerprint:
+            digest.update(repr(sorted(self.meta.base_fingerprint.items())).encode())
+        digest.update(repr(self.meta.labels).encode())
+        return digest.hexdigest()[:12]
+
+    @property
+    def version(self) -> str:
+        """The model's name and fingerprint, ``NAME@FINGERPRINT``: which model made a prediction."""
+        return f"{self.meta.name or self.path.name}@{self.fingerprint}"
+
+    def _weight_files(self) -> list[Path]:
+        if self.is_adapter:
+            return [self.adapter_weights]
+        found = sorted({p for pattern in TORCH_WEIGHT_PATTERNS for p in self.path.glob(pattern)})
+        return found + ([self.path / ONNX_FILE] if self.has_onnx else [])
 
     @property
     def adapter_weights(self) -> Path:

@@ -25,6 +25,7 @@ from loraner.inference.adapters import adapter_dirs
 from loraner.inference.backends import limit_malloc_arenas
 from loraner.serve.auth import UNAUTHORIZED, load_api_keys, require_key
 from loraner.serve.errors import install_error_handlers
+from loraner.serve.labelstudio import label_studio_router
 from loraner.serve.logs import configure_logging
 from loraner.serve.metrics import Metrics
 from loraner.serve.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
@@ -65,12 +66,14 @@ def _deidentify_router(service: Service) -> APIRouter | None:
 @dataclass(frozen=True)
 class Feature:
     """A route group: its router factory (None: not served with these settings), whether it needs an
-    API key when keys are configured, and the modes it adds to ``GET /``'s ``features`` (the demo
-    page's mode switch)."""
+    API key when keys are configured, the modes it adds to ``GET /``'s ``features`` (the demo
+    page's mode switch), and whether a key may come as an HTTP Basic password (Label Studio sends an ML
+    backend's credentials so)."""
 
     routes: Callable[[Service], APIRouter | None]
     needs_key: Callable[[ServeSettings], bool]
     modes: tuple[str, ...] = ()
+    basic_auth: bool = False
 
 
 def _always(_: ServeSettings) -> bool:
@@ -89,6 +92,7 @@ FEATURES = (
     Feature(predict_router, _always, modes=("predict", "predict_batch")),
     Feature(adapters_router, _always),
     Feature(_deidentify_router, _always, modes=("deidentify",)),
+    Feature(label_studio_router, _always, basic_auth=True),
     Feature(metrics_router, attrgetter("protect_metrics")),
     Feature(demo_router, attrgetter("protect_demo")),
     Feature(docs_router, attrgetter("protect_demo")),
@@ -173,12 +177,13 @@ def _include_features(
 ) -> list[str]:
     """Every route group of ``FEATURES`` these settings serve, then the caller's, each guarded by an API
     key when keys are configured and the group needs one; returns the modes for ``GET /``."""
-    guard = [require_key(keys)] if keys else []
     modes: list[str] = []
 
-    def include(group: APIRouter, needs_key: bool) -> None:
-        if needs_key and guard:
-            app.include_router(group, dependencies=guard, responses=UNAUTHORIZED)
+    def include(group: APIRouter, needs_key: bool, basic_auth: bool = False) -> None:
+        if needs_key and keys:
+            app.include_router(
+                group, dependencies=[require_key(keys, basic=basic_auth)], responses=UNAUTHORIZED
+            )
         else:
             app.include_router(group)
 
@@ -187,7 +192,7 @@ def _include_features(
             continue
         group = feature.routes(service)
         if group is not None:
-            include(group, feature.needs_key(service.settings))
+            include(group, feature.needs_key(service.settings), feature.basic_auth)
             modes += feature.modes
     for group in routers:
         include(group, True)

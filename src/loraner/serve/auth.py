@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner.errors import ConfigError
@@ -32,6 +32,15 @@ BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="apiKey",
     description="An API key of this service (LORANER_API_KEYS / LORANER_API_KEYS_FILE)",
+)
+
+# Label Studio sends an ML backend's credentials as HTTP Basic (user and password): routes that Label
+# Studio calls also take a key as the password, whatever the user name.
+BASIC = HTTPBasic(
+    auto_error=False,
+    scheme_name="apiKeyAsPassword",
+    description="An API key of this service as the password (any user name): Label Studio's ML backend "
+    "authentication",
 )
 
 UNAUTHORIZED = {
@@ -107,23 +116,38 @@ def key_matches(given: str, digests: tuple[bytes, ...]) -> bool:
     return matched
 
 
-def require_key(digests: tuple[bytes, ...]) -> Any:
+def require_key(digests: tuple[bytes, ...], *, basic: bool = False) -> Any:
     """The dependency routes get when keys are configured: a 401 with ``WWW-Authenticate: Bearer``
-    (as JSON, like every other error) unless the request carries one of the keys."""
+    (as JSON, like every other error) unless the request carries one of the keys; with ``basic``, as the
+    password of HTTP Basic too (``WWW-Authenticate`` then offers both)."""
+    offer = 'Bearer, Basic realm="loraner"' if basic else "Bearer"
 
-    async def check(credentials: HTTPAuthorizationCredentials | None = Security(BEARER)) -> None:
-        if credentials is None:
+    def verify(given: str | None) -> None:
+        if given is None:
             raise StarletteHTTPException(
                 401,
-                "this service needs an API key: send the header Authorization: Bearer KEY",
-                headers={"WWW-Authenticate": "Bearer"},
+                "this service needs an API key: send the header Authorization: Bearer KEY"
+                + (" (or HTTP Basic with the key as the password)" if basic else ""),
+                headers={"WWW-Authenticate": offer},
             )
-        if not key_matches(credentials.credentials, digests):
+        if not key_matches(given, digests):
             raise StarletteHTTPException(
                 401, "the API key is not valid", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
 
-    return Depends(check)
+    async def check(credentials: HTTPAuthorizationCredentials | None = Security(BEARER)) -> None:
+        verify(credentials.credentials if credentials is not None else None)
+
+    async def check_either(
+        credentials: HTTPAuthorizationCredentials | None = Security(BEARER),
+        password: HTTPBasicCredentials | None = Security(BASIC),
+    ) -> None:
+        if credentials is not None:
+            verify(credentials.credentials)
+        else:
+            verify(password.password if password is not None else None)
+
+    return Depends(check_either if basic else check)
 
 
 def _digest(key: str) -> bytes:

@@ -18,7 +18,7 @@ import anyio
 
 from loraner.errors import LoranerError
 from loraner.inference.adapters import UnknownAdapter
-from loraner.inference.predictor import Cancelled, ModelInfo, ShouldStop
+from loraner.inference.predictor import Cancelled, ModelInfo, ShouldStop, TextPrediction
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import safe_traceback
 from loraner.serve.metrics import Metrics
@@ -82,6 +82,8 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         **decoding,
     )
     predictor.check()  # ready means ready: a dry run catches a tokenizer or label list that does not fit
+    if settings.label_studio:
+        _ = predictor.version  # its fingerprint reads the weights: here, not in a request
     return predictor
 
 
@@ -310,6 +312,13 @@ class Service:
         with self.admitted():
             return await self._infer(texts, o_threshold, work or self.new_work(), adapters)
 
+    async def analyze_batch(self, texts: list[str], *, work: Work | None = None) -> list[TextPrediction]:
+        """``analyze_batch`` (entities with the token probabilities they come from), admitted and bounded
+        as :meth:`run_batch` is; a single model's (callers check :attr:`adapter_names` is empty)."""
+        self.require_predictor()
+        with self.admitted():
+            return await self._infer(texts, None, work or self.new_work(), analyze=True)
+
     async def run_one(
         self, text: str, adapter: str | None = None, *, work: Work | None = None
     ) -> list[Entity]:
@@ -333,7 +342,9 @@ class Service:
         o_threshold: float | None,
         work: Work,
         adapters: Sequence[str | None] | None = None,
-    ) -> list[list[Entity]]:
+        *,
+        analyze: bool = False,
+    ) -> Any:
         predictor = self.require_predictor()
         # A multi-adapter model takes one adapter name per text; a single model takes none.
         per_text = (adapters or [None] * len(texts),) if self.adapter_names else ()
@@ -346,7 +357,7 @@ class Service:
         try:
             started = time.perf_counter()
             job = partial(
-                predictor.predict_batch,
+                predictor.analyze_batch if analyze else predictor.predict_batch,  # type: ignore[attr-defined]
                 texts,
                 *per_text,
                 o_threshold=o_threshold,
@@ -363,7 +374,8 @@ class Service:
                 raise self._timed_out() from None
         finally:
             self.limiter.release()
-        self.metrics.observe_inference(results, len(texts), time.perf_counter() - started)
+        entities = [r.entities for r in results] if analyze else results
+        self.metrics.observe_inference(entities, len(texts), time.perf_counter() - started)
         return results
 
     def _timed_out(self) -> Unavailable:

@@ -126,6 +126,12 @@ class ServeSettings(BaseSettings):
         None, description="de-identification YAML (default: every type replaced by [TYPE], no patterns)"
     )
 
+    label_studio: Annotated[bool, FLAG] = Field(
+        False,
+        description="serve Label Studio's ML backend API under /label-studio (connect a project to "
+        "http://HOST:PORT/label-studio; with API keys, a key as the Basic Authentication password)",
+    )
+
     api_keys: Annotated[list[SecretStr], NoDecode, FLAG] = Field(
         default_factory=list,
         description="API keys, comma-separated; with none, anyone may call the service (a flag shows in the "

@@ -494,7 +494,8 @@ def training_arguments(
         # serve sorted runs of batches (see loraner.train.sampling) and reorder evaluation batches too.
         train_sampling_strategy="random",
         seed=t.seed,
-        report_to="none",
+        report_to=list(t.report_to) or "none",  # loraner.train.tracking says where they write
+        run_name=cfg.name,
         # Explicit: transformers hides bars whenever its own log level is quiet, as the CLI sets it.
         disable_tqdm=False,
         dataloader_num_workers=0,
