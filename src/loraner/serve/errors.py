@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner.errors import LoranerError, ModelError
-from loraner.inference.adapters import UnknownAdapter
+from loraner.inference.adapters import AdapterUnavailable, UnknownAdapter
 from loraner.serve.schemas import ErrorResponse
 from loraner.serve.service import ClientGone, NotReady, Unavailable
 
@@ -33,7 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {
         "model": ErrorResponse,
         "description": "Retryable (see Retry-After): model not loaded yet, queue full, request timed out, "
-        "or shutting down",
+        "shutting down, or the named adapter cannot be loaded (the answer names it and the reason)",
         "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     },
 }
@@ -69,6 +69,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownAdapter)
     async def unknown_adapter(request: Request, exc: UnknownAdapter) -> JSONResponse:
         return _error(request, 404, str(exc), available=exc.available)
+
+    @app.exception_handler(AdapterUnavailable)
+    async def adapter_unavailable(request: Request, exc: AdapterUnavailable) -> JSONResponse:
+        # The other adapters still answer; this one cannot, and the answer says why (never a 500).
+        log.error(
+            "adapter unavailable",
+            extra={"event": "adapter_unavailable", "adapter": exc.name, "error": exc.reason},
+        )
+        response = _error(request, 503, exc.public, adapter=exc.name)
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:

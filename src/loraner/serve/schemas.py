@@ -298,6 +298,9 @@ class ErrorResponse(BaseModel):
     available: list[str] | None = Field(
         None, description="With 404 for an unknown adapter: the adapters there are"
     )
+    adapter: str | None = Field(
+        None, description="With 503 for an adapter that cannot be loaded: its name (detail says why)"
+    )
 
 
 class AdapterOut(BaseModel):

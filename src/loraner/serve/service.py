@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import anyio
 
 from loraner.errors import LoranerError
-from loraner.inference.adapters import UnknownAdapter
+from loraner.inference.adapters import AdapterUnavailable, UnknownAdapter
 from loraner.inference.predictor import Cancelled, ModelInfo, ShouldStop
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import safe_traceback
@@ -196,7 +196,9 @@ class Service:
             # Clients see a LoranerError's message (it names the file and the fix), else the type only;
             # the log gets the full message: loading involves no request text.
             self.load_error = (
-                _without_path(str(exc), self.settings.model)
+                exc.public
+                if isinstance(exc, AdapterUnavailable)
+                else _without_path(str(exc), self.settings.model)
                 if isinstance(exc, LoranerError)
                 else type(exc).__qualname__
             )
