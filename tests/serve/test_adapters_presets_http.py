@@ -79,6 +79,13 @@ def test_loraner_serve_answers_each_presets_adapter_alone_and_in_mixed_batches(
             assert any(want), "no adapter found anything: the comparison would hold for any output"
             deid = client.post("/deidentify", json={"text": TEXTS[0], "adapter": "clinical"})
             assert deid.status_code == 200, deid.text
+            # No --default-adapter: a request must name one, as the schema says (required), or 422.
+            unnamed = client.post("/predict", json={"text": TEXTS[0]})
+            assert unnamed.status_code == 422 and unnamed.json()["available"] == list(runs)
+            assert (
+                "adapter"
+                in client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]["required"]
+            )
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     finally:

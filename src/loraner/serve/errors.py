@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loraner.errors import LoranerError, ModelError
 from loraner.inference.adapters import AdapterUnavailable, UnknownAdapter
 from loraner.serve.schemas import ErrorResponse
-from loraner.serve.service import ClientGone, NotReady, Unavailable
+from loraner.serve.service import AdapterRequired, ClientGone, NotReady, Unavailable
 
 log = logging.getLogger("loraner.serve")
 
@@ -28,7 +28,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "Body over LORANER_MAX_BODY_BYTES, or more text than LORANER_MAX_REQUEST_CHARS",
     },
-    422: {"model": ErrorResponse, "description": "Invalid input: empty text, wrong types, over a limit"},
+    422: {
+        "model": ErrorResponse,
+        "description": "Invalid input: empty text, wrong types, over a limit, no adapter named where the "
+        "service has no default adapter",
+    },
     500: {"model": ErrorResponse, "description": "Unexpected error; quote the request_id"},
     503: {
         "model": ErrorResponse,
@@ -69,6 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownAdapter)
     async def unknown_adapter(request: Request, exc: UnknownAdapter) -> JSONResponse:
         return _error(request, 404, str(exc), available=exc.available)
+
+    @app.exception_handler(AdapterRequired)
+    async def adapter_required(request: Request, exc: AdapterRequired) -> JSONResponse:
+        return _error(request, 422, str(exc), available=exc.available)
 
     @app.exception_handler(AdapterUnavailable)
     async def adapter_unavailable(request: Request, exc: AdapterUnavailable) -> JSONResponse:

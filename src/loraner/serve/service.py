@@ -113,6 +113,17 @@ def _shutting_down() -> Unavailable:
     return Unavailable("the server is shutting down; retry (another instance will answer)", retry_after=2)
 
 
+class AdapterRequired(Exception):
+    """A request named no adapter where there is no default one (422: the schema requires the field)."""
+
+    def __init__(self, available: Sequence[str]) -> None:
+        self.available = list(available)
+        super().__init__(
+            f"name an adapter (adapter, or adapters for a batch): this service has no default adapter; "
+            f"available: {', '.join(self.available)}"
+        )
+
+
 class ClientGone(Exception):
     """The client disconnected; its work was stopped between forward passes."""
 
@@ -287,7 +298,9 @@ class Service:
         for name in dict.fromkeys(names):
             if name is None and (default is not None or not available):
                 continue
-            if name is None or name not in available:
+            if name is None:
+                raise AdapterRequired(available)
+            if name not in available:
                 raise UnknownAdapter(name, available)
         resolved = [default if name is None else name for name in names]
         for name in resolved:
