@@ -41,6 +41,7 @@ from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import (
     _import_torch,
     load_token_classifier,
+    resolve_base_quantization,
     resolve_dtype,
     torch_dtype,
 )
@@ -151,6 +152,7 @@ class AdapterPool:
         device: str = defaults.DEVICE.value,
         dtype: str = defaults.DTYPE.value,
         max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
+        quantization: str = defaults.BASE_QUANTIZATION.value,
     ) -> None:
         self.torch = _import_torch()
         if max_loaded is not None and max_loaded < 1:
@@ -158,7 +160,8 @@ class AdapterPool:
         self.base_name = base
         self.base = ModelDir.find(base)  # a hub id is downloaded here, once
         self.device = device
-        self.dtype = resolve_dtype(dtype, device)
+        self.quantization = resolve_base_quantization(quantization, dtype, device)
+        self.dtype = "fp32" if self.quantization == "int8" else resolve_dtype(dtype, device)
         self.max_loaded = max_loaded
         model = load_token_classifier(self.base, dtype=self.dtype)  # loaded in its dtype: no fp32 copy
         if not isinstance(getattr(model, HEAD_MODULE, None), self.torch.nn.Module):
@@ -179,6 +182,10 @@ class AdapterPool:
             if isinstance(getattr(m, "bias", None), self.torch.nn.Parameter)
             and HEAD_MODULE not in n.split(".")
         }
+        if self.quantization == "int8":  # after the fingerprint and shapes: those are the fp32 weights'
+            from loraner.inference.int8 import quantize_linears  # imports torch
+
+            quantize_linears(model, HEAD_MODULE)
         # The encoder's output (after the head's dropout, a no-op in eval mode) instead of logits.
         setattr(model, HEAD_MODULE, self.torch.nn.Identity())
         self.model = model.eval().to(device=device, dtype=torch_dtype(self.dtype))
@@ -460,15 +467,18 @@ class MultiAdapterPredictor:
         dtype: str = defaults.DTYPE.value,
         threads: int | None = None,
         max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
+        quantization: str = defaults.BASE_QUANTIZATION.value,
         **settings: Any,
     ) -> MultiAdapterPredictor:
         """``base``: any model name a preset accepts (path, hub id, ``pkg:MODULE``). ``adapters``: name ->
-        adapter directory, or a folder whose sub-folders are adapters named after them."""
+        adapter directory, or a folder whose sub-folders are adapters named after them. ``quantization``:
+        ``int8`` keeps the base's linear layers in int8 (:mod:`loraner.inference.int8`), ``auto`` where
+        that was measured faster."""
         torch = _import_torch()
         if threads:
             torch.set_num_threads(threads)
         sources = adapters if isinstance(adapters, Mapping) else adapter_dirs(adapters)
-        pool = AdapterPool(base, device=device, dtype=dtype, max_loaded=max_loaded)
+        pool = AdapterPool(base, device=device, dtype=dtype, max_loaded=max_loaded, quantization=quantization)
         return cls(pool, pool.base.load_tokenizer(), sources, default=default, **settings)
 
     @property
@@ -506,7 +516,9 @@ class MultiAdapterPredictor:
         meta = self.adapters[name].meta
         labels = list(dict.fromkeys(label for a in self.adapters.values() for label in a.meta.labels))
         return ModelInfo(
-            name=f"{Path(self.pool.base_name).name}+{len(self.names)} adapters",
+            name=f"{Path(self.pool.base_name).name}"
+            + (" (int8)" if self.pool.quantization == "int8" else "")
+            + f"+{len(self.names)} adapters",
             labels=labels,
             backend="torch",
             max_length=meta.window(self.tokenizer),

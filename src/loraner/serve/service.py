@@ -65,6 +65,7 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
             dtype=settings.dtype,
             threads=settings.threads,
             max_loaded=settings.max_loaded_adapters,
+            quantization=settings.base_quantization,
             **decoding,
         )
     if not settings.model:
