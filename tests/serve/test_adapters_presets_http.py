@@ -142,3 +142,27 @@ def test_an_adapter_that_fails_at_first_load_is_a_503_naming_it_and_the_others_s
         fine = client.post("/predict", json={"text": TEXTS[0], "adapter": "clinical"})
         assert fine.status_code == 200
         assert spans(fine.json()["entities"]) == spans(merged["clinical"].predict(TEXTS[0]))
+
+
+def test_an_int8_base_serves_the_presets_adapters_in_mixed_batches(tiny_roberta_dir, runs):
+    from loraner.inference.adapters import MultiAdapterPredictor
+
+    sources = {name: run / "adapter" for name, run in runs.items()}
+    settings = ServeSettings(
+        base=str(tiny_roberta_dir),
+        adapter=[f"{name}={path}" for name, path in sources.items()],
+        base_quantization="int8",
+        max_loaded_adapters=2,  # three adapters: evictions and reloads onto the int8 layers too
+    )
+    local = MultiAdapterPredictor.from_pretrained(str(tiny_roberta_dir), sources, quantization="int8")
+    names = [list(runs)[i % len(runs)] for i in range(len(TEXTS) * len(runs))]
+    texts = [TEXTS[i % len(TEXTS)] for i in range(len(names))]
+    with running_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        wait_ready(url)
+        assert "(int8)" in client.get("/").json()["model"]["name"]
+        for _ in range(2):
+            batch = client.post("/predict/batch", json={"texts": texts, "adapters": names})
+            assert batch.status_code == 200, batch.text
+            got = [spans(r["entities"]) for r in batch.json()["results"]]
+            assert got == [spans(e) for e in local.predict_batch(texts, names)]
+            assert any(got)

@@ -194,6 +194,7 @@ class AdapterPool:
         self.bias_deltas: dict[str, dict[str, Any]] = {}  # layer name -> adapter -> (out,) tensor
         self._hooks: dict[str, Any] = {}
         self._row_adapters: list[str] = []
+        self.sources: dict[str, ModelDir] = {}  # the adapters it may load, by name
         self._lock = threading.RLock()
         self.evictions = 0
         self.load_seconds: dict[str, float] = {}
@@ -202,17 +203,33 @@ class AdapterPool:
     def loaded(self) -> list[str]:
         return list(self.heads)
 
-    def ensure(self, name: str, adapter: ModelDir) -> None:
-        """Load ``name`` unless it is loaded (then mark it most recently used); evict past the cap."""
+    def register(self, name: str, adapter: ModelDir) -> None:
+        """Make ``name`` loadable by this pool (checked now: :meth:`check`); it loads on first use."""
+        self.check(name, adapter)
+        self.sources[name] = adapter
+
+    def ensure(self, name: str, adapter: ModelDir | None = None, keep: Sequence[str] = ()) -> None:
+        """Load ``name`` unless it is loaded (then mark it most recently used); evict the least recently
+        used past the cap, but never one in ``keep`` (the adapters of the pass about to run: a pass that
+        needs more than the cap exceeds it while it runs)."""
         with self._lock:
+            if adapter is not None:
+                self.sources.setdefault(name, adapter)
             if name in self.heads:
                 self.heads.move_to_end(name)
                 return
+            if name not in self.sources:
+                raise ModelError(f"adapter {name!r} is not configured")
             started = time.perf_counter()
-            self._load(name, adapter)
+            self._load(name, self.sources[name])
             self.load_seconds[name] = time.perf_counter() - started
-            while self.max_loaded is not None and len(self.heads) > self.max_loaded:
-                self._evict(next(iter(self.heads)))
+            self._trim(keep=[*keep, name])
+
+    def _trim(self, keep: Sequence[str] = ()) -> None:
+        """Evict the least recently used adapters not in ``keep`` until at most ``max_loaded`` remain."""
+        evictable = [n for n in self.heads if n not in keep]
+        while self.max_loaded is not None and len(self.heads) > self.max_loaded and evictable:
+            self._evict(evictable.pop(0))
 
     def check(self, name: str, adapter: ModelDir) -> list[str]:
         """The base layers ``name`` adapts, read from its weights (their names and shapes only), after
@@ -384,9 +401,11 @@ class AdapterPool:
         """Per row, the logits of that row's adapter (label counts differ between adapters)."""
         torch = self.torch
         with self._lock, torch.inference_mode():
-            missing = sorted(set(names) - set(self.heads))
-            if missing:
-                raise ModelError(f"adapters not loaded: {', '.join(missing)}")
+            # Another request may have evicted one of these since its predictor was made: load it
+            # again, keeping every adapter of this pass.
+            needed = list(dict.fromkeys(names))
+            for name in needed:
+                self.ensure(name, keep=needed)
             self._row_adapters = list(names)
             try:
                 hidden = self.peft(
@@ -403,6 +422,7 @@ class AdapterPool:
                 logits = self.heads[name](hidden[rows]).cpu().numpy()
                 for at, row in enumerate(rows):
                     out[row] = logits[at]
+            self._trim()  # back under the cap if this pass needed more adapters
             return out
 
 
@@ -443,7 +463,7 @@ class MultiAdapterPredictor:
             if not adapter.is_adapter:
                 raise ModelError(f"{adapter}: adapter {name!r} is not a LoRA adapter directory")
             check_base(adapter.path, adapter.meta, pool.base_name, pool.fingerprint)
-            pool.check(name, adapter)  # refused now, not at its first request
+            pool.register(name, adapter)  # checked now, not at its first request
         if default is not None and default not in self.adapters:
             raise ConfigError(f"default adapter {default!r} is not one of {', '.join(self.adapters)}")
         self.default = (
@@ -494,9 +514,9 @@ class MultiAdapterPredictor:
         return name
 
     def predictor(self, adapter: str | None = None) -> NERPredictor:
-        """The adapter's own predictor (its labels, window, word split), loading the adapter if needed."""
+        """The adapter's own predictor (its labels, window, word split); the adapter loads with the first
+        forward pass that needs it (:meth:`AdapterPool.logits`)."""
         name = self.resolve(adapter)
-        self.pool.ensure(name, self.adapters[name])
         if name not in self._predictors:
             self._predictors[name] = NERPredictor.from_meta(
                 self.tokenizer,
