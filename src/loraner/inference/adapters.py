@@ -208,13 +208,11 @@ class AdapterPool:
         self.check(name, adapter)
         self.sources[name] = adapter
 
-    def ensure(self, name: str, adapter: ModelDir | None = None, keep: Sequence[str] = ()) -> None:
+    def ensure(self, name: str, keep: Sequence[str] = ()) -> None:
         """Load ``name`` unless it is loaded (then mark it most recently used); evict the least recently
         used past the cap, but never one in ``keep`` (the adapters of the pass about to run: a pass that
         needs more than the cap exceeds it while it runs)."""
         with self._lock:
-            if adapter is not None:
-                self.sources.setdefault(name, adapter)
             if name in self.heads:
                 self.heads.move_to_end(name)
                 return
