@@ -66,11 +66,13 @@ def test_int8_base_entities_agree_with_the_fp32_base_on_trained_adapters_in_mixe
     entities = sum(len(w) for w in want)
     assert entities >= 20, entities  # enough to compare
     same = sum(spans(g) == spans(w) for g, w in zip(got, want, strict=True))
-    assert same >= 0.9 * len(texts), (same, len(texts))
+    # Measured here (AVX2): 18 of 18 texts identical, F1 1.0; a little room for other CPUs' kernels.
+    assert same >= len(texts) - 1, (same, len(texts))
     found = {(n, *s) for g, n in zip(got, names, strict=True) for s in spans(g)}
     wanted = {(n, *s) for w, n in zip(want, names, strict=True) for s in spans(w)}
-    agreement = len(found & wanted) / max(len(found | wanted), 1)
-    assert agreement >= 0.9, agreement
+    f1 = 2 * len(found & wanted) / (len(found) + len(wanted))
+    print(f"int8 vs fp32 base: {same}/{len(texts)} texts identical, entity F1 {f1:.4f} ({entities} entities)")
+    assert f1 >= 0.97, f1
 
 
 def test_int8_pool_evicts_and_reloads_as_the_fp32_one(tiny_roberta_dir, adapters):
