@@ -61,8 +61,8 @@ MAX_LOADED_ADAPTERS: Final = Default(16, "adapters kept loaded; the least recent
 # loraner.inference.int8 and the adapters workload in bench/README.md for what auto picks and why.
 BASE_QUANTIZATION: Final = Default(
     "none",
-    "multi-adapter base: none, int8 (its linear layers int8, the adapters fp32), or auto (int8 where it "
-    "was measured faster than the fp32/bf16 base)",
+    "multi-adapter base: none, int8 (its linear layers int8, the adapters fp32), or auto (int8 on CPUs "
+    "where it was measured faster than the fp32/bf16 base)",
 )
 
 # Where `loraner serve` (and `loraner demo`) listen.

@@ -101,7 +101,9 @@ def test_base_quantization_choices(monkeypatch):
         resolve_base_quantization("int8", "bf16")
     with pytest.raises(ModelError, match="not one of none, int8, auto"):
         resolve_base_quantization("int4", "auto")
-    for native, expected in [(False, "int8"), (True, "none")]:
-        monkeypatch.setattr(backends, "native_bf16", lambda native=native: native)
-        assert resolve_base_quantization("auto", "auto") == expected
+    # auto: int8 only where measured faster (no CPU class recorded yet), never with bf16 or off the CPU.
+    assert resolve_base_quantization("auto", "auto") == "none"
+    monkeypatch.setattr(backends, "int8_base_is_faster", lambda: True)
+    assert resolve_base_quantization("auto", "auto") == "int8"
+    assert resolve_base_quantization("auto", "bf16") == "none"
     assert resolve_base_quantization("auto", "fp32", device="cuda") == "none"
