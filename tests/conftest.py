@@ -173,6 +173,38 @@ def tiny_adapter_runs(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir
     }
 
 
+# The LoRA recipes of the shipped presets (configs/*.yaml), each trained by one adapter below: the CoNLL
+# presets' all-linear, the clinical presets' five modules with bias lora_only; the third recipe, Few-NERD's
+# [query, value], is tiny_adapter_runs' "places".
+PRESET_LORA = {
+    "all_linear": {"target_modules": "all-linear", "bias": "none"},
+    "clinical": {
+        "target_modules": ["query", "key", "value", "output.dense", "intermediate.dense"],
+        "bias": "lora_only",
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def preset_adapter_runs(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path) -> dict[str, Path]:
+    """One adapter per shipped preset recipe (:data:`PRESET_LORA`) on the tiny base, trained on the CoNLL
+    fixture (``all_linear``) and the span fixture (``clinical``), so the adapters a user pairs differ in
+    targets, biases, labels and word split. Run directories with ``adapter/`` and ``merged/``."""
+    root = tmp_path_factory.mktemp("preset-adapters")
+    train = FIXTURES / "train"
+    conll = {
+        "format": "conll",
+        "path": str(train),
+        "splits": {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"},
+    }
+    spans = {"format": "jsonl", "path": str(train / "spans")}
+    data = {"all_linear": conll, "clinical": spans}
+    return {
+        name: train_tiny_adapter(root / name, tiny_roberta_dir, data[name], lora)
+        for name, lora in PRESET_LORA.items()
+    }
+
+
 # --- the Hugging Face hub, at the huggingface_hub call boundary (the hub is unreachable here) ------------
 
 

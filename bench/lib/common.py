@@ -63,7 +63,11 @@ class Sizes:
     adapter_serve_dtypes: tuple[str, ...] = (
         "fp32",
         "bf16",
-    )  # the torch dtypes those servers run (fp32, bf16)
+        "int8",
+    )  # the bases those servers run (fp32, bf16; int8: --base-quantization int8)
+    # The bases of the throughput rows (each with its merged-model reference: torch in fp32/bf16, the
+    # merged model exported to ONNX int8 for the int8 base); drop bf16 where it is emulated to save time.
+    adapter_dtypes: tuple[str, ...] = ("fp32", "bf16", "int8")
     adapter_switches: int = 8  # alternating requests of the eviction probe (max_loaded=1)
 
 
@@ -96,7 +100,7 @@ FULL = Sizes(
     generalization_notes=0,
     adapter_requests=200,
     adapter_serve_counts=(1, 4, 16),
-    adapter_serve_dtypes=("fp32", "bf16"),
+    adapter_serve_dtypes=("fp32", "bf16", "int8"),
     adapter_switches=8,
 )
 
@@ -134,7 +138,7 @@ QUICK = Sizes(
     generalization_notes=3,
     adapter_requests=16,
     adapter_serve_counts=(4,),
-    adapter_serve_dtypes=("bf16",),  # the target's server only: each start-up costs seconds
+    adapter_serve_dtypes=("bf16", "int8"),  # the targets' servers only: each start-up costs seconds
     adapter_switches=4,
 )
 

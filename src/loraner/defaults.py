@@ -57,6 +57,13 @@ MAX_BATCH_TOKENS: Final = Default(
 AGGREGATION: Final = Default("first", "how a word's label is chosen")
 O_THRESHOLD: Final = Default(None, "an entity wherever P(O) is below this (its best other label wins)")
 MAX_LOADED_ADAPTERS: Final = Default(16, "adapters kept loaded; the least recently used goes")
+# The multi-adapter base's linear layers in int8 (LoRA, heads and the rest fp32): see
+# loraner.inference.int8 and the adapters workload in bench/README.md for what auto picks and why.
+BASE_QUANTIZATION: Final = Default(
+    "none",
+    "multi-adapter base: none, int8 (its linear layers int8, the adapters fp32), or auto (int8 on CPUs "
+    "where it was measured faster than the fp32/bf16 base)",
+)
 
 # Where `loraner serve` (and `loraner demo`) listen.
 HOST: Final = Default("127.0.0.1", "bind address")

@@ -17,6 +17,7 @@ SERVE_FLAGS = {
     "--adapter": (),
     "--default-adapter": (),
     "--max-loaded-adapters": (),
+    "--base-quantization": (),
     "--dtype": (),
     "--compile": ("--no-compile",),
     "--host": (),

@@ -107,8 +107,21 @@ def test_when_the_cap_is_reached_then_the_least_recently_used_adapter_is_evicted
     assert multi.predict_batch(TEXTS, "general") == first  # reloaded, same answers
     assert multi.pool.evictions == 2
     assert [i.loaded for i in multi.adapter_info()] == [True, False]
-    with pytest.raises(ModelError, match="not loaded"):
-        multi.pool.logits(*pad([[0, 2]], 1), ["places"])
+    multi.pool.logits(*pad([[0, 2]], 1), ["places"])  # evicted by another caller: loaded again
+    assert multi.pool.loaded == ["places"]
+    with pytest.raises(ModelError, match="adapter 'medication' is not configured"):
+        multi.pool.logits(*pad([[0, 2]], 1), ["medication"])
+
+
+def test_a_pass_needing_more_adapters_than_the_cap_keeps_them_all_for_the_pass(
+    tiny_roberta_dir, adapters, merged
+):
+    multi = MultiAdapterPredictor.from_pretrained(str(tiny_roberta_dir), adapters, max_loaded=1)
+    names = ["general", "places"] * 3
+    got = multi.predict_batch(TEXTS, names)
+    for text, name, entities in zip(TEXTS, names, got, strict=True):
+        assert same_entities(entities, merged[name].predict(text)), (name, text)
+    assert len(multi.pool.loaded) == 1  # over the cap during each pass only
 
 
 def test_when_two_adapters_fit_then_both_stay_and_the_most_recent_is_last(multi):

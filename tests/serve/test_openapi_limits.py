@@ -37,14 +37,53 @@ def test_when_one_model_then_texts_batches_and_keys_are_bounded_and_only_null_na
     assert schemas["EntityOut"]["properties"]["text"].items() >= text.items()
 
 
-def test_when_adapters_are_configured_then_adapter_fields_name_them():
-    schemas = components(base="/nowhere", adapter=["people=/a", "places=/b"], max_batch=3)
+def test_when_adapters_have_a_default_then_adapter_fields_name_them_and_may_be_null():
+    schemas = components(
+        base="/nowhere", adapter=["people=/a", "places=/b"], default_adapter="people", max_batch=3
+    )
     choice = [{"type": "string", "enum": ["people", "places"]}, {"type": "null"}]
     for name in ("PredictRequest", "BatchRequest", "DeidentifyRequest", "DeidentifyBatchRequest"):
         assert schemas[name]["properties"]["adapter"]["anyOf"] == choice, name
+        assert "adapter" not in schemas[name].get("required", []) and "anyOf" not in schemas[name], name
     [per_text, null] = schemas["BatchRequest"]["properties"]["adapters"]["anyOf"]
     assert per_text == {"type": "array", "items": {"anyOf": choice}, "minItems": 1, "maxItems": 3}
     assert null == {"type": "null"}
+
+
+# Bodies and whether the service takes them with two adapters and no default (the server's rules:
+# deps.text_batch, Service.check_adapters, BatchRequest's one adapter choice).
+WITHOUT_DEFAULT = [
+    ("PredictRequest", {"text": "Oslo", "adapter": "places"}, True),
+    ("PredictRequest", {"text": "Oslo"}, False),
+    ("PredictRequest", {"text": "Oslo", "adapter": None}, False),
+    ("PredictRequest", {"text": "Oslo", "adapter": "other"}, False),
+    ("BatchRequest", {"texts": ["Oslo"], "adapter": "places"}, True),
+    ("BatchRequest", {"texts": ["Oslo"], "adapters": ["places"]}, True),
+    ("BatchRequest", {"texts": ["Oslo"], "adapter": None, "adapters": ["people"]}, True),
+    ("BatchRequest", {"texts": ["Oslo"], "adapter": "places", "adapters": None}, True),
+    ("BatchRequest", {"texts": ["Oslo"]}, False),
+    ("BatchRequest", {"texts": ["Oslo"], "adapter": None, "adapters": None}, False),
+    ("BatchRequest", {"texts": ["Oslo"], "adapters": [None]}, False),
+    ("BatchRequest", {"texts": ["Oslo"], "adapter": "places", "adapters": ["places"]}, False),
+    ("DeidentifyBatchRequest", {"texts": ["Oslo"], "adapters": ["people"]}, True),
+    ("DeidentifyBatchRequest", {"texts": ["Oslo"], "document_keys": ["k"]}, False),
+]
+
+
+def test_without_a_default_adapter_the_schema_requires_requests_to_name_one():
+    jsonschema = pytest.importorskip("jsonschema")
+    app = create_app(ServeSettings(base="/nowhere", adapter=["people=/a", "places=/b"]), lambda s: None)
+    spec = app.openapi()
+    for name in ("PredictRequest", "DeidentifyRequest"):
+        assert "adapter" in spec["components"]["schemas"][name]["required"], name
+    for name, body, valid in WITHOUT_DEFAULT:
+        schema = {**spec["components"]["schemas"][name], "components": spec["components"]}
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(body))
+        assert (not errors) == valid, (name, body, [e.message for e in errors])
+    for name in ("PredictRequest", "BatchRequest", "DeidentifyRequest", "DeidentifyBatchRequest"):
+        schema = {**spec["components"]["schemas"][name], "components": spec["components"]}
+        for example in schema["examples"]:  # the examples schemathesis and /docs send are valid
+            assert not list(jsonschema.Draft202012Validator(schema).iter_errors(example)), (name, example)
 
 
 def test_when_two_apps_differ_then_each_schema_states_its_own_limits():

@@ -29,18 +29,30 @@ API_KEY = "schemathesis-key-0123456789"
 
 # With an API key too: schemathesis sends it with every case (-H), and its ignored_auth check sends
 # cases without it and expects the 401 the schema declares. Fewer examples there: the routes and
-# validation are the same, only the guard in front of them is new.
+# validation are the same, only the guard in front of them is new. "adapters": the multi-adapter app (the
+# tiny base and two trained adapters, no default adapter, so requests must name one), fewer examples too:
+# its bodies differ from the single model's only in the adapter fields.
 @pytest.mark.parametrize(
-    ("api_key", "examples", "min_requests"),
-    [(None, EXAMPLES, MIN_REQUESTS), (API_KEY, max(EXAMPLES // 3, 1), MIN_REQUESTS // 3)],
-    ids=["open", "api-key"],
+    ("served", "api_key", "examples", "min_requests"),
+    [
+        ("model", None, EXAMPLES, MIN_REQUESTS),
+        ("model", API_KEY, max(EXAMPLES // 3, 1), MIN_REQUESTS // 3),
+        ("adapters", None, max(EXAMPLES // 3, 1), MIN_REQUESTS // 3),
+    ],
+    ids=["open", "api-key", "adapters"],
 )
-def test_schemathesis_finds_no_failures(tiny_onnx_dir, tmp_path, api_key, examples, min_requests):
+def test_schemathesis_finds_no_failures(request, tmp_path, served, api_key, examples, min_requests):
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
     if st is None:
         pytest.skip("schemathesis is not installed (the dev extra)")
+    if served == "model":
+        model = {"model": str(request.getfixturevalue("tiny_onnx_dir"))}
+    else:
+        runs = request.getfixturevalue("tiny_adapter_runs")
+        base = request.getfixturevalue("tiny_roberta_dir")
+        model = {"base": str(base), "adapter": [f"{name}={run / 'adapter'}" for name, run in runs.items()]}
     settings = ServeSettings(
-        model=str(tiny_onnx_dir),
+        **model,
         threads=1,
         max_text_chars=1000,
         max_batch=4,

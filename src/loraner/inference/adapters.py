@@ -15,11 +15,17 @@ PEFT model, one ``nn.Linear`` per adapter, since their shapes differ), and the b
 ``bias: lora_only`` trains (they live in the shared base layers; each adapter's difference from the
 base bias is added per row by a forward hook, so one adapter's biases never leak into another's).
 
+Which base layers an adapter changes is read from its weights, not from its saved ``target_modules``
+(adapters trained by different presets save them differently; see :meth:`AdapterPool.check`), so
+adapters of every shipped preset share one pool. An adapter that cannot join it is refused when the
+predictor is built (:class:`AdapterRefused`, naming the adapter and the reason).
+
 Adapters load on first use; at most ``max_loaded`` stay loaded, the least recently used is evicted.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +41,7 @@ from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import (
     _import_torch,
     load_token_classifier,
+    resolve_base_quantization,
     resolve_dtype,
     torch_dtype,
 )
@@ -100,6 +107,36 @@ def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+# How PEFT prefixes the base model's module names in a saved adapter's weights.
+PEFT_PREFIX = "base_model.model."
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in an adapter's weight file (safetensors: read from its header
+    alone)."""
+    if path.match(SAFETENSORS_PATTERN):
+        from safetensors import safe_open  # comes with transformers
+
+        with safe_open(str(path), framework="pt") as weights:
+            return {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}  # noqa: SIM118
+    import torch
+
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    return {key: tuple(value.shape) for key, value in state.items()}
+
+
+def bias_layer(key: str) -> str:
+    """The base module a saved bias belongs to (``…query.base_layer.bias`` -> ``…query``)."""
+    return key.removeprefix(PEFT_PREFIX).removesuffix(".bias").removesuffix(".base_layer")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from exc
+
+
 class AdapterPool:
     """One base token classifier (its head removed) and the LoRA adapters loaded onto it.
 
@@ -115,6 +152,7 @@ class AdapterPool:
         device: str = defaults.DEVICE.value,
         dtype: str = defaults.DTYPE.value,
         max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
+        quantization: str = defaults.BASE_QUANTIZATION.value,
     ) -> None:
         self.torch = _import_torch()
         if max_loaded is not None and max_loaded < 1:
@@ -122,7 +160,8 @@ class AdapterPool:
         self.base_name = base
         self.base = ModelDir.find(base)  # a hub id is downloaded here, once
         self.device = device
-        self.dtype = resolve_dtype(dtype, device)
+        self.quantization = resolve_base_quantization(quantization, dtype, device)
+        self.dtype = "fp32" if self.quantization == "int8" else resolve_dtype(dtype, device)
         self.max_loaded = max_loaded
         model = load_token_classifier(self.base, dtype=self.dtype)  # loaded in its dtype: no fp32 copy
         if not isinstance(getattr(model, HEAD_MODULE, None), self.torch.nn.Module):
@@ -130,6 +169,23 @@ class AdapterPool:
                 f"{base}: no '{HEAD_MODULE}' head; multi-adapter serving supports BERT-family encoders"
             )
         self.fingerprint = base_fingerprint(model)
+        # What adapters may change, by module name (before LoRA wraps any layer): linear layers
+        # (out, in) and biases, the head's excepted.
+        self.linear_shapes = {
+            n: tuple(m.weight.shape)
+            for n, m in model.named_modules()
+            if isinstance(m, self.torch.nn.Linear) and HEAD_MODULE not in n.split(".")
+        }
+        self.bias_shapes = {
+            n: tuple(m.bias.shape)
+            for n, m in model.named_modules()
+            if isinstance(getattr(m, "bias", None), self.torch.nn.Parameter)
+            and HEAD_MODULE not in n.split(".")
+        }
+        if self.quantization == "int8":  # after the fingerprint and shapes: those are the fp32 weights'
+            from loraner.inference.int8 import quantize_linears  # imports torch
+
+            quantize_linears(model, HEAD_MODULE)
         # The encoder's output (after the head's dropout, a no-op in eval mode) instead of logits.
         setattr(model, HEAD_MODULE, self.torch.nn.Identity())
         self.model = model.eval().to(device=device, dtype=torch_dtype(self.dtype))
@@ -138,6 +194,7 @@ class AdapterPool:
         self.bias_deltas: dict[str, dict[str, Any]] = {}  # layer name -> adapter -> (out,) tensor
         self._hooks: dict[str, Any] = {}
         self._row_adapters: list[str] = []
+        self.sources: dict[str, ModelDir] = {}  # the adapters it may load, by name
         self._lock = threading.RLock()
         self.evictions = 0
         self.load_seconds: dict[str, float] = {}
@@ -146,26 +203,108 @@ class AdapterPool:
     def loaded(self) -> list[str]:
         return list(self.heads)
 
-    def ensure(self, name: str, adapter: ModelDir) -> None:
-        """Load ``name`` unless it is loaded (then mark it most recently used); evict past the cap."""
+    def register(self, name: str, adapter: ModelDir) -> None:
+        """Make ``name`` loadable by this pool (checked now: :meth:`check`); it loads on first use."""
+        self.check(name, adapter)
+        self.sources[name] = adapter
+
+    def ensure(self, name: str, keep: Sequence[str] = ()) -> None:
+        """Load ``name`` unless it is loaded (then mark it most recently used); evict the least recently
+        used past the cap, but never one in ``keep`` (the adapters of the pass about to run: a pass that
+        needs more than the cap exceeds it while it runs)."""
         with self._lock:
             if name in self.heads:
                 self.heads.move_to_end(name)
                 return
+            if name not in self.sources:
+                raise ModelError(f"adapter {name!r} is not configured")
             started = time.perf_counter()
-            self._load(name, adapter)
+            self._load(name, self.sources[name])
             self.load_seconds[name] = time.perf_counter() - started
-            while self.max_loaded is not None and len(self.heads) > self.max_loaded:
-                self._evict(next(iter(self.heads)))
+            self._trim(keep=[*keep, name])
+
+    def _trim(self, keep: Sequence[str] = ()) -> None:
+        """Evict the least recently used adapters not in ``keep`` until at most ``max_loaded`` remain."""
+        evictable = [n for n in self.heads if n not in keep]
+        while self.max_loaded is not None and len(self.heads) > self.max_loaded and evictable:
+            self._evict(evictable.pop(0))
+
+    def check(self, name: str, adapter: ModelDir) -> list[str]:
+        """The base layers ``name`` adapts, read from its weights (their names and shapes only), after
+        checking that it can join this pool: a LoRA adapter of linear layers of this base (right shapes),
+        with a head of its labels' size and biases that fit base layers. Raises :class:`AdapterRefused`
+        naming the adapter and the reason; called for every adapter at start-up, before any is loaded.
+
+        Its saved ``target_modules`` are not used: they say what training matched on the model it had
+        (``all-linear`` is saved as every linear name, the head's ``classifier`` among them; a short name
+        such as ``dense`` matches layers by suffix), not what the adapter changes on this one."""
+        config = read_json(adapter.path / ADAPTER_CONFIG_FILE)
+        peft_type = str(config.get("peft_type", "LORA")).upper()
+        if peft_type != "LORA":
+            raise AdapterRefused(name, adapter.path, f"a {peft_type} adapter; the pool serves LoRA adapters")
+        if config.get("use_dora"):
+            raise AdapterRefused(name, adapter.path, "a DoRA adapter; PEFT cannot run DoRA in mixed batches")
+        if config.get("target_parameters"):
+            raise AdapterRefused(
+                name, adapter.path, "it adapts parameters (target_parameters), not linear layers"
+            )
+        try:
+            shapes = weight_shapes(adapter.adapter_weights)
+        except Exception as exc:  # a missing, truncated or foreign file: the reason is the message
+            raise AdapterRefused(name, adapter.path, f"its weights cannot be read ({exc})") from exc
+        layers: dict[str, dict[str, tuple[int, ...]]] = {}
+        for key, shape in shapes.items():
+            if ".lora_" not in key:
+                continue
+            layer, part = key.removeprefix(PEFT_PREFIX).split(".lora_", 1)
+            if part not in ("A.weight", "B.weight"):
+                raise AdapterRefused(
+                    name, adapter.path, f"weight lora_{part} of {layer}: only LoRA on linear layers is served"
+                )
+            layers.setdefault(layer, {})[part[0]] = shape
+        if not layers:
+            raise AdapterRefused(name, adapter.path, "its weights hold no LoRA matrices")
+        for layer, parts in layers.items():
+            if layer not in self.linear_shapes:
+                raise AdapterRefused(name, adapter.path, f"{layer} is not a linear layer of the base")
+            out_features, in_features = self.linear_shapes[layer]
+            a, b = parts.get("A"), parts.get("B")
+            if a is None or b is None or a[1] != in_features or b[0] != out_features or a[0] != b[1]:
+                raise AdapterRefused(
+                    name,
+                    adapter.path,
+                    f"the LoRA matrices of {layer} ({a} and {b}) do not fit the base layer "
+                    f"({out_features} x {in_features})",
+                )
+        head = [key for key in shapes if key.endswith(f"{HEAD_MODULE}.weight")]
+        if not head:
+            raise AdapterRefused(name, adapter.path, "it has no trained classifier head")
+        if shapes[head[0]][0] != len(adapter.meta.labels):
+            raise AdapterRefused(
+                name,
+                adapter.path,
+                f"its head has {shapes[head[0]][0]} outputs but loraner.json lists "
+                f"{len(adapter.meta.labels)} labels",
+            )
+        for key in shapes:
+            if key.endswith(".bias") and not key.removesuffix(".bias").endswith(HEAD_MODULE):
+                layer = bias_layer(key)
+                if self.bias_shapes.get(layer) != tuple(shapes[key]):
+                    raise AdapterRefused(name, adapter.path, f"bias {key} fits no layer of the base")
+        return sorted(layers)
 
     def _load(self, name: str, adapter: ModelDir) -> None:
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # torch-side extra
 
         adapter_dir, meta = adapter.path, adapter.meta
         check_base(adapter_dir, meta, self.base_name, self.fingerprint)
+        layers = self.check(name, adapter)
         config = LoraConfig.from_pretrained(str(adapter_dir))
-        # The head and the trained biases are handled here (see the module docstring), not by PEFT;
-        # task_type None: a plain PeftModel whose forward is the base model's.
+        # The layers the weights adapt, named in full (see check); the head and the trained biases are
+        # handled here (see the module docstring), not by PEFT; task_type None: a plain PeftModel whose
+        # forward is the base model's.
+        config.target_modules, config.exclude_modules = layers, None
+        config.layers_to_transform, config.layers_pattern = None, None
         config.modules_to_save, config.bias, config.task_type, config.inference_mode = (
             None,
             "none",
@@ -173,18 +312,22 @@ class AdapterPool:
             True,
         )
         state = self._read_weights(adapter.adapter_weights)
-        head = self._head(state, adapter_dir, len(meta.labels))
+        head = self._head(state)
         biases = {k: state.pop(k) for k in [k for k in state if k.endswith(".bias")]}
-        if self.peft is None:
-            self.peft = get_peft_model(self.model, config, adapter_name=name)
-        else:
-            self.peft.add_adapter(name, config)
-        result = set_peft_model_state_dict(self.peft, state, adapter_name=name)
-        missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
-        if missing:
-            raise ModelError(f"{adapter_dir}: weights that fit no layer of the base: {missing[:3]}")
-        self.peft.eval()
-        self._add_bias_deltas(name, biases)
+        try:
+            if self.peft is None:
+                self.peft = get_peft_model(self.model, config, adapter_name=name)
+            else:
+                self.peft.add_adapter(name, config)
+            result = set_peft_model_state_dict(self.peft, state, adapter_name=name)
+            unused = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+            if unused:
+                raise ModelError(f"weights that fit no layer of the base: {unused[:3]}")
+            self.peft.eval()
+            self._add_bias_deltas(name, biases)
+        except Exception as exc:
+            self._forget(name)
+            raise AdapterLoadFailed(name, adapter_dir, str(exc) or type(exc).__name__) from exc
         self.heads[name] = head
 
     def _read_weights(self, path: Path) -> dict[str, Any]:
@@ -194,17 +337,11 @@ class AdapterPool:
             return load_file(str(path))
         return self.torch.load(str(path), map_location="cpu", weights_only=True)
 
-    def _head(self, state: dict[str, Any], adapter_dir: Path, n_labels: int) -> Any:
-        weight_key = next((k for k in state if k.endswith(f"{HEAD_MODULE}.weight")), None)
-        if weight_key is None:
-            raise ModelError(f"{adapter_dir}: the adapter has no trained classifier head")
+    def _head(self, state: dict[str, Any]) -> Any:
+        """The adapter's classifier head (its size checked by :meth:`check`), popped from ``state``."""
+        weight_key = next(k for k in state if k.endswith(f"{HEAD_MODULE}.weight"))
         weight = state.pop(weight_key)
         bias = state.pop(weight_key.removesuffix("weight") + "bias", None)
-        if weight.shape[0] != n_labels:
-            raise ModelError(
-                f"{adapter_dir}: the head has {weight.shape[0]} outputs "
-                f"but loraner.json lists {n_labels} labels"
-            )
         head = self.torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
         with self.torch.no_grad():
             head.weight.copy_(weight)
@@ -217,8 +354,7 @@ class AdapterPool:
         difference from the base's bias, added per row in :meth:`_bias_hook`."""
         modules = dict(self.peft.named_modules())
         for key, trained in biases.items():
-            layer = key.removesuffix(".bias").removesuffix(".base_layer")
-            layer = layer if layer in modules else layer.replace("base_model.model.", "base_model.model.", 1)
+            layer = PEFT_PREFIX + bias_layer(key)
             module = modules.get(layer)
             base_layer = getattr(module, "base_layer", module)
             if base_layer is None or getattr(base_layer, "bias", None) is None:
@@ -244,13 +380,18 @@ class AdapterPool:
 
     def _evict(self, name: str) -> None:
         self.heads.pop(name)
+        self._forget(name)
+        self.evictions += 1
+
+    def _forget(self, name: str) -> None:
+        """Removes what ``name`` added to the shared model: its bias deltas and its LoRA matrices."""
         for layer, deltas in list(self.bias_deltas.items()):
             deltas.pop(name, None)
             if not deltas:
                 del self.bias_deltas[layer]
                 self._hooks.pop(layer).remove()
-        self.peft.delete_adapter(name)
-        self.evictions += 1
+        if self.peft is not None and name in self.peft.peft_config:
+            self.peft.delete_adapter(name)
 
     def logits(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, names: Sequence[str]
@@ -258,9 +399,11 @@ class AdapterPool:
         """Per row, the logits of that row's adapter (label counts differ between adapters)."""
         torch = self.torch
         with self._lock, torch.inference_mode():
-            missing = sorted(set(names) - set(self.heads))
-            if missing:
-                raise ModelError(f"adapters not loaded: {', '.join(missing)}")
+            # Another request may have evicted one of these since its predictor was made: load it
+            # again, keeping every adapter of this pass.
+            needed = list(dict.fromkeys(names))
+            for name in needed:
+                self.ensure(name, keep=needed)
             self._row_adapters = list(names)
             try:
                 hidden = self.peft(
@@ -277,6 +420,7 @@ class AdapterPool:
                 logits = self.heads[name](hidden[rows]).cpu().numpy()
                 for at, row in enumerate(rows):
                     out[row] = logits[at]
+            self._trim()  # back under the cap if this pass needed more adapters
             return out
 
 
@@ -317,6 +461,7 @@ class MultiAdapterPredictor:
             if not adapter.is_adapter:
                 raise ModelError(f"{adapter}: adapter {name!r} is not a LoRA adapter directory")
             check_base(adapter.path, adapter.meta, pool.base_name, pool.fingerprint)
+            pool.register(name, adapter)  # checked now, not at its first request
         if default is not None and default not in self.adapters:
             raise ConfigError(f"default adapter {default!r} is not one of {', '.join(self.adapters)}")
         self.default = (
@@ -340,15 +485,18 @@ class MultiAdapterPredictor:
         dtype: str = defaults.DTYPE.value,
         threads: int | None = None,
         max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
+        quantization: str = defaults.BASE_QUANTIZATION.value,
         **settings: Any,
     ) -> MultiAdapterPredictor:
         """``base``: any model name a preset accepts (path, hub id, ``pkg:MODULE``). ``adapters``: name ->
-        adapter directory, or a folder whose sub-folders are adapters named after them."""
+        adapter directory, or a folder whose sub-folders are adapters named after them. ``quantization``:
+        ``int8`` keeps the base's linear layers in int8 (:mod:`loraner.inference.int8`), ``auto`` where
+        that was measured faster."""
         torch = _import_torch()
         if threads:
             torch.set_num_threads(threads)
         sources = adapters if isinstance(adapters, Mapping) else adapter_dirs(adapters)
-        pool = AdapterPool(base, device=device, dtype=dtype, max_loaded=max_loaded)
+        pool = AdapterPool(base, device=device, dtype=dtype, max_loaded=max_loaded, quantization=quantization)
         return cls(pool, pool.base.load_tokenizer(), sources, default=default, **settings)
 
     @property
@@ -364,9 +512,9 @@ class MultiAdapterPredictor:
         return name
 
     def predictor(self, adapter: str | None = None) -> NERPredictor:
-        """The adapter's own predictor (its labels, window, word split), loading the adapter if needed."""
+        """The adapter's own predictor (its labels, window, word split); the adapter loads with the first
+        forward pass that needs it (:meth:`AdapterPool.logits`)."""
         name = self.resolve(adapter)
-        self.pool.ensure(name, self.adapters[name])
         if name not in self._predictors:
             self._predictors[name] = NERPredictor.from_meta(
                 self.tokenizer,
@@ -386,7 +534,9 @@ class MultiAdapterPredictor:
         meta = self.adapters[name].meta
         labels = list(dict.fromkeys(label for a in self.adapters.values() for label in a.meta.labels))
         return ModelInfo(
-            name=f"{Path(self.pool.base_name).name}+{len(self.names)} adapters",
+            name=f"{Path(self.pool.base_name).name}"
+            + (" (int8)" if self.pool.quantization == "int8" else "")
+            + f"+{len(self.names)} adapters",
             labels=labels,
             backend="torch",
             max_length=meta.window(self.tokenizer),
@@ -465,3 +615,28 @@ class UnknownAdapter(ConfigError):
         what = f"unknown adapter {name!r}" if name is not None else "no adapter named and no default adapter"
         names = ", ".join(self.available) if self.available else "none (one model is served, no adapters)"
         super().__init__(f"{what}; available: {names}")
+
+
+class AdapterUnavailable(ModelError):
+    """An adapter the pool cannot serve. The message names its directory (for the operator);
+    ``public`` says the same without it (for clients)."""
+
+    def __init__(self, name: str, path: Path, what: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+        self.public = f"adapter {name!r} {what}: {reason}"
+        super().__init__(f"adapter {name!r} ({path}) {what}: {reason}")
+
+
+class AdapterRefused(AdapterUnavailable):
+    """An adapter that cannot join the pool (checked when the predictor is built, and again at load)."""
+
+    def __init__(self, name: str, path: Path, reason: str) -> None:
+        super().__init__(name, path, "cannot be served with the others", reason)
+
+
+class AdapterLoadFailed(AdapterUnavailable):
+    """An adapter that passed the check but failed to load (memory ran out...); the pool is left as it
+    was, with the adapter not loaded."""
+
+    def __init__(self, name: str, path: Path, reason: str) -> None:
+        super().__init__(name, path, "failed to load", reason)

@@ -34,6 +34,9 @@ BACKENDS: tuple[str, ...] = get_args(BackendName)
 # The torch backend's weights: ``auto`` is bf16 where the CPU computes it natively, fp32 elsewhere.
 DType = Literal["auto", "fp32", "bf16"]
 DTYPES: tuple[str, ...] = get_args(DType)
+# A multi-adapter base's linear layers (loraner.inference.int8).
+BaseQuantization = Literal["none", "int8", "auto"]
+BASE_QUANTIZATIONS: tuple[str, ...] = get_args(BaseQuantization)
 
 
 @runtime_checkable
@@ -154,6 +157,27 @@ def resolve_dtype(dtype: str, device: str = defaults.DEVICE.value) -> str:
     if dtype != "auto":
         return dtype
     return "bf16" if device == "cpu" and native_bf16() else "fp32"
+
+
+def resolve_base_quantization(quantization: str, dtype: str, device: str = defaults.DEVICE.value) -> str:
+    """``none`` or ``int8`` for a multi-adapter base; ``auto`` -> :func:`int8_base_is_faster`. An int8
+    base runs fp32 activations: it goes with ``dtype`` fp32 or auto, on the CPU."""
+    if quantization not in BASE_QUANTIZATIONS:
+        raise ModelError(f"base quantization {quantization!r} is not one of {', '.join(BASE_QUANTIZATIONS)}")
+    if quantization == "auto":
+        return "int8" if device == "cpu" and dtype != "bf16" and int8_base_is_faster() else "none"
+    if quantization == "int8" and (device != "cpu" or dtype == "bf16"):
+        raise ModelError(
+            f"an int8 base runs on the CPU with fp32 activations (got device {device!r}, dtype {dtype!r})"
+        )
+    return quantization
+
+
+def int8_base_is_faster() -> bool:
+    """Whether this CPU is one where the int8 base was measured faster than the base ``dtype=auto``
+    gives (the int8 rows of the bench's ``adapters`` workload). None is recorded yet, so ``auto`` keeps
+    that base everywhere; a CPU class joins here with its measured rows."""
+    return False
 
 
 def torch_dtype(dtype: str) -> Any:

@@ -211,7 +211,12 @@ def _state_limits(app: FastAPI, settings: ServeSettings) -> None:
     """The OpenAPI schema states what validation enforces with this configuration (``schemas.Limits``
     on the fields that carry them); the per-request text budget is documented under 413."""
     build = app.openapi
-    limits = Limits(settings.max_text_chars, settings.max_batch, tuple(configured_adapters(settings)))
+    limits = Limits(
+        settings.max_text_chars,
+        settings.max_batch,
+        tuple(configured_adapters(settings)),
+        settings.default_adapter,
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

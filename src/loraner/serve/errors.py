@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraner.errors import LoranerError, ModelError
-from loraner.inference.adapters import UnknownAdapter
+from loraner.inference.adapters import AdapterUnavailable, UnknownAdapter
 from loraner.serve.schemas import ErrorResponse
-from loraner.serve.service import ClientGone, NotReady, Unavailable
+from loraner.serve.service import AdapterRequired, ClientGone, NotReady, Unavailable
 
 log = logging.getLogger("loraner.serve")
 
@@ -28,12 +28,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "Body over LORANER_MAX_BODY_BYTES, or more text than LORANER_MAX_REQUEST_CHARS",
     },
-    422: {"model": ErrorResponse, "description": "Invalid input: empty text, wrong types, over a limit"},
+    422: {
+        "model": ErrorResponse,
+        "description": "Invalid input: empty text, wrong types, over a limit, no adapter named where the "
+        "service has no default adapter",
+    },
     500: {"model": ErrorResponse, "description": "Unexpected error; quote the request_id"},
     503: {
         "model": ErrorResponse,
         "description": "Retryable (see Retry-After): model not loaded yet, queue full, request timed out, "
-        "or shutting down",
+        "shutting down, or the named adapter cannot be loaded (the answer names it and the reason)",
         "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     },
 }
@@ -69,6 +73,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownAdapter)
     async def unknown_adapter(request: Request, exc: UnknownAdapter) -> JSONResponse:
         return _error(request, 404, str(exc), available=exc.available)
+
+    @app.exception_handler(AdapterRequired)
+    async def adapter_required(request: Request, exc: AdapterRequired) -> JSONResponse:
+        return _error(request, 422, str(exc), available=exc.available)
+
+    @app.exception_handler(AdapterUnavailable)
+    async def adapter_unavailable(request: Request, exc: AdapterUnavailable) -> JSONResponse:
+        # The other adapters still answer; this one cannot, and the answer says why (never a 500).
+        log.error(
+            "adapter unavailable",
+            extra={"event": "adapter_unavailable", "adapter": exc.name, "error": exc.reason},
+        )
+        response = _error(request, 503, exc.public, adapter=exc.name)
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:

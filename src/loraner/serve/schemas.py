@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -41,11 +41,18 @@ NOT_BLANK = r"\S"  # what the text validators enforce: at least one non-whitespa
 @dataclass(frozen=True)
 class Limits:
     """What a service accepts beyond the bodies' own rules: texts of at most ``max_text_chars``,
-    batches of at most ``max_batch`` texts, adapter names among ``adapters`` (none: a single model)."""
+    batches of at most ``max_batch`` texts, adapter names among ``adapters`` (none: a single model), and
+    whether a request may leave the adapter out (only with a ``default_adapter``, or one adapter)."""
 
     max_text_chars: int
     max_batch: int
     adapters: tuple[str, ...] = ()
+    default_adapter: str | None = None
+
+    @property
+    def adapter_required(self) -> bool:
+        """Requests must name an adapter: several are served and none is the default."""
+        return len(self.adapters) > 1 and self.default_adapter is None
 
 
 _STATED: ContextVar[Limits | None] = ContextVar("loraner_serve_limits", default=None)
@@ -88,10 +95,45 @@ def _adapter_per_text_rule(schema: JsonSchemaValue, limits: Limits) -> JsonSchem
 
 
 def _adapter_rule(_schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
-    # The adapters this service has; a single model has none, and only null is valid.
+    # The adapters this service has; a single model has none, and only null is valid. Null (the
+    # default adapter) only where there is one.
+    if not limits.adapters:
+        return {"type": "null"}
+    name = {"type": "string", "enum": list(limits.adapters)}
+    return name if limits.adapter_required else {"anyOf": [name, {"type": "null"}]}
+
+
+def _batch_adapter_rule(schema: JsonSchemaValue, limits: Limits) -> JsonSchemaValue:
+    # A batch's one-for-all adapter may be null even without a default: "adapters" names them instead.
     if not limits.adapters:
         return {"type": "null"}
     return {"anyOf": [{"type": "string", "enum": list(limits.adapters)}, {"type": "null"}]}
+
+
+def _requests_name_adapters(examples: list[dict[str, Any]], *, batch: bool) -> Callable[..., None]:
+    """A request model's ``json_schema_extra``: its examples, and what the stated limits require of the
+    adapter fields as a whole. Without a default adapter a request names one: ``adapter`` is required
+    (a batch: ``adapter`` or ``adapters``); a batch never names both (the server refuses it, 422)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        limits = _STATED.get()
+        required = limits is not None and limits.adapter_required
+        first = {"adapter": limits.adapters[0]} if limits is not None and required else {}
+        schema["examples"] = [{**example, **first} for example in examples]
+        if limits is None or not limits.adapters:
+            return
+        if not batch:
+            if required:
+                schema["required"] = [*schema.get("required", []), "adapter"]
+            return
+        named = {"adapter": {"type": "string"}, "adapters": {"type": "array"}}
+        schema["not"] = {"required": ["adapter", "adapters"], "properties": named}
+        if required:
+            schema["anyOf"] = [
+                {"required": [field], "properties": {field: rule}} for field, rule in named.items()
+            ]
+
+    return extra
 
 
 # Text within the limits: non-blank, at most max_text_chars (a request's text, or a part of one).
@@ -101,9 +143,14 @@ Text = Annotated[StrictStr, TEXT_LIMITS]
 PER_TEXT = _Stated(_per_text_rule)
 
 AdapterName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ADAPTER_NAME)]
-# An adapter name, or null for the default adapter; stated as the names this service serves.
+# An adapter name, or null for the default adapter; stated as the names this service serves (null only
+# where there is a default). The batch's one-for-all field is nullable in any case.
 AdapterChoice = Annotated[AdapterName | None, _Stated(_adapter_rule)]
-ADAPTER_FIELD = "Adapter to use (GET /adapters lists them); default: the service's default adapter"
+BatchAdapterChoice = Annotated[AdapterName | None, _Stated(_batch_adapter_rule)]
+ADAPTER_FIELD = (
+    "Adapter to use (GET /adapters lists them); default: the service's default adapter (without one, "
+    "required)"
+)
 # Adapters named one per text: 1 to max_batch of them.
 ADAPTER_PER_TEXT = _Stated(_adapter_per_text_rule)
 
@@ -126,7 +173,9 @@ def _not_blank(text: str) -> str:
 
 class PredictRequest(Strict):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"text": "José Müller flew from Oslo to São Paulo."}]},
+        json_schema_extra=_requests_name_adapters(
+            [{"text": "José Müller flew from Oslo to São Paulo."}], batch=False
+        ),
     )
 
     text: Text = Field(..., description="Raw text; offsets in the answer index into it")
@@ -139,10 +188,16 @@ class PredictRequest(Strict):
 
 
 class BatchRequest(Strict):
+    model_config = ConfigDict(
+        json_schema_extra=_requests_name_adapters(
+            [{"texts": ["Ola Hansen bor i Bergen.", "NRK hired Kari Nordmann."]}], batch=True
+        ),
+    )
+
     texts: Annotated[list[Text], PER_TEXT] = Field(
         ..., min_length=1, description="Raw texts, answered in the same order"
     )
-    adapter: AdapterChoice = Field(None, description=f"{ADAPTER_FIELD}; the same for every text")
+    adapter: BatchAdapterChoice = Field(None, description=f"{ADAPTER_FIELD}; the same for every text")
     adapters: Annotated[list[AdapterChoice], ADAPTER_PER_TEXT] | None = Field(
         None, description="One adapter per text (instead of adapter); null items take the default"
     )
@@ -172,7 +227,9 @@ class BatchRequest(Strict):
 class DeidentifyRequest(PredictRequest):
     # The text field and its validation are /predict's; only the document key is added.
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"text": "Kari Nordmann (45 år), tlf. 912 34 567, bor i Bergen."}]},
+        json_schema_extra=_requests_name_adapters(
+            [{"text": "Kari Nordmann (45 år), tlf. 912 34 567, bor i Bergen."}], batch=False
+        ),
     )
 
     document_key: StrictStr | None = Field(
@@ -241,9 +298,9 @@ class ReplacedOut(BaseModel):
 
 
 class DeidentifiedOut(BaseModel):
-    # The schema gives the rewritten text a request text's limits, which a rewrite can break: a
-    # placeholder longer than the span it replaces, or redact emptying a text that is one entity.
-    text: Annotated[str, TEXT_LIMITS] = Field(..., description="The de-identified text")
+    # A plain string: a rewrite breaks a request text's limits (a placeholder longer than the span it
+    # replaces; redact empties a text that is one entity).
+    text: str = Field(..., description="The de-identified text (may be empty or longer than the request's)")
     items: list[ReplacedOut] = Field(..., description="One per replaced span, in text order")
     entities: list[EntityOut] = Field(..., description="The spans replaced, on the request text")
     count: int = Field(..., description="Number of replaced spans")
@@ -296,7 +353,10 @@ class ErrorResponse(BaseModel):
     detail: str
     request_id: str | None = None
     available: list[str] | None = Field(
-        None, description="With 404 for an unknown adapter: the adapters there are"
+        None, description="With 404 for an unknown adapter, 422 for none named: the adapters there are"
+    )
+    adapter: str | None = Field(
+        None, description="With 503 for an adapter that cannot be loaded: its name (detail says why)"
     )
 
 

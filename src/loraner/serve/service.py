@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import anyio
 
 from loraner.errors import LoranerError
-from loraner.inference.adapters import UnknownAdapter
+from loraner.inference.adapters import AdapterUnavailable, UnknownAdapter
 from loraner.inference.predictor import Cancelled, ModelInfo, ShouldStop, TextPrediction
 from loraner.serve.batcher import MicroBatcher
 from loraner.serve.logs import safe_traceback
@@ -65,6 +65,7 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
             dtype=settings.dtype,
             threads=settings.threads,
             max_loaded=settings.max_loaded_adapters,
+            quantization=settings.base_quantization,
             **decoding,
         )
     if not settings.model:
@@ -113,6 +114,17 @@ class Unavailable(Exception):
 
 def _shutting_down() -> Unavailable:
     return Unavailable("the server is shutting down; retry (another instance will answer)", retry_after=2)
+
+
+class AdapterRequired(Exception):
+    """A request named no adapter where there is no default one (422: the schema requires the field)."""
+
+    def __init__(self, available: Sequence[str]) -> None:
+        self.available = list(available)
+        super().__init__(
+            f"name an adapter (adapter, or adapters for a batch): this service has no default adapter; "
+            f"available: {', '.join(self.available)}"
+        )
 
 
 class ClientGone(Exception):
@@ -198,7 +210,9 @@ class Service:
             # Clients see a LoranerError's message (it names the file and the fix), else the type only;
             # the log gets the full message: loading involves no request text.
             self.load_error = (
-                _without_path(str(exc), self.settings.model)
+                exc.public
+                if isinstance(exc, AdapterUnavailable)
+                else _without_path(str(exc), self.settings.model)
                 if isinstance(exc, LoranerError)
                 else type(exc).__qualname__
             )
@@ -287,7 +301,9 @@ class Service:
         for name in dict.fromkeys(names):
             if name is None and (default is not None or not available):
                 continue
-            if name is None or name not in available:
+            if name is None:
+                raise AdapterRequired(available)
+            if name not in available:
                 raise UnknownAdapter(name, available)
         resolved = [default if name is None else name for name in names]
         for name in resolved:

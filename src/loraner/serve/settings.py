@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from loraner import defaults
 from loraner.data.words import WordSplit
 from loraner.errors import ConfigError
-from loraner.inference.backends import BackendName, DType
+from loraner.inference.backends import BackendName, BaseQuantization, DType
 from loraner.inference.decoding import Aggregation
 from loraner.settings import OThreshold
 
@@ -69,6 +69,9 @@ class ServeSettings(BaseSettings):
     )
     max_loaded_adapters: Annotated[int, FLAG] = Field(
         defaults.MAX_LOADED_ADAPTERS.value, ge=1, description=defaults.MAX_LOADED_ADAPTERS.help
+    )
+    base_quantization: Annotated[BaseQuantization, FLAG] = Field(
+        defaults.BASE_QUANTIZATION.value, description=defaults.BASE_QUANTIZATION.help
     )
     dtype: Annotated[DType, FLAG] = Field(defaults.DTYPE.value, description=defaults.DTYPE.help)
     compile: Annotated[bool, FLAG] = Field(defaults.COMPILE.value, description=defaults.COMPILE.help)
