@@ -314,6 +314,12 @@ class OpenVinoBackend:
         self.input_names = {name for port in compiled.inputs for name in port.get_names()}
         self._requests = threading.local()
 
+    @property
+    def precision(self) -> str:
+        """The precision OpenVINO runs the graph's floating-point parts in (``f32``, ``bf16``): a bf16
+        hint falls back to f32 on a CPU without bf16 instructions."""
+        return str(self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+
     @classmethod
     def from_file(
         cls, path: str | Path, threads: int | None = None, dtype: str = defaults.DTYPE.value
