@@ -126,3 +126,14 @@ def test_cli_exports_int8_with_a_calibration_file(tmp_path, tiny_roberta_dir):
     assert result.exit_code == 0, result.output
     assert "fp32 parity" in result.output and "int8: entity agreement" in result.output
     assert json.loads((out / "loraner.json").read_text())["openvino"]["calibration"] == str(calibration)
+
+
+def test_predict_runs_the_ir_from_the_command_line(tiny_openvino_int8):
+    out, _ = tiny_openvino_int8
+    text = "José Müller bor i Tromsø."
+    result = CliRunner().invoke(app, ["predict", "--model", str(out), "--backend", "openvino", text])
+    assert result.exit_code == 0, result.output
+    library = NERPredictor.from_pretrained(out, backend="openvino").predict(text)
+    assert [(e["start"], e["end"], e["type"]) for e in json.loads(result.output)["entities"]] == [
+        (e.start, e.end, e.type) for e in library
+    ]
