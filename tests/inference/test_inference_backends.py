@@ -156,6 +156,8 @@ def test_when_the_openvino_ir_is_broken_or_missing_then_model_error(tmp_path):
         OpenVinoBackend.from_file(tmp_path / "missing.xml")
     with pytest.raises(ModelError, match="cpu only"):
         load_backend(tmp_path, "openvino", device="cuda")
+    with pytest.raises(ModelError, match=r"It holds an OpenVINO IR \(openvino/\): use backend='openvino'"):
+        load_backend(tmp_path, "torch")
 
 
 def test_when_onnx_file_is_broken_then_model_error(tmp_path):

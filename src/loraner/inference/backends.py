@@ -26,6 +26,7 @@ from loraner import defaults
 from loraner.errors import ModelError
 from loraner.modeldir import (
     ONNX_FILE,
+    OPENVINO_DIR,
     SAFETENSORS_FILE,
     TORCH_WEIGHT_PATTERNS,
     ModelDir,
@@ -498,5 +499,7 @@ def load_backend(
         return OnnxBackend.from_file(model.path / onnx_file, threads)
     if not model.has_torch_weights:
         hint = f" It holds {ONNX_FILE}: use backend='onnx'." if model.has_onnx else ""
+        if model.has_openvino:
+            hint += f" It holds an OpenVINO IR ({OPENVINO_DIR}/): use backend='openvino'."
         raise ModelError(f"{model}: no PyTorch weights ({', '.join(TORCH_WEIGHT_PATTERNS)}).{hint}")
     return TorchBackend.from_pretrained(model, device, threads, base=base, dtype=dtype, compile=compile)
