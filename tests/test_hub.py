@@ -71,6 +71,26 @@ def test_predict_with_a_pinned_hub_id_downloads_the_model_files_once(fake_hub, t
     assert kwargs["allow_patterns"] == HUB_MODEL_FILES and kwargs["library_name"] == "loraner"
 
 
+def test_a_hub_model_comes_with_its_openvino_ir_and_no_pickled_weights(fake_hub, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "openvino").mkdir(parents=True)
+    for name in ("config.json", "loraner.json", "model.safetensors", "openvino/export_report.json"):
+        (repo / name).write_text("{}")
+    for name in ("openvino/model.xml", "openvino/model.bin", "pytorch_model.bin"):
+        (repo / name).write_bytes(b"not read here")
+    fake_hub({"org/ov": repo})
+    path = download_model("org/ov")
+    got = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+    assert got == [
+        "config.json",
+        "loraner.json",
+        "model.safetensors",
+        "openvino/export_report.json",
+        "openvino/model.bin",
+        "openvino/model.xml",
+    ]
+
+
 def test_when_a_repo_has_no_safetensors_then_pickled_weights_are_fetched_too(fake_hub, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -265,15 +265,10 @@ def cpu_model_and_flags() -> tuple[str, set[str]]:
 
 
 def cpu_class() -> str:
-    """The class a CPU-dependent target is judged for: what its fastest int8 and bf16 kernels use."""
-    flags = cpu_model_and_flags()[1]
-    if {"amx_bf16", "amx_int8"} & flags:
-        return "AMX"
-    if "avx512_bf16" in flags:
-        return "AVX512-BF16"
-    if "avx512_vnni" in flags:
-        return "AVX512-VNNI"
-    return "AVX2" if "avx2" in flags else "other"
+    """The class a CPU-dependent target is judged for (the library's, which ``backend=auto`` uses)."""
+    from loraner.inference.backends import cpu_class as library_cpu_class
+
+    return library_cpu_class(frozenset(cpu_model_and_flags()[1]))
 
 
 def cpu_line() -> str:

@@ -4,7 +4,8 @@
   in IOB2) built from a config with random weights (weights do not change speed) and the run's
   tokenizer (``--tokenizer``, default the real roberta-base one in ../shared), saved as a plain
   Transformers directory, plus its ONNX fp32 and int8 exports made by
-  :func:`loraner.export.onnx.export_onnx`.
+  :func:`loraner.export.onnx.export_onnx` and its OpenVINO fp32 and static int8 IRs made by
+  :func:`loraner.export.openvino.export_openvino` (int8 calibrated on CoNLL dev sentences).
 * In quick mode a 2-layer, 32-hidden RoBERTa with the same tokenizer and labels.
 
 The int8 export normally refuses a model whose int8 entities disagree with fp32 (``int8_floor``). On a
@@ -56,6 +57,8 @@ class BenchModels:
     torch_dir: Path
     onnx_fp32_dir: Path
     onnx_int8_dir: Path
+    openvino_fp32_dir: Path | None  # None where OpenVINO is not installed (the [openvino] extra)
+    openvino_int8_dir: Path | None
     labels: list[str]
     flops_per_token: float
     export: dict[str, Any]  # the export reports (parity, int8 agreement on the random model, sizes)
@@ -66,6 +69,8 @@ class BenchModels:
             "torch_dir": str(self.torch_dir),
             "onnx_fp32_dir": str(self.onnx_fp32_dir),
             "onnx_int8_dir": str(self.onnx_int8_dir),
+            "openvino_fp32_dir": str(self.openvino_fp32_dir),
+            "openvino_int8_dir": str(self.openvino_int8_dir),
             "labels": len(self.labels),
             "gflop_per_token": round(self.flops_per_token / 1e9, 4),
             "export": self.export,
@@ -206,16 +211,57 @@ def build_models(ctx: Context) -> BenchModels:
                 "int8_floor": "0 (random weights: agreement is not meaningful; see the accuracy check)",
             }
             done.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        openvino = build_openvino(root, torch_dir, ctx)
     config = AutoConfig.from_pretrained(str(torch_dir))
+    export = json.loads(done.read_text(encoding="utf-8"))
+    if openvino is not None:
+        export["openvino_int8"] = json.loads((root / "openvino.done").read_text(encoding="utf-8"))
     return BenchModels(
         name=name,
         torch_dir=torch_dir,
         onnx_fp32_dir=fp32_dir,
         onnx_int8_dir=int8_dir,
+        openvino_fp32_dir=openvino[0] if openvino else None,
+        openvino_int8_dir=openvino[1] if openvino else None,
         labels=labels,
         flops_per_token=flops_per_token(config),
-        export=json.loads(done.read_text(encoding="utf-8")),
+        export=export,
     )
+
+
+def build_openvino(root: Path, torch_dir: Path, ctx: Context) -> tuple[Path, Path] | None:
+    """``root/openvino-fp32`` and ``root/openvino-int8`` (built once; ``openvino.done`` holds the int8
+    report). None where the [openvino] extra is missing. The caller holds the build lock."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None:
+        ctx.log("openvino/nncf not installed: no OpenVINO rows (pip install 'loraner[openvino]')")
+        return None
+    from bench.lib.data import read_conll_examples, sentence_set
+    from loraner.export.openvino import export_openvino
+    from loraner.modeldir import load_tokenizer
+
+    fp32_dir, int8_dir, marker = root / "openvino-fp32", root / "openvino-int8", root / "openvino.done"
+    if not marker.exists():
+        ctx.log(f"building the OpenVINO IRs in {root} (once)")
+        shutil.rmtree(fp32_dir, ignore_errors=True)
+        shutil.rmtree(int8_dir, ignore_errors=True)
+        dev = read_conll_examples("dev") or []
+        calibration = [" ".join(ex.tokens) for ex in dev[:300]] or sentence_set(
+            load_tokenizer(torch_dir), 300, seed=ctx.seed + 1
+        ).texts
+        export_openvino(torch_dir, fp32_dir, threads=ctx.threads)
+        # Random weights: int8-vs-fp32 entity agreement is meaningless here, hence floor 0.
+        int8 = export_openvino(
+            torch_dir,
+            int8_dir,
+            quantize="int8",
+            calibration_texts=calibration,
+            int8_floor=0.0,
+            threads=ctx.threads,
+        )
+        marker.write_text(json.dumps(int8.int8, indent=2), encoding="utf-8")
+    return fp32_dir, int8_dir
 
 
 def trained_int8(
@@ -253,6 +299,25 @@ def trained_int8(
                     threads=threads,
                     preprocess=False,
                 )
+    return out, json.loads(report_file.read_text(encoding="utf-8"))
+
+
+def trained_openvino_int8(model_dir: Path, cache: Path, threads: int) -> tuple[Path, dict[str, Any]] | str:
+    """The static int8 OpenVINO IR of a trained model, calibrated and checked on its validation split
+    (cached by the model's path and modification time); the export's refusal as a string."""
+    from loraner.errors import LoranerError
+    from loraner.export.openvino import export_openvino
+
+    stamp = max(p.stat().st_mtime for p in model_dir.iterdir())
+    key = hashlib.sha1(f"{model_dir.resolve()}:{stamp}".encode()).hexdigest()[:10]
+    out = cache / "trained" / key / "openvino-int8"
+    report_file = out / "openvino" / "export_report.json"
+    if not (out / "openvino" / "model.xml").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            export_openvino(model_dir, out, quantize="int8", threads=threads)
+        except LoranerError as exc:
+            return f"OpenVINO int8 export refused: {exc}"
     return out, json.loads(report_file.read_text(encoding="utf-8"))
 
 

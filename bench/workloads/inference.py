@@ -3,6 +3,11 @@ batch 32) against loraner's ``NERPredictor`` on each backend, on the same model,
 
 Every variant runs once per repeat, interleaved (A, B, loraner..., A, B, ...), so load changes on a
 shared machine hit all of them alike; ratios are taken within a repeat, then the median over repeats.
+
+Model only: each loraner backend also runs the very batches its predictor builds for the sentences
+(tokenized, windowed, length-sorted and padded once, beforehand), so end to end minus model only is the
+time spent outside the model (tokenization, windows, padding, decoding), and OpenVINO and ONNX Runtime
+compare on the same inputs.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from bench.lib.common import (
     write_result,
 )
 from bench.lib.data import TextSet, long_notes, read_conll_examples, sentence_set
-from bench.lib.models import MAX_LENGTH, BenchModels, build_models, trained_int8
+from bench.lib.models import MAX_LENGTH, BenchModels, build_models, trained_int8, trained_openvino_int8
 
 PIPELINE_BATCH = 32
 WARMUP_TEXTS = 8
@@ -41,7 +46,7 @@ WARMUP_TEXTS = 8
 class Variant:
     name: str
     group: str  # "baseline" or "loraner"
-    backend: str  # "torch fp32", "onnx fp32", "onnx int8"
+    backend: str  # "torch fp32", "onnx fp32", "onnx int8", "openvino int8", ...
     batch_size: int | None
     run: Callable[[Sequence[str]], object]  # all texts, the variant's own way
     single: Callable[[str], object]  # one text, for latency
@@ -49,6 +54,8 @@ class Variant:
     seconds: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     note_seconds: list[float] = field(default_factory=list)
+    predictor: Any = None  # loraner's, for the model-only runs
+    model_seconds: list[float] = field(default_factory=list)
 
     @property
     def peak(self) -> float:
@@ -107,7 +114,9 @@ def loraner_variant(
         max_batch_tokens=None if uncapped else defaults.MAX_BATCH_TOKENS.value,
     )
     label = f"batch {size}, no token cap" if uncapped else "defaults"
-    return Variant(f"loraner {backend}, {label}", "loraner", backend, size, p.predict_batch, p.predict)
+    return Variant(
+        f"loraner {backend}, {label}", "loraner", backend, size, p.predict_batch, p.predict, predictor=p
+    )
 
 
 def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
@@ -134,8 +143,26 @@ def build_variants(models: BenchModels, ctx: Context) -> list[Variant]:
         # --compile: about a minute of compilation in the warm-up, then faster bf16 (Zen 4: 2.24x fp32).
         compiled = NERPredictor.from_pretrained(models.torch_dir, backend="torch", dtype="bf16", compile=True)
         variants.append(loraner_variant(compiled, "torch bf16 compiled"))
+    variants += openvino_variants(models, ctx)
     variants += [loraner_variant(int8, "onnx int8", b, uncapped=True) for b in ctx.sizes.int8_batch_sizes]
     return variants
+
+
+def openvino_variants(models: BenchModels, ctx: Context) -> list[Variant]:
+    """OpenVINO's static int8 IR, and its fp32 IR under a bf16 precision hint (OpenVINO runs f32 where
+    the CPU has no bf16 instructions: the row says which precision ran)."""
+    from loraner.inference import NERPredictor
+
+    if models.openvino_int8_dir is None or models.openvino_fp32_dir is None:
+        return []
+    int8 = NERPredictor.from_pretrained(models.openvino_int8_dir, backend="openvino", threads=ctx.threads)
+    fp32 = NERPredictor.from_pretrained(
+        models.openvino_fp32_dir, backend="openvino", threads=ctx.threads, dtype="bf16"
+    )
+    return [
+        loraner_variant(int8, "openvino int8"),
+        loraner_variant(fp32, f"openvino fp32, bf16 hint (ran {fp32.backend.precision})"),
+    ]
 
 
 # --- measuring -------------------------------------------------------------------------------------
@@ -162,6 +189,33 @@ def measure(variants: list[Variant], sentences: TextSet, notes: TextSet, ctx: Co
             with Stopwatch() as sw:
                 v.run(notes.texts)
             v.note_seconds.append(sw.seconds)
+
+
+def model_only_variants(variants: list[Variant]) -> list[Variant]:
+    """loraner at its defaults, one per backend."""
+    return [v for v in variants if v.group == "loraner" and v.name.endswith("defaults")]
+
+
+def prepared_batches(predictor: Any, texts: Sequence[str]) -> list[tuple[Any, Any]]:
+    """The padded batches ``predictor`` runs for ``texts``, built once (the engine's own steps)."""
+    from loraner.inference.encoding import length_batches, pad
+
+    windows = predictor.windows(predictor.tokenize(texts))
+    batches = length_batches(windows, predictor.batch_size, predictor.max_batch_tokens)
+    return [pad([windows[i].ids for i in batch], predictor.pad_id) for batch in batches]
+
+
+def measure_model_only(variants: list[Variant], sentences: TextSet, ctx: Context) -> None:
+    """Each backend on the prepared batches alone, interleaved, ``repeats`` times."""
+    chosen = model_only_variants(variants)
+    batches = {v.name: prepared_batches(v.predictor, sentences.texts) for v in chosen}
+    for r in range(ctx.sizes.repeats):
+        ctx.log(f"  model only repeat {r + 1}/{ctx.sizes.repeats}")
+        for v in chosen:
+            with Stopwatch() as sw:
+                for ids, mask in batches[v.name]:
+                    v.predictor.backend.logits(ids, mask)
+            v.model_seconds.append(sw.seconds)
 
 
 def latency_variants(variants: list[Variant]) -> list[Variant]:
@@ -235,6 +289,29 @@ def latency_rows(variants: list[Variant]) -> list[dict[str, Any]]:
     ]
 
 
+def model_only_rows(variants: list[Variant], sentences: TextSet) -> list[dict[str, Any]]:
+    """Model-only and end-to-end sentences/s per backend, and the share of end-to-end time outside
+    the model (medians over repeats)."""
+    rows = []
+    for v in model_only_variants(variants):
+        model, e2e = median(v.model_seconds), median(v.seconds)
+        rows.append(
+            {
+                "variant": v.name,
+                "backend": v.backend,
+                "model_only_sentences_per_s": round(len(sentences.texts) / model, 2),
+                "end_to_end_sentences_per_s": round(len(sentences.texts) / e2e, 2),
+                "outside_model_share": round(max(0.0, 1 - model / e2e), 3),
+                # The same work on any CPU class: what the share would be with a faster model.
+                "outside_model_ms_per_sentence": round(
+                    1000 * max(0.0, e2e - model) / len(sentences.texts), 3
+                ),
+                "model_seconds_per_repeat": [round(x, 3) for x in v.model_seconds],
+            }
+        )
+    return rows
+
+
 def note_rows(variants: list[Variant], notes: TextSet) -> list[dict[str, Any]]:
     rows = []
     for v in note_variants(variants):
@@ -298,9 +375,40 @@ def accuracy(ctx: Context) -> dict[str, Any]:
             found[name] = predictor.predict_batch(texts)
         scores[name] = {"f1": round(entity_f1(gold, found[name]), 4), "seconds": round(sw.seconds, 2)}
     scores["f1_drop_points"] = round(100 * (scores["torch_fp32"]["f1"] - scores["onnx_int8"]["f1"]), 2)
+    scores |= openvino_accuracy(ctx, model_dir, texts, gold)
+    if "f1" in scores["openvino_int8"]:
+        drop = scores["torch_fp32"]["f1"] - scores["openvino_int8"]["f1"]
+        scores["openvino_f1_drop_points"] = round(100 * drop, 2)
     # How often bf16 weights give the very entities fp32 gives (entity F1 with fp32's as the reference).
     scores["bf16_entity_agreement"] = round(entity_f1(found["torch_fp32"], found["torch_bf16"]), 4)
     return scores
+
+
+def openvino_accuracy(ctx: Context, model_dir: Any, texts: list[str], gold: list[Any]) -> dict[str, Any]:
+    """CoNLL test F1 of the trained model's OpenVINO static int8 IR, calibrated (and checked by the
+    export) on the model's own validation split."""
+    import importlib.util
+
+    from loraner.errors import LoranerError
+    from loraner.inference import NERPredictor
+    from loraner.scores import entity_f1
+
+    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None:
+        return {"openvino_int8": {"skipped": "openvino/nncf not installed"}}
+    out = trained_openvino_int8(model_dir, ctx.cache, ctx.threads)
+    if isinstance(out, str):
+        return {"openvino_int8": {"error": out}}
+    ir_dir, report = out
+    predictor = NERPredictor.from_pretrained(ir_dir, backend="openvino", threads=ctx.threads, batch_size=32)
+    with Stopwatch() as sw:
+        try:
+            found = predictor.predict_batch(texts)
+        except LoranerError as exc:
+            return {"openvino_int8": {"error": str(exc)}}
+    return {
+        "openvino_int8": {"f1": round(entity_f1(gold, found), 4), "seconds": round(sw.seconds, 2)},
+        "openvino_int8_export": report.get("int8"),
+    }
 
 
 # --- the workload ----------------------------------------------------------------------------------
@@ -318,6 +426,7 @@ def run(ctx: Context) -> dict[str, Any]:
         f"inference: {len(variants)} variants x {ctx.sizes.repeats} repeats, {len(sentences.texts)} sentences"
     )
     measure(variants, sentences, notes, ctx)
+    measure_model_only(variants, sentences, ctx)
     best = best_loraner(variants)
     result = {
         "model": models.describe(),
@@ -325,6 +434,8 @@ def run(ctx: Context) -> dict[str, Any]:
         "notes": notes.describe(),
         "throughput": throughput_rows(variants, sentences, models.flops_per_token),
         "latency": latency_rows(variants),
+        "model_only": model_only_rows(variants, sentences),
+        "cpu_class": cpu_class(),
         "long_notes": note_rows(variants, notes),
         "best_loraner": best.name,
         "accuracy": accuracy(ctx),
@@ -379,6 +490,7 @@ def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
     )
     agreement = acc.get("bf16_entity_agreement")
     return [
+        *openvino_targets(result, best),
         bf16_speed,
         target(
             "torch bf16 entity agreement with fp32",
@@ -408,6 +520,57 @@ def targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
     ]
 
 
+def openvino_targets(result: dict[str, Any], best: Variant) -> list[dict[str, Any]]:
+    """The share of time outside the model; OpenVINO int8 against ONNX int8 on the same batches, and
+    whether ``backend=auto``'s table (``FASTEST_INT8``) picks the faster of the two on this CPU class;
+    the OpenVINO int8 F1 drop on the trained model."""
+    from loraner.inference.backends import FASTEST_INT8
+
+    rows = {r["backend"]: r for r in result["model_only"]}
+    best_row = next((r for r in result["model_only"] if r["variant"] == best.name), None)
+    outside = target(
+        "share of end-to-end time outside the model",
+        best_row["outside_model_share"] if best_row else None,
+        "<=",
+        0.15,
+        f"{best.name}: {best_row['model_only_sentences_per_s']} sent/s model only, "
+        f"{best_row['end_to_end_sentences_per_s']} end to end"
+        if best_row
+        else "the fastest variant has no model-only row",
+    )
+    cpu, checks = result["cpu_class"], [outside]
+    ov, onnx = rows.get("openvino int8"), rows.get("onnx int8")
+    if ov and onnx:
+        speed = ratio(ov["model_only_sentences_per_s"], onnx["model_only_sentences_per_s"])
+        table = FASTEST_INT8.get(cpu, "onnx")
+        agrees = (speed > 1.0) == (table == "openvino")
+        checks.append(
+            target(
+                "auto's int8 runtime is the faster one here (1 = yes)",
+                1.0 if agrees else 0.0,
+                ">=",
+                1.0,
+                f"{cpu}: openvino int8 = {speed:.2f}x onnx int8, model only; FASTEST_INT8 says {table}",
+            )
+        )
+    acc = result["accuracy"]
+    drop = acc.get("openvino_f1_drop_points")
+    ov_acc = acc.get("openvino_int8") or {}
+    checks.append(
+        target(
+            "openvino int8 F1 drop vs fp32 (points)",
+            abs(drop) if drop is not None else None,
+            "<=",
+            0.5,
+            acc.get("skipped")
+            or ov_acc.get("skipped")
+            or ov_acc.get("error")
+            or f"{acc.get('sentences')} CoNLL test sentences, calibrated on the validation split",
+        )
+    )
+    return checks
+
+
 def report(result: dict[str, Any]) -> None:
     s = result["sentences"]
     print_table(
@@ -430,6 +593,20 @@ def report(result: dict[str, Any]) -> None:
         "Single-sentence latency",
         ["variant", "calls", "p50 ms", "p99 ms"],
         [[r["variant"], r["calls"], r["p50_ms"], r["p99_ms"]] for r in result["latency"]],
+    )
+    print_table(
+        "End to end and model only (the same padded batches, built beforehand)",
+        ["variant", "model only sent/s", "end to end sent/s", "outside the model", "ms/sentence outside"],
+        [
+            [
+                r["variant"],
+                r["model_only_sentences_per_s"],
+                r["end_to_end_sentences_per_s"],
+                f"{100 * r['outside_model_share']:.1f}%",
+                r["outside_model_ms_per_sentence"],
+            ]
+            for r in result["model_only"]
+        ],
     )
     n = result["notes"]
     print_table(

@@ -73,6 +73,11 @@ PORT: Final = Default(8000, "port")
 OPSET: Final = Default(17, "ONNX opset of the exported graph")
 ATOL: Final = Default(1e-3, "max |logit diff| allowed for fp32")
 INT8_FLOOR: Final = Default(0.9, "min entity agreement of int8 with fp32")
+# `loraner export openvino --quantize int8`: NNCF's static int8 and the check of its F1 where gold exists.
+CALIBRATION_SIZE: Final = Default(300, "calibration texts for static int8 (the first N of the file or split)")
+INT8_MAX_F1_DROP: Final = Default(
+    0.5, "max entity F1 drop of int8 vs fp32, in points, where the calibration texts have gold entities"
+)
 
 # `loraner data synth` and the `synth` data format.
 SYNTH_COUNTS: Final[Default[Mapping[str, int]]] = Default(

@@ -103,6 +103,21 @@ def test_the_bf16_target_is_judged_beside_this_cpus_measured_linear_layer_ceilin
     )
 
 
+def test_openvino_and_onnx_int8_run_end_to_end_and_model_only_in_the_same_run(quick_run):
+    _, results = quick_run
+    inference = json.loads((results / "inference.json").read_text())
+    throughput = {r["variant"] for r in inference["throughput"]}
+    assert {"loraner openvino int8, defaults", "loraner onnx int8, defaults"} <= throughput
+    assert any(v.startswith("loraner openvino fp32, bf16 hint (ran ") for v in throughput)
+    model_only = {r["backend"]: r for r in inference["model_only"]}
+    for backend in ("openvino int8", "onnx int8", "torch fp32"):
+        row = model_only[backend]
+        assert row["model_only_sentences_per_s"] > 0 and 0 <= row["outside_model_share"] < 1
+    names = {t["name"] for t in inference["targets"]}
+    assert {"share of end-to-end time outside the model", "openvino int8 F1 drop vs fp32 (points)"} <= names
+    assert "auto's int8 runtime is the faster one here (1 = yes)" in names
+
+
 def test_when_no_trained_model_then_accuracy_says_skipped(quick_run):
     _, results = quick_run
     accuracy = json.loads((results / "inference.json").read_text())["accuracy"]

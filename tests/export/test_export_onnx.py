@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import loraner.export.onnx as onnx_export
+import loraner.export.parity as parity
 from loraner.cli import app
 from loraner.errors import ConfigError, ModelError
 from loraner.export.onnx import export_onnx
@@ -59,7 +60,7 @@ def test_int8_export_reports_agreement_and_loads(tmp_path, tiny_roberta_dir):
 
 
 def test_when_int8_below_floor_then_raise_and_ship_nothing(tmp_path, tiny_roberta_dir, monkeypatch):
-    monkeypatch.setattr(onnx_export, "entity_f1", lambda ref, cand: 0.5)
+    monkeypatch.setattr(parity, "entity_f1", lambda ref, cand: 0.5)
     out = tmp_path / "int8"
     with pytest.raises(ModelError, match=r"0\.500 is below the floor 0\.9"):
         export_onnx(tiny_roberta_dir, out, quantize="int8", int8_floor=0.9)
@@ -78,7 +79,7 @@ def test_when_quantization_fails_then_raise(tmp_path, tiny_roberta_dir, monkeypa
 
 
 def test_when_fp32_logits_diverge_then_raise_with_report(tmp_path, tiny_roberta_dir, monkeypatch):
-    monkeypatch.setattr(onnx_export, "_logits_parity", lambda *args: (0.5, 0.7))
+    monkeypatch.setattr(onnx_export, "logits_parity", lambda *args: (0.5, 0.7))
     with pytest.raises(ModelError, match=r"differ from PyTorch by 5\.00e-01"):
         export_onnx(tiny_roberta_dir, tmp_path / "bad")
     assert json.loads((tmp_path / "bad" / "export_report.json").read_text())["fp32_max_abs_diff"] == 0.5

@@ -76,6 +76,90 @@ def test_auto_backend_picks_the_fastest_runtime_the_directory_offers_on_this_cpu
     assert resolve_backend_name(tmp_path, "onnx") == "onnx"
 
 
+def _openvino_dir(path, quantization, onnx=None, torch_weights=False):
+    """A directory holding an OpenVINO IR (as the file layout says; contents unread by the decision)."""
+    from loraner.modeldir import ModelMeta, write_meta
+
+    (path / "openvino").mkdir()
+    (path / "openvino" / "model.xml").write_bytes(b"")
+    (path / "openvino" / "model.bin").write_bytes(b"")
+    meta = {"openvino": {"quantization": quantization}}
+    if onnx:
+        (path / "model.onnx").write_bytes(b"")
+        meta["onnx"] = {"quantization": onnx}
+    if torch_weights:
+        (path / "model.safetensors").write_bytes(b"")
+    write_meta(path, ModelMeta(labels=["O", "B-X"], **meta))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("cpu", "quantization", "onnx", "torch_weights", "expected"),
+    [
+        ("AMX", "int8", "int8", True, "openvino"),  # measured faster there than ONNX int8
+        ("AMX", "int8", None, True, "openvino"),
+        ("AVX2", "int8", "int8", True, "onnx"),  # not faster here: today's choice stays
+        ("AVX2", "int8", None, True, "torch"),
+        ("AVX512-BF16", "int8", "int8", False, "onnx"),  # not measured: today's choice stays
+        ("AMX", "none", "int8", True, "onnx"),  # an fp32 IR was never measured faster
+        ("AVX2", "none", None, False, "openvino"),  # nothing else to run
+        ("AVX2", "int8", None, False, "openvino"),
+    ],
+)
+def test_auto_takes_an_int8_openvino_ir_only_on_a_cpu_class_where_the_bench_measured_it_faster(
+    tmp_path, monkeypatch, cpu, quantization, onnx, torch_weights, expected
+):
+    from loraner.inference import backends
+
+    monkeypatch.setattr(backends, "cpu_class", lambda flags=None: cpu)
+    monkeypatch.setattr(backends, "native_bf16", lambda: False)
+    model = _openvino_dir(tmp_path, quantization, onnx, torch_weights)
+    assert resolve_backend_name(model, "auto") == expected
+    assert resolve_backend_name(model, "openvino") == "openvino"
+    assert resolve_backend_name(model, "auto", device="cuda") != "openvino", "OpenVINO runs on cpu here"
+
+
+def test_every_cpu_class_in_the_table_is_one_cpu_class_names():
+    from typing import get_args
+
+    from loraner.inference.backends import FASTEST_INT8, CpuClass
+
+    assert set(FASTEST_INT8) <= set(get_args(CpuClass))
+    assert set(FASTEST_INT8.values()) <= {"onnx", "openvino"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile"}, "AMX"),
+        ({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, "AVX512-BF16"),
+        ({"avx2", "avx512f", "avx512_vnni"}, "AVX512-VNNI"),
+        ({"avx2", "fma", "sse4_2"}, "AVX2"),
+        (set(), "other"),
+    ],
+)
+def test_cpu_class_from_flags(flags, expected):
+    from loraner.inference.backends import cpu_class
+
+    assert cpu_class(frozenset(flags)) == expected
+
+
+def test_when_the_openvino_ir_is_broken_or_missing_then_model_error(tmp_path):
+    from loraner.inference.backends import OpenVinoBackend
+
+    pytest.importorskip("openvino")
+    _openvino_dir(tmp_path, "none")
+    (tmp_path / "openvino" / "model.xml").write_text("<net>not an IR", encoding="utf-8")
+    with pytest.raises(ModelError, match="OpenVINO cannot load it"):
+        load_backend(tmp_path, "openvino")
+    with pytest.raises(ModelError, match="no OpenVINO IR"):
+        OpenVinoBackend.from_file(tmp_path / "missing.xml")
+    with pytest.raises(ModelError, match="cpu only"):
+        load_backend(tmp_path, "openvino", device="cuda")
+    with pytest.raises(ModelError, match=r"It holds an OpenVINO IR \(openvino/\): use backend='openvino'"):
+        load_backend(tmp_path, "torch")
+
+
 def test_when_onnx_file_is_broken_then_model_error(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="onnxruntime cannot load it"):

@@ -75,6 +75,44 @@ def test_when_word_is_whitespace_or_empty_then_it_is_dropped():
     assert [text[w.start : w.end] for w in words] == ["a", "b"]
 
 
+def _words_one_token_at_a_time(text, offsets, word_ids):
+    """The grouping rule spelled out token by token: the reference for the array version."""
+    runs, words = [], []
+    for i, word in enumerate(word_ids):
+        if word is not None and runs and runs[-1][-1] == i - 1 and word_ids[i - 1] == word:
+            runs[-1].append(i)
+        elif word is not None:
+            runs.append([i])
+    for run in runs:
+        spans = [offsets[t] for t in run if offsets[t][1] > offsets[t][0]]
+        if not spans:
+            continue
+        start, end = min(s for s, _ in spans), max(e for _, e in spans)
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start < end:
+            words.append((start, end, tuple(run)))
+    return words
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_word_grouping_on_arrays_matches_the_rule_token_by_token(seed):
+    rng = np.random.default_rng(seed)
+    text = "".join(rng.choice(list("ab \n\u3000\u00a0\u2028x\u200b東"), size=int(rng.integers(1, 40))))
+    n = int(rng.integers(0, 30))
+    starts = rng.integers(0, len(text) + 1, size=n)
+    offsets = [(int(s), int(min(len(text), s + rng.integers(0, 4)))) for s in starts]
+    word_ids, word = [], 0
+    for _ in range(n):  # runs of one id, gaps of None, an id repeated after a gap
+        roll = rng.random()
+        word_ids.append(None if roll < 0.2 else word)
+        word += roll > 0.6
+    found = [(w.start, w.end, w.tokens) for w in group_words(text, offsets, word_ids)]
+    assert found == _words_one_token_at_a_time(text, offsets, word_ids)
+
+
 def test_aggregations_pick_first_mean_or_most_confident_subword():
     probs = np.array([[0.6, 0.4], [0.0, 1.0], [0.9, 0.1]], dtype=np.float32)
     words = group_words("abc", [(0, 1), (1, 2), (2, 3)], [0, 0, 0])

@@ -1,4 +1,5 @@
-"""``loraner predict``, ``loraner serve`` and ``loraner export onnx``: option parsing over library calls.
+"""``loraner predict``, ``loraner serve`` and ``loraner export onnx|openvino``: option parsing over library
+calls.
 
 Torch, the ONNX exporter and the web server are imported inside the commands that need them, so
 registering the commands costs little and the slim serving image (no torch) can run ``loraner serve``.
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(friendly_errors(serve))
     export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
     export_app.command("onnx")(friendly_errors(export_onnx))
+    export_app.command("openvino")(friendly_errors(export_openvino))
     app.add_typer(export_app, name="export")
 
 
@@ -195,3 +197,68 @@ def export_onnx(
             f"{report.int8['size_mb_fp32']} MB -> {report.int8['size_mb_int8']} MB"
         )
     typer.echo(f"written: {output / 'model.onnx'} and export_report.json")
+
+
+def export_openvino(
+    model: Path = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help=cli_help("merged model directory (a run directory: its merged/), or any HF checkpoint"),
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Directory for openvino/ and its companions (default: into --model's directory itself)",
+    ),
+    quantize: Quantization | None = typer.Option(
+        None, "--quantize", help="NNCF static int8, calibrated on --calibration or the validation split"
+    ),
+    calibration: Path | None = typer.Option(
+        None,
+        "--calibration",
+        help='JSONL ({"text"}) to calibrate int8 on and check it against fp32 '
+        "(default: the model's validation split, with its gold F1 check)",
+    ),
+    calibration_size: int = typer.Option(
+        defaults.CALIBRATION_SIZE.value, "--calibration-size", help=cli_help(defaults.CALIBRATION_SIZE.help)
+    ),
+    atol: float = typer.Option(defaults.ATOL.value, "--atol", help=cli_help(defaults.ATOL.help)),
+    int8_floor: float = typer.Option(
+        defaults.INT8_FLOOR.value, "--int8-floor", help=cli_help(defaults.INT8_FLOOR.help)
+    ),
+    max_f1_drop: float = typer.Option(
+        defaults.INT8_MAX_F1_DROP.value, "--max-f1-drop", help=cli_help(defaults.INT8_MAX_F1_DROP.help)
+    ),
+    threads: ThreadsOption = None,
+) -> None:
+    """Export to an OpenVINO IR (optionally static int8) and check it against the source model, as the ONNX
+    export does; writes openvino/model.xml, model.bin and export_report.json."""
+    from loraner.export.openvino import export_openvino as run_export  # torch, openvino, nncf
+
+    report = run_export(
+        model,
+        output,
+        quantize=quantize,
+        calibration_texts=read_texts(calibration) if calibration else None,
+        calibration_source=str(calibration) if calibration else "texts given",
+        calibration_size=calibration_size,
+        atol=atol,
+        int8_floor=int8_floor,
+        max_f1_drop=max_f1_drop,
+        threads=threads,
+    )
+    typer.echo(
+        f"fp32 parity: max |logit diff| {report.fp32_max_abs_diff:.2e} (atol {atol:.0e}), "
+        f"token agreement {report.fp32_token_agreement:.4f} over {report.windows} windows "
+        f"({report.sample_texts} texts: {report.calibration})"
+    )
+    if report.int8:
+        int8 = report.int8
+        drop = f", F1 drop {int8['f1_drop_points']:.2f} points" if "f1_drop_points" in int8 else ""
+        typer.echo(
+            f"int8: entity agreement {int8['entity_agreement']:.4f} (floor {int8_floor}){drop}, "
+            f"{int8['size_mb_fp32']} MB -> {int8['size_mb_int8']} MB"
+        )
+    typer.echo(f"written: {Path(report.output_dir) / 'openvino'} (model.xml, model.bin, export_report.json)")

@@ -26,16 +26,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from transformers import AutoModelForTokenClassification
 
 from loraner import __version__, defaults
 from loraner.errors import ConfigError, ModelError
+from loraner.export.parity import (
+    DEFAULT_SAMPLE,
+    entity_parity,
+    logits_parity,
+    sample_windows,
+    traceable_model,
+)
 from loraner.inference.backends import OnnxBackend
-from loraner.inference.encoding import pad
 from loraner.inference.predictor import NERPredictor
 from loraner.modeldir import (
     CONFIG_FILE,
@@ -46,27 +50,11 @@ from loraner.modeldir import (
     copy_meta,
     make_readable,
 )
-from loraner.scores import entity_f1
+
+__all__ = ["DEFAULT_SAMPLE", "ExportReport", "export_onnx"]
 
 log = logging.getLogger(__name__)
 MIN_OPSET = 17  # the oldest opset the exported graph (attention, layer norm) and its checks are built for
-
-# A default held-out sample: names, places and organisations in the languages the presets use, with
-# accents and non-Latin script. Pass your own (``sample_texts`` / ``--sample``) for a real check.
-DEFAULT_SAMPLE = [
-    "José Müller flew from Oslo to São Paulo on Monday to meet Angela Merkel.",
-    "Pasienten Kari Nordmann (45 år) ble innlagt ved Haukeland universitetssjukehus i Bergen 12.03.2024.",
-    "Microsoft and the University of Cambridge announced a partnership in London yesterday.",
-    "Dr. Ola Hansen henviste pasienten til St. Olavs hospital i Trondheim.",
-    "Barack Obama met Emmanuel Macron at the Élysée Palace in Paris.",
-    "Lars Østergaard bor i Tromsø og jobber på UNN.",
-    "The European Central Bank in Frankfurt raised rates, said Christine Lagarde.",
-    "東京タワー is in Tokyo, Japan; Naomi Osaka visited it in 2023.",
-    "Kontakt Ingrid Solberg på telefon 22 33 44 55 eller i Storgata 1, 0155 Oslo.",
-    "Real Madrid beat FC Barcelona 3-1 at the Santiago Bernabéu.",
-    "Amazon opened a new office in Dublin, Ireland, led by Siobhán O'Brien.",
-    "Fastlege Per Johansen, Sandvika legesenter, tlf. 67 55 44 33.",
-]
 
 
 @dataclass
@@ -123,8 +111,8 @@ def export_onnx(
         fp32_path = Path(tmp) / "model.fp32.onnx"
         _torch_export(model.path, fp32_path, opset)
         fp32_backend = OnnxBackend.from_file(fp32_path, threads)
-        windows = _sample_windows(torch_predictor, texts)
-        max_diff, agreement = _logits_parity(
+        windows = sample_windows(torch_predictor, texts)
+        max_diff, agreement = logits_parity(
             torch_predictor.backend, fp32_backend, windows, torch_predictor.pad_id
         )
         report = ExportReport(
@@ -152,7 +140,6 @@ def export_onnx(
                 final_path,
                 torch_predictor,
                 texts,
-                windows,
                 per_channel,
                 preprocess,
                 int8_floor,
@@ -174,9 +161,7 @@ def export_onnx(
 
 
 def _torch_export(model_dir: Path, target: Path, opset: int) -> None:
-    # Eager attention traces to plain ops that every onnxruntime build fuses; SDPA paths may not trace.
-    model = AutoModelForTokenClassification.from_pretrained(str(model_dir), attn_implementation="eager")
-    wrapper = LogitsOnly(model).eval()  # eval() on the wrapper too: export restores its train flag
+    wrapper = traceable_model(model_dir)
     ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]], dtype=torch.long)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
@@ -200,44 +185,11 @@ def _torch_export(model_dir: Path, target: Path, opset: int) -> None:
         raise ModelError(f"torch.onnx.export failed for {model_dir}: {exc}") from exc
 
 
-class LogitsOnly(torch.nn.Module):
-    """Wraps a HF model so the traced graph has exactly two inputs and one output."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
-def _sample_windows(predictor: Any, texts: Sequence[str]) -> list[tuple[int, ...]]:
-    """The model inputs the predictor would build for ``texts`` (special tokens, windows)."""
-    return [window.ids for window in predictor.windows(predictor.tokenize(texts))]
-
-
-def _logits_parity(
-    reference: Any, candidate: Any, windows: Sequence[tuple[int, ...]], pad_id: int
-) -> tuple[float, float]:
-    """Max |logit diff| and argmax agreement over real (unpadded) positions, in padded batches of 8."""
-    max_diff, same, total = 0.0, 0, 0
-    for at in range(0, len(windows), 8):
-        rows = windows[at : at + 8]
-        ids, mask = pad(rows, pad_id)
-        ref, cand = reference.logits(ids, mask), candidate.logits(ids, mask)
-        real = mask.astype(bool)
-        max_diff = max(max_diff, float(np.abs(ref[real] - cand[real]).max()))
-        same += int((ref[real].argmax(-1) == cand[real].argmax(-1)).sum())
-        total += int(real.sum())
-    return max_diff, (same / total if total else 1.0)
-
-
 def _quantize_and_check(
     fp32_path: Path,
     int8_path: Path,
     torch_predictor: Any,
     texts: Sequence[str],
-    windows: Sequence[tuple[int, ...]],
     per_channel: bool,
     preprocess: bool,
     floor: float,
@@ -250,22 +202,12 @@ def _quantize_and_check(
         raise ModelError(f"int8 quantization failed: {exc}") from exc
     fp32_backend = OnnxBackend.from_file(fp32_path, threads)
     int8_backend = OnnxBackend.from_file(int8_path, threads)
-    max_diff, token_agreement = _logits_parity(fp32_backend, int8_backend, windows, torch_predictor.pad_id)
-
-    reference = torch_predictor.with_backend(fp32_backend).predict_batch(list(texts))
-    quantized = torch_predictor.with_backend(int8_backend).predict_batch(list(texts))
-    agreement = entity_f1(reference, quantized)
-    n_ref, n_int8 = sum(map(len, reference)), sum(map(len, quantized))
     return {
         "weight_type": "QInt8",
         "per_channel": per_channel,
         "preprocessed": preprocess,
-        "entity_agreement": round(agreement, 4),
-        "entities_fp32": n_ref,
-        "entities_int8": n_int8,
+        **entity_parity(torch_predictor, fp32_backend, int8_backend, texts),
         "floor": floor,
-        "max_abs_logit_diff": max_diff,
-        "token_agreement": round(token_agreement, 4),
         "size_mb_fp32": round(fp32_path.stat().st_size / 2**20, 2),
         "size_mb_int8": round(int8_path.stat().st_size / 2**20, 2),
     }

@@ -5,7 +5,15 @@ Imports the core, ``data`` (windows, word splits, tag decoding) and ``modeldir``
 lazily by the torch backend alone, so the ONNX service runs without it.
 """
 
-from loraner.inference.backends import BACKENDS, Backend, BackendName, OnnxBackend, TorchBackend, load_backend
+from loraner.inference.backends import (
+    BACKENDS,
+    Backend,
+    BackendName,
+    OnnxBackend,
+    OpenVinoBackend,
+    TorchBackend,
+    load_backend,
+)
 from loraner.inference.decoding import AGGREGATIONS, Aggregation, decode_entities
 from loraner.inference.predictor import ModelInfo, NERPredictor, TextPrediction
 
@@ -18,6 +26,7 @@ __all__ = [
     "ModelInfo",
     "NERPredictor",
     "OnnxBackend",
+    "OpenVinoBackend",
     "TextPrediction",
     "TorchBackend",
     "decode_entities",

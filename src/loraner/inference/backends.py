@@ -1,9 +1,10 @@
 """Model runtimes behind one method: ``logits(input_ids, attention_mask) -> (batch, seq, labels)``.
 
-``TorchBackend`` runs a Transformers checkpoint; ``OnnxBackend`` runs ``model.onnx`` with
-onnxruntime and never imports torch, so the serving image can leave PyTorch out. Both take their
-runtime object as a parameter (a model, an ``InferenceSession``) so tests and callers can inject one,
-and so several backends (e.g. one per LoRA adapter) can sit behind one tokenizer.
+``TorchBackend`` runs a Transformers checkpoint; ``OnnxBackend`` runs ``model.onnx`` with onnxruntime
+and ``OpenVinoBackend`` an OpenVINO IR (``openvino/model.xml``); neither imports torch, so a serving
+image can leave PyTorch out. Each takes its runtime object as a parameter (a model, an
+``InferenceSession``, a compiled OpenVINO model) so tests and callers can inject one, and so several
+backends (e.g. one per LoRA adapter) can sit behind one tokenizer.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import ctypes.util
 import importlib.util
 import os
 import pickle
+import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Final, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
@@ -22,14 +26,16 @@ from loraner import defaults
 from loraner.errors import ModelError
 from loraner.modeldir import (
     ONNX_FILE,
+    OPENVINO_DIR,
     SAFETENSORS_FILE,
     TORCH_WEIGHT_PATTERNS,
     ModelDir,
     base_fingerprint,
     check_base,
+    openvino_model,
 )
 
-BackendName = Literal["auto", "torch", "onnx"]
+BackendName = Literal["auto", "torch", "onnx", "openvino"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 # The torch backend's weights: ``auto`` is bf16 where the CPU computes it natively, fp32 elsewhere.
 DType = Literal["auto", "fp32", "bf16"]
@@ -41,7 +47,7 @@ BASE_QUANTIZATIONS: tuple[str, ...] = get_args(BaseQuantization)
 
 @runtime_checkable
 class Backend(Protocol):
-    """A runtime (torch, ONNX Runtime): the logits ``[batch, tokens, labels]`` of a padded batch of
+    """A runtime (torch, ONNX Runtime, OpenVINO): the logits ``[batch, tokens, labels]`` of a padded batch of
     windows. The predictor does everything else (windows, batches, decoding)."""
 
     name: str
@@ -320,6 +326,71 @@ class OnnxBackend:
         return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
 
 
+class OpenVinoBackend:
+    """An OpenVINO IR (``loraner export openvino``: fp32, or NNCF static int8) on OpenVINO's CPU plugin.
+
+    Each thread gets its own infer request (a request is not safe to share), all over one compiled model.
+    """
+
+    name = "openvino"
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.input_names = {name for port in compiled.inputs for name in port.get_names()}
+        self._requests = threading.local()
+
+    @property
+    def precision(self) -> str:
+        """The precision OpenVINO runs the graph's floating-point parts in (``f32``, ``bf16``): a bf16
+        hint falls back to f32 on a CPU without bf16 instructions."""
+        return str(self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, threads: int | None = None, dtype: str = defaults.DTYPE.value
+    ) -> OpenVinoBackend:
+        """``dtype``: the precision hint for fp32 parts of the graph. ``auto`` leaves OpenVINO's own
+        choice (bf16 where the CPU computes it natively, f32 elsewhere), ``fp32`` and ``bf16`` pin it."""
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ModelError(
+                f"the openvino backend needs OpenVINO ({exc}): pip install 'loraner[openvino]'"
+            ) from exc
+        if dtype not in DTYPES:
+            raise ModelError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no OpenVINO IR (create one with `loraner export openvino`)")
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": threads or default_threads(),
+            # One stream: the threads work on one call at a time (as ONNX Runtime's intra-op threads).
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if dtype != "auto":
+            config["INFERENCE_PRECISION_HINT"] = "bf16" if dtype == "bf16" else "f32"
+        try:
+            core = ov.Core()
+            compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError with its own messages for bad files
+            raise ModelError(f"{path}: OpenVINO cannot load it: {exc}") from exc
+        release_free_heap()
+        return cls(compiled)
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        feed = {k: v for k, v in feed.items() if k in self.input_names}
+        request.infer(feed)
+        # A copy: the request reuses its output buffer on the next call.
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+
 def _glibc() -> Any:
     """The C library, for glibc's malloc controls; None where it cannot be loaded."""
     try:
@@ -352,19 +423,63 @@ def release_free_heap() -> None:
         malloc_trim(0)
 
 
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags of this CPU (``/proc/cpuinfo``; empty where there is none)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    try:
+        lines = cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return frozenset()
+    flags = (line.split(":", 1)[1].split() for line in lines if line.startswith("flags"))
+    return frozenset(next(flags, ()))
+
+
+CpuClass = Literal["AMX", "AVX512-BF16", "AVX512-VNNI", "AVX2", "other"]
+
+
+def cpu_class(flags: frozenset[str] | None = None) -> CpuClass:
+    """The class a CPU's speed is measured and judged for: what its fastest int8 and bf16 kernels use
+    (``make bench`` prints it with every figure)."""
+    flags = cpu_flags() if flags is None else flags
+    if {"amx_bf16", "amx_int8"} & flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    if "avx512_vnni" in flags:
+        return "AVX512-VNNI"
+    return "AVX2" if "avx2" in flags else "other"
+
+
+# The fastest int8 runtime per CPU class, as `make bench` measured it (its `inference` rows, same model,
+# sentences and threads; docs/serving.md, "Which backend on which CPU"). `auto` takes an int8 OpenVINO IR
+# only on a class named here with "openvino"; a class not listed keeps ONNX Runtime's int8.
+#   AMX (Xeon Sapphire Rapids): OpenVINO static int8 359 vs ONNX dynamic int8 252 sent/s, model only.
+#   AVX2 (EPYC Zen 3): OpenVINO static int8 16.2 vs ONNX dynamic int8 30.7 sent/s, model only (0.53x).
+FASTEST_INT8: Final[Mapping[str, str]] = MappingProxyType({"AMX": "openvino", "AVX2": "onnx"})
+
+
+def openvino_wins(model: ModelDir, cpu: str | None = None) -> bool:
+    """True when ``model``'s OpenVINO IR is int8 and this CPU class (``cpu``) measured it fastest."""
+    return model.openvino_quantization == "int8" and FASTEST_INT8.get(cpu or cpu_class()) == "openvino"
+
+
 def resolve_backend_name(
     model_dir: Path | ModelDir, backend: str, device: str = defaults.DEVICE.value
 ) -> str:
     """``auto``: the fastest runtime ``model_dir`` offers on this CPU (measured: docs/serving.md, "Which
-    backend on which CPU"). An int8 ``model.onnx`` beats every other runtime on every CPU class. An fp32
-    graph loses to bf16 torch weights where the CPU computes bf16 natively (AMX Xeon: 44 vs 153 sent/s;
-    Zen 4: 18 vs 40), so with both in the directory such a CPU gets torch. Elsewhere the graph is the
-    choice (on AVX2 alone torch fp32 vs ONNX fp32 has not been measured)."""
+    backend on which CPU"). An int8 OpenVINO IR where :data:`FASTEST_INT8` says it wins on this CPU class.
+    Else an int8 ``model.onnx`` beats every other runtime on every CPU class. An fp32 graph loses to bf16
+    torch weights where the CPU computes bf16 natively (AMX Xeon: 44 vs 153 sent/s; Zen 4: 18 vs 40), so
+    with both in the directory such a CPU gets torch. Elsewhere the graph is the choice (on AVX2 alone
+    torch fp32 vs ONNX fp32 has not been measured). An OpenVINO IR alone is run by OpenVINO."""
     if backend not in BACKENDS:
         raise ModelError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
     model = ModelDir.of(model_dir)
+    only_ir = not (model.has_onnx or model.has_torch_weights)
+    if model.has_openvino and device == "cpu" and (only_ir or openvino_wins(model)):
+        return "openvino"
     if not model.has_onnx:
         return "torch"
     if model.onnx_quantization != "none" or not model.has_torch_weights:
@@ -388,9 +503,16 @@ def load_backend(
     compile: bool = defaults.COMPILE.value,
 ) -> Backend:
     """The runtime for ``model_dir``; ``auto`` is :func:`resolve_backend_name`'s choice.
-    ``base``, ``dtype`` and ``compile`` apply to the torch backend only."""
+    ``base`` and ``compile`` apply to the torch backend only; ``dtype`` to torch's weights and to
+    OpenVINO's precision hint."""
     model = ModelDir.of(model_dir)
     kind = resolve_backend_name(model, backend, device)
+    if kind == "openvino":
+        if device != "cpu":
+            raise ModelError(f"the openvino backend runs on cpu only (got device={device!r})")
+        if base is not None:
+            raise ModelError(f"{model}: an OpenVINO IR has its base built in; --base needs backend torch")
+        return OpenVinoBackend.from_file(openvino_model(model.path), threads, dtype)
     if kind == "onnx":
         if device != "cpu":
             raise ModelError(
@@ -401,5 +523,7 @@ def load_backend(
         return OnnxBackend.from_file(model.path / onnx_file, threads)
     if not model.has_torch_weights:
         hint = f" It holds {ONNX_FILE}: use backend='onnx'." if model.has_onnx else ""
+        if model.has_openvino:
+            hint += f" It holds an OpenVINO IR ({OPENVINO_DIR}/): use backend='openvino'."
         raise ModelError(f"{model}: no PyTorch weights ({', '.join(TORCH_WEIGHT_PATTERNS)}).{hint}")
     return TorchBackend.from_pretrained(model, device, threads, base=base, dtype=dtype, compile=compile)

@@ -54,35 +54,89 @@ def group_words(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequenc
     (RoBERTa's space and newline tokens) or nothing (zero-width tokens) are dropped: word-level
     training data never contained them, so their predictions mean nothing.
     """
-    words: list[Word] = []
-    run: list[int] = []
-    for i, word in enumerate(word_ids):
-        if run and (word is None or word != word_ids[run[0]]):
-            _append_word(words, text, offsets, run)
-            run = []
-        if word is not None:
-            run.append(i)
-    if run:
-        _append_word(words, text, offsets, run)
-    return words
+    table = word_table(text, offsets, word_ids)
+    return [
+        Word(start, end, tuple(range(first, stop)))
+        for start, end, first, stop in zip(
+            table.starts.tolist(),
+            table.ends.tolist(),
+            table.firsts.tolist(),
+            table.stops.tolist(),
+            strict=True,
+        )
+    ]
 
 
-def _append_word(words: list[Word], text: str, offsets: Sequence[tuple[int, int]], tokens: list[int]) -> None:
-    spans = [offsets[t] for t in tokens if offsets[t][1] > offsets[t][0]]
-    if not spans:
-        return
-    start, end = min(s for s, _ in spans), max(e for _, e in spans)
-    start, end = _trim(text, start, end)
-    if start < end:
-        words.append(Word(start, end, tuple(tokens)))
+@dataclass(frozen=True)
+class WordTable:
+    """The words of :func:`group_words` as arrays (the decoder's form: no Python loop per token):
+    character spans ``[starts, ends)`` and token runs ``[firsts, stops)``."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    firsts: np.ndarray
+    stops: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts)
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
+def word_table(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> WordTable:
+    """:func:`group_words`, computed on arrays."""
+    n = len(word_ids)
+    empty = np.zeros(0, dtype=np.int64)
+    if n == 0:
+        return WordTable(empty, empty, empty, empty)
+    ids = np.array(word_ids, dtype=np.float64)  # None -> NaN: a special or unaligned token
+    valid = ~np.isnan(ids)
+    previous = np.concatenate(([np.nan], ids[:-1]))
+    begins = valid & ~(ids == previous)  # NaN never equals: a word after a gap begins a run
+    boundaries = np.flatnonzero(begins | ~valid)
+    firsts = np.flatnonzero(begins)
+    after = np.append(boundaries, n)
+    stops = after[np.searchsorted(after, firsts, side="right")]
+    # The union of the run's non-empty token spans (reduceat over [first, stop) pairs; a sentinel row
+    # makes a stop of n a valid index).
+    spans = np.asarray(offsets, dtype=np.int64).reshape(n, 2)
+    nonempty = spans[:, 1] > spans[:, 0]
+    big = np.iinfo(np.int64).max
+    lows = np.append(np.where(nonempty, spans[:, 0], big), big)
+    highs = np.append(np.where(nonempty, spans[:, 1], -1), -1)
+    pairs = np.stack([firsts, stops], axis=1).ravel()
+    starts = np.minimum.reduceat(lows, pairs)[::2] if len(pairs) else empty
+    ends = np.maximum.reduceat(highs, pairs)[::2] if len(pairs) else empty
+    keep = starts != big
+    starts, ends, firsts, stops = starts[keep], ends[keep], firsts[keep], stops[keep]
+    starts, ends = _trim_spaces(text, starts, ends)
+    keep = starts < ends
+    return WordTable(starts[keep], ends[keep], firsts[keep], stops[keep])
+
+
+# Whether a code point is whitespace (str.isspace), looked up: every such code point lies below U+3001
+# (the ideographic space is the last), so one more entry, False, stands for all code points above.
+_LAST_SPACE = 0x3000
+_IS_SPACE = np.array([chr(c).isspace() for c in range(_LAST_SPACE + 2)], dtype=bool)
+_IS_SPACE[-1] = False
+
+
+def _trim_spaces(text: str, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spans without leading and trailing whitespace (``str.isspace``), all at once."""
+    if not len(starts):
+        return starts, ends
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    space = np.append(_IS_SPACE[np.minimum(codes, _LAST_SPACE + 1)], False)  # len(text): no space
+    starts, ends = starts.copy(), ends.copy()
+    while True:
+        lead = (starts < ends) & space[starts]
+        if not lead.any():
+            break
+        starts[lead] += 1
+    while True:
+        trail = (ends > starts) & space[np.maximum(ends - 1, 0)]
+        if not trail.any():
+            break
+        ends[trail] -= 1
+    return starts, ends
 
 
 def word_distributions(probs: np.ndarray, words: Sequence[Word], aggregation: str = "first") -> np.ndarray:
@@ -137,27 +191,36 @@ def decode_entities(
     The score is the mean probability of the chosen label over the entity's words, each word
     scored from the subwords its aggregation used.
     """
-    words = group_words(text, offsets, word_ids)
-    if not words:
+    table = word_table(text, offsets, word_ids)
+    if not len(table):
         return []
-    dist = word_distributions(probs, words, aggregation)
+    if aggregation == "first":
+        dist = probs[table.firsts].astype(np.float32, copy=False)
+    else:
+        dist = word_distributions(probs, group_words(text, offsets, word_ids), aggregation)
     o_index = next((i for i, tag in enumerate(tags) if tag.prefix == "O"), None)
     chosen = choose_labels(dist, o_index, o_threshold)
-    word_scores = dist[np.arange(len(words)), chosen]
+    if o_index is not None and not (chosen != o_index).any():
+        return []  # every word is O: no entity
+    word_scores = dist[np.arange(len(table)), chosen]
+    starts, ends = table.starts.tolist(), table.ends.tolist()
     entities = []
-    for span_first, span_stop, type_ in spans_from_tags([tags[int(c)] for c in chosen]):
-        for first, stop in _split_at_line_breaks(text, words, span_first, span_stop):
-            start, end = words[first].start, words[stop - 1].end
-            score = float(word_scores[first:stop].mean())
+    for span_first, span_stop, type_ in spans_from_tags([tags[c] for c in chosen.tolist()]):
+        for first, stop in _split_at_line_breaks(text, starts, ends, span_first, span_stop):
+            start, end = starts[first], ends[stop - 1]
+            # One word's score is its own (the mean of one value, without numpy's per-call cost).
+            score = float(word_scores[first] if stop - first == 1 else word_scores[first:stop].mean())
             entities.append(Entity(type=type_, text=text[start:end], start=start, end=end, score=score))
     return entities
 
 
-def _split_at_line_breaks(text: str, words: Sequence[Word], first: int, stop: int) -> list[tuple[int, int]]:
+def _split_at_line_breaks(
+    text: str, starts: Sequence[int], ends: Sequence[int], first: int, stop: int
+) -> list[tuple[int, int]]:
     """Word ranges of the words ``[first, stop)``, cut wherever a line break separates two words."""
     ranges = []
     for i in range(first + 1, stop):
-        if "\n" in text[words[i - 1].end : words[i].start]:
+        if "\n" in text[ends[i - 1] : starts[i]]:
             ranges.append((first, i))
             first = i
     ranges.append((first, stop))

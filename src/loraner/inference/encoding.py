@@ -47,13 +47,17 @@ def tokenize_texts(
         verbose=False,
     )
     return [
-        TokenizedText(
-            list(enc["input_ids"][i]),
-            [(int(s), int(e)) for s, e in enc["offset_mapping"][i]],
-            list(enc.word_ids(i)),
-        )
+        TokenizedText(list(enc["input_ids"][i]), _pairs(enc["offset_mapping"][i]), list(enc.word_ids(i)))
         for i in range(len(texts))
     ]
+
+
+def _pairs(offsets: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """Offsets as a list of ``(start, end)`` tuples of Python ints, converted in one go."""
+    if not len(offsets):
+        return []
+    pairs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    return list(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
 
 
 def _tokenize_words(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]:
@@ -70,12 +74,26 @@ def _tokenize_words(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]
     out = []
     for i, doc in enumerate(spans):
         word_ids = list(enc.word_ids(i))
-        offsets = [
-            (doc[w][0] + int(s), doc[w][0] + int(e)) if w is not None else (0, 0)
-            for (s, e), w in zip(enc["offset_mapping"][i], word_ids, strict=True)
-        ]
-        out.append(TokenizedText(list(enc["input_ids"][i]), offsets, word_ids))
+        out.append(
+            TokenizedText(
+                list(enc["input_ids"][i]), _shifted(enc["offset_mapping"][i], word_ids, doc), word_ids
+            )
+        )
     return out
+
+
+def _shifted(
+    offsets: Sequence[Sequence[int]], word_ids: Sequence[int | None], words: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Offsets relative to each word, moved to the text (``(0, 0)`` for a token of no word)."""
+    if not word_ids:
+        return []
+    ids = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
+    pairs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    word_starts = np.array([start for start, _ in words] or [0], dtype=np.int64)
+    shift = np.where(ids >= 0, word_starts[np.maximum(ids, 0)], 0)
+    pairs = np.where((ids >= 0)[:, None], pairs + shift[:, None], 0)
+    return list(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
 
 
 def length_batches(

@@ -11,6 +11,9 @@ file                       written by                  what
 ``tokenizer.json`` ...     train, merge, export        the fast tokenizer
 ``model.onnx``,            export onnx                 the ONNX graph and its parity report
 ``export_report.json``
+``openvino/model.xml``,    export openvino             the OpenVINO IR (fp32 or NNCF static int8) and
+``.bin``, ``export_report                              its parity report
+.json``
 ``README.md``              train; carried by merge     the model card (Hugging Face metadata, scores)
 =========================  ==========================  ================================================
 
@@ -37,6 +40,9 @@ from loraner.modeldir.files import (
     MERGED_DIR,
     META_FILE,
     ONNX_FILE,
+    OPENVINO_DIR,
+    OPENVINO_MODEL_FILE,
+    OPENVINO_WEIGHTS_FILE,
     PICKLED_WEIGHTS_PATTERN,
     SAFETENSORS_FILE,
     SAFETENSORS_PATTERN,
@@ -47,11 +53,13 @@ from loraner.modeldir.files import (
     adapter_weights,
     check_readable,
     has_onnx,
+    has_openvino,
     has_torch_weights,
     has_weights,
     is_adapter,
     make_readable,
     model_or_adapter,
+    openvino_model,
     read_json,
     resolve_model_dir,
 )
@@ -113,6 +121,9 @@ __all__ = [
     "META_FILE",
     "OFFLINE_MINILM",
     "ONNX_FILE",
+    "OPENVINO_DIR",
+    "OPENVINO_MODEL_FILE",
+    "OPENVINO_WEIGHTS_FILE",
     "PACKAGE_HUB_IDS",
     "PACKAGE_PREFIX",
     "PICKLED_WEIGHTS_PATTERN",
@@ -140,6 +151,7 @@ __all__ = [
     "copy_meta",
     "download_model",
     "has_onnx",
+    "has_openvino",
     "has_torch_weights",
     "has_weights",
     "hub_id",
@@ -153,6 +165,7 @@ __all__ = [
     "model_meta",
     "model_or_adapter",
     "model_type",
+    "openvino_model",
     "package_model_dir",
     "push_model",
     "read_json",

@@ -19,6 +19,7 @@ from loraner.modeldir.files import (
     TORCH_WEIGHT_PATTERNS,
     adapter_weights,
     has_onnx,
+    has_openvino,
     has_torch_weights,
     is_adapter,
     read_json,
@@ -28,9 +29,9 @@ from loraner.modeldir.sources import local_model_source
 from loraner.modeldir.tokenizer import tokenizer_of_dir
 
 # What a directory holds: a LoRA adapter (its base loaded beside it), a loraner model with PyTorch
-# weights (merged or trained in full; it may hold model.onnx too), a loraner ONNX export without
-# PyTorch weights, or a Hugging Face checkpoint without loraner.json.
-ModelKind = Literal["adapter", "merged", "onnx", "checkpoint"]
+# weights (merged or trained in full; it may hold model.onnx and an OpenVINO IR too), a loraner ONNX or
+# OpenVINO export without PyTorch weights, or a Hugging Face checkpoint without loraner.json.
+ModelKind = Literal["adapter", "merged", "onnx", "openvino", "checkpoint"]
 
 
 class ModelDir:
@@ -99,13 +100,19 @@ class ModelDir:
     def has_onnx(self) -> bool:
         return has_onnx(self.path)
 
+    @cached_property
+    def has_openvino(self) -> bool:
+        return has_openvino(self.path)
+
     @property
     def kind(self) -> ModelKind:
         if self.is_adapter:
             return "adapter"
         if not self.recorded:
             return "checkpoint"
-        return "onnx" if self.has_onnx and not self.has_torch_weights else "merged"
+        if self.has_torch_weights:
+            return "merged"
+        return "onnx" if self.has_onnx or not self.has_openvino else "openvino"
 
     @property
     def onnx_quantization(self) -> str:
@@ -139,6 +146,14 @@ class ModelDir:
             return [self.adapter_weights]
         found = sorted({p for pattern in TORCH_WEIGHT_PATTERNS for p in self.path.glob(pattern)})
         return found + ([self.path / ONNX_FILE] if self.has_onnx else [])
+
+    @property
+    def openvino_quantization(self) -> str:
+        """How the OpenVINO IR was quantized, as ``loraner export openvino`` recorded it (``none``:
+        fp32, or unrecorded)."""
+        if not self.recorded:
+            return "none"
+        return str((self.meta.openvino or {}).get("quantization", "none"))
 
     @property
     def adapter_weights(self) -> Path:

@@ -21,6 +21,11 @@ TOKENIZER_FILE = "tokenizer.json"
 SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 ONNX_FILE = "model.onnx"
 EXPORT_REPORT_FILE = "export_report.json"
+# OpenVINO IR (``loraner export openvino``): in a folder of its own, with its own export report, so its
+# ``model.bin`` is never taken for pickled PyTorch weights (``*.bin`` at the top level).
+OPENVINO_DIR = "openvino"
+OPENVINO_MODEL_FILE = "model.xml"
+OPENVINO_WEIGHTS_FILE = "model.bin"
 CARD_FILE = "README.md"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
@@ -49,9 +54,20 @@ def has_onnx(model_dir: Path) -> bool:
     return (Path(model_dir) / ONNX_FILE).is_file()
 
 
+def openvino_model(model_dir: Path) -> Path:
+    """Where a model directory keeps its OpenVINO IR's graph (``openvino/model.xml``; weights beside it)."""
+    return Path(model_dir) / OPENVINO_DIR / OPENVINO_MODEL_FILE
+
+
+def has_openvino(model_dir: Path) -> bool:
+    ir = openvino_model(model_dir)
+    return ir.is_file() and ir.with_name(OPENVINO_WEIGHTS_FILE).is_file()
+
+
 def has_weights(model_dir: Path) -> bool:
-    """Weights some backend can run: PyTorch's or ``model.onnx`` (an adapter's are not enough alone)."""
-    return has_torch_weights(model_dir) or has_onnx(model_dir)
+    """Weights some backend can run: PyTorch's, ``model.onnx`` or an OpenVINO IR (an adapter's are not
+    enough alone)."""
+    return has_torch_weights(model_dir) or has_onnx(model_dir) or has_openvino(model_dir)
 
 
 def adapter_weights(adapter_dir: Path) -> Path:

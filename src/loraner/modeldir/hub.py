@@ -19,6 +19,9 @@ from loraner.modeldir.files import (
     MERGED_DIR,
     META_FILE,
     ONNX_FILE,
+    OPENVINO_DIR,
+    OPENVINO_MODEL_FILE,
+    OPENVINO_WEIGHTS_FILE,
     PICKLED_WEIGHTS_PATTERN,
     SAFETENSORS_PATTERN,
     TOKENIZER_FILE,
@@ -50,7 +53,17 @@ def hub_id(name: str | Path) -> tuple[str, str | None] | None:
 
 # What a model directory can hold, and nothing else a hub repo may carry (TensorFlow, Flax, Rust, GGUF
 # weights); pickled PyTorch weights only for a repo without safetensors.
-HUB_MODEL_FILES = ["*.json", SAFETENSORS_PATTERN, "*.onnx", "*.onnx_data", "*.txt", "*.model", CARD_FILE]
+HUB_MODEL_FILES = [
+    "*.json",
+    SAFETENSORS_PATTERN,
+    "*.onnx",
+    "*.onnx_data",
+    f"{OPENVINO_DIR}/{OPENVINO_MODEL_FILE}",
+    f"{OPENVINO_DIR}/{OPENVINO_WEIGHTS_FILE}",
+    "*.txt",
+    "*.model",
+    CARD_FILE,
+]
 HUB_PICKLED_WEIGHTS = [PICKLED_WEIGHTS_PATTERN]
 # Never uploaded: what `loraner evaluate` leaves beside a model (a deid report quotes the PHI it
 # missed), hidden files, editor backups.

@@ -57,6 +57,7 @@ class ModelMeta(BaseModel):
     config: dict[str, Any] | None = Field(None, description="the experiment config of the training run")
     merged_from: str | None = None
     onnx: dict[str, Any] | None = None
+    openvino: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
