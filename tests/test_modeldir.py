@@ -3,12 +3,14 @@ directory says about itself, and clear errors for directories that hold no usabl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -154,7 +156,7 @@ def test_saved_files_become_readable_by_other_users(tmp_path):
 # loads a readable copy (importing all it needs while it still may read the Python installation), then
 # drops to "nobody" for the real load; another user makes the file unreadable to itself instead.
 OTHER_USER_SCRIPT = """
-import os, sys
+import json, os, sys
 from loraner.errors import LoranerError
 from loraner.inference import NERPredictor
 warm, model = sys.argv[1:]
@@ -163,27 +165,53 @@ if os.getuid() == 0:
     os.setgid(65534)
     os.setgroups([])
     os.setuid(65534)
-try:
-    NERPredictor.from_pretrained(model, backend="torch")
-except LoranerError as exc:
-    print(exc)
-else:
-    print("loaded")
+for _ in sys.stdin:  # one load a line: the test changes the model's files between loads
+    try:
+        NERPredictor.from_pretrained(model, backend="torch")
+    except LoranerError as exc:
+        print(json.dumps(str(exc)), flush=True)
+    else:
+        print(json.dumps("loaded"), flush=True)
 """
 
 
-def load_as_another_user(model: Path, warm: Path) -> str:
+@contextlib.contextmanager
+def another_user(model: Path, warm: Path) -> Iterator[Callable[[], str]]:
+    """A process that loads ``model`` as another user (nobody, when the tests run as root) each time the
+    function it yields is called, and returns what happened: one process start for several loads."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-c", OTHER_USER_SCRIPT, str(warm), str(model)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd="/",
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip().splitlines()[-1]
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", OTHER_USER_SCRIPT, str(warm), str(model)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=env,
+            cwd="/",
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+
+        def stderr() -> str:
+            errors.seek(0)
+            return errors.read()[-2000:]
+
+        def load() -> str:
+            proc.stdin.write("load\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            assert line, stderr()
+            return json.loads(line)
+
+        try:
+            yield load
+        finally:
+            proc.stdin.close()
+            try:
+                assert proc.wait(timeout=120) == 0, stderr()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
 
 
 @pytest.fixture
@@ -201,10 +229,11 @@ def test_when_a_weight_file_is_not_readable_then_the_error_names_it_not_a_missin
     model = shared_tmp / "merged"
     shutil.copytree(tiny_roberta_dir, model)
     make_readable(model)
-    assert load_as_another_user(model, tiny_roberta_dir) == "loaded"
-    weights = model / "model.safetensors"
-    weights.chmod(0o600 if os.getuid() == 0 else 0o200)  # safetensors' mode before make_readable
-    message = load_as_another_user(model, tiny_roberta_dir)
+    with another_user(model, tiny_roberta_dir) as load:
+        assert load() == "loaded"
+        weights = model / "model.safetensors"
+        weights.chmod(0o600 if os.getuid() == 0 else 0o200)  # safetensors' mode before make_readable
+        message = load()
     assert str(weights) in message and "not readable by this user" in message
     assert "No such file" not in message
 

@@ -58,6 +58,8 @@ class Sizes:
     scale_repeats: int = 3
     generalization_train: int = 0  # quickstart training notes of the generalization check (0 = the preset's)
     generalization_notes: int = 0  # Nor-DeID holdout notes it is scored on (0 = all 100)
+    ceiling_tokens: int = 640  # bf16 linear-layer ceiling: tokens through one layer's shapes (16 x 40)
+    ceiling_repeats: int = 7  # its interleaved repeats (median)
     adapter_requests: int = 200  # /predict requests to each multi-adapter server, spread over its adapters
     adapter_serve_counts: tuple[int, ...] = (1, 4, 16)  # adapters in the folder of each multi-adapter server
     adapter_serve_dtypes: tuple[str, ...] = (
@@ -136,6 +138,8 @@ QUICK = Sizes(
     scale_repeats=1,
     generalization_train=8,
     generalization_notes=3,
+    ceiling_tokens=64,  # emulated bf16 (AVX2) runs 640 tokens at about 2 GFLOP/s: 5 s a layer
+    ceiling_repeats=1,
     adapter_requests=16,
     adapter_serve_counts=(4,),
     adapter_serve_dtypes=("bf16", "int8"),  # the targets' servers only: each start-up costs seconds
@@ -283,11 +287,11 @@ def native_bf16() -> bool:
     return torch_says()
 
 
-def bf16_linear_ceiling(threads: int, repeats: int = 7) -> dict[str, float]:
+def bf16_linear_ceiling(threads: int, repeats: int = 7, tokens: int = 640) -> dict[str, float]:
     """PyTorch's bf16 vs fp32 speed on this CPU for one RoBERTa-base layer's linear layers (query, key,
-    value and output 768 -> 768, feed-forward 768 -> 3072 -> 768) over 640 tokens (16 sentences of 40):
-    they hold over 80 % of the model's time, so a bf16 model gains at most about this much over fp32.
-    Interleaved, median of ``repeats``."""
+    value and output 768 -> 768, feed-forward 768 -> 3072 -> 768) over ``tokens`` tokens (640: 16
+    sentences of 40): they hold over 80 % of the model's time, so a bf16 model gains at most about this
+    much over fp32. Interleaved, median of ``repeats``."""
     import torch
     import torch.nn.functional as F
 
@@ -298,7 +302,7 @@ def bf16_linear_ceiling(threads: int, repeats: int = 7) -> dict[str, float]:
     layers32 = [
         (torch.randn(n, k, generator=generator), torch.randn(n, generator=generator)) for k, n in shapes
     ]
-    inputs32 = {k: torch.randn(640, k, generator=generator) for k, _ in shapes}
+    inputs32 = {k: torch.randn(tokens, k, generator=generator) for k, _ in shapes}
     variants = {
         "fp32": (inputs32, layers32),
         "bf16": (
@@ -324,7 +328,7 @@ def bf16_linear_ceiling(threads: int, repeats: int = 7) -> dict[str, float]:
                     seconds[name].append((time.perf_counter() - start) / 3)
     finally:
         torch.set_num_threads(previous)
-    flops = sum(2 * 640 * k * n for k, n in shapes)
+    flops = sum(2 * tokens * k * n for k, n in shapes)
     fp32, bf16 = median(seconds["fp32"]), median(seconds["bf16"])
     return {
         "fp32_gflops": round(flops / fp32 / 1e9, 1),

@@ -439,7 +439,9 @@ def run(ctx: Context) -> dict[str, Any]:
         "long_notes": note_rows(variants, notes),
         "best_loraner": best.name,
         "accuracy": accuracy(ctx),
-        "bf16_linear_ceiling": bf16_linear_ceiling(ctx.threads, repeats=3 if ctx.sizes.tiny_model else 7),
+        "bf16_linear_ceiling": bf16_linear_ceiling(
+            ctx.threads, ctx.sizes.ceiling_repeats, ctx.sizes.ceiling_tokens
+        ),
     }
     result["targets"] = targets(result, best)
     write_result(ctx, "inference", result)

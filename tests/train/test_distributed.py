@@ -119,9 +119,18 @@ def single_process(config: Path, out: Path, *overrides: str) -> None:
 
 @pytest.fixture(scope="module")
 def ddp_run(config, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Two steps on two processes, a checkpoint after each: the tests below share this one run."""
     cwd = tmp_path_factory.mktemp("ddp-run")
-    result = torchrun(cwd, str(config), "--output", "out")
+    result = torchrun(cwd, str(config), "--output", "out", "--set", "training.max_steps=2")
     return cwd, result
+
+
+@pytest.fixture(scope="module")
+def single_run(config, tmp_path_factory) -> Path:
+    """The same two steps in one process with batch 8 (the same 8 sentences a step)."""
+    out = tmp_path_factory.mktemp("single-run") / "out"
+    single_process(config, out, "training.max_steps=2")
+    return out
 
 
 def test_two_processes_write_one_set_of_artifacts(ddp_run):
@@ -129,39 +138,37 @@ def test_two_processes_write_one_set_of_artifacts(ddp_run):
     assert sorted(p.name for p in cwd.iterdir()) == ["out"]  # no stray runs/ from another rank
     out = cwd / "out"
     assert {p.name for p in out.iterdir()} == ARTIFACTS
-    assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-1"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2"]
     assert result.stdout.count("outputs in out:") == 1  # the summary comes from rank 0 only
     assert result.stderr.count("effective batch: 4 per device x 1 accumulation x 2 processes = 8") == 1
     assert result.stderr.count("merged out/adapter into out/merged") == 1
-
-
-def test_one_step_on_two_ranks_equals_one_step_on_one_process(ddp_run, config, tmp_path):
-    cwd, _ = ddp_run
-    single_process(config, tmp_path / "one")
-    before = load_file(str(cwd / "out" / "checkpoints" / "checkpoint-1" / "adapter_model.safetensors"))
-    assert_same_weights(lora_weights(cwd / "out"), before)
-    assert_same_weights(lora_weights(cwd / "out"), lora_weights(tmp_path / "one"))
 
 
 def checkpoint_weights(run: Path, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(run / "checkpoints" / f"checkpoint-{step}" / "adapter_model.safetensors"))
 
 
-def test_resume_continues_a_distributed_run(config, tmp_path):
-    """A two-step, two-process run cut short after its first checkpoint (checkpoint-2 removed, as a run
-    killed during step 2 leaves it) and resumed lands where two uninterrupted steps of one process with
-    the same batches land: weights, Adam moments and the two-step schedule were restored.
+def test_each_step_on_two_ranks_equals_the_step_on_one_process(ddp_run, single_run):
+    cwd, _ = ddp_run
+    out = cwd / "out"
+    assert_same_weights(checkpoint_weights(out, 1), checkpoint_weights(single_run, 1))
+    assert_same_weights(checkpoint_weights(out, 2), checkpoint_weights(single_run, 2))
+    assert_same_weights(lora_weights(out), lora_weights(single_run))  # the best epoch's, both ways
+
+
+def test_resume_continues_a_distributed_run(config, ddp_run, single_run, tmp_path):
+    """The two-step, two-process run cut short after its first checkpoint (checkpoint-2 removed, as a
+    run killed during step 2 leaves it) and resumed lands where two uninterrupted steps of one process
+    with the same batches land: weights, Adam moments and the two-step schedule were restored.
 
     The checkpoints are compared, not the final adapter: that is the best epoch's, which may be the
     first one for both runs (then nothing of the resumed step would be compared)."""
     cwd = tmp_path / "ddp"
-    cwd.mkdir()
-    torchrun(cwd, str(config), "--output", "out", "--set", "training.max_steps=2")
+    shutil.copytree(ddp_run[0], cwd)  # the shared run stays as it was for the other tests
     shutil.rmtree(cwd / "out" / "checkpoints" / "checkpoint-2")
     result = torchrun(cwd, str(config), "--output", "out", "--resume", "--set", "training.max_steps=2")
     assert "starting from scratch" not in result.stderr
-    single_process(config, tmp_path / "two", "training.max_steps=2")
-    resumed, reference = checkpoint_weights(cwd / "out", 2), checkpoint_weights(tmp_path / "two", 2)
+    resumed, reference = checkpoint_weights(cwd / "out", 2), checkpoint_weights(single_run, 2)
     step_1 = checkpoint_weights(cwd / "out", 1)
     assert any(not torch.equal(resumed[k], step_1[k]) for k in resumed), "the resumed step moved nothing"
     assert_same_weights(resumed, reference)

@@ -137,47 +137,42 @@ Pieces = list[tuple[str, str | None]]
 
 # --- formats ----------------------------------------------------------------------------------
 
-DATE_STYLES = 13
+# Written date formats, one row a style: (Norwegian, English). Fields: d, m, y (numbers), yy (two-digit
+# year), month (its name as written in running text), mon (its first three letters), Month (capitalized),
+# month_lc (lower case), th (the English ordinal suffix of d).
+DATE_FORMATS = (
+    ("{d:02d}.{m:02d}.{y}", "{month} {d}, {y}"),
+    ("{d}. {month} {y}", "{d} {month} {y}"),
+    ("{d}.{m}.{y}", "{m}/{d}/{y}"),
+    ("{d:02d}.{m:02d}.{yy:02d}", "{y}-{m:02d}-{d:02d}"),
+    ("{y}-{m:02d}-{d:02d}", "{d:02d}/{m:02d}/{y}"),
+    ("{d}. {mon}. {y}", "{mon} {d}, {y}"),
+    ("{d:02d}. {month} {y}", "{d}-{mon}-{y}"),
+    ("{d}.{m}.{yy:02d}", "{m}/{d}/{yy:02d}"),
+    ("{d:02d}/{m:02d}/{y}", "{month} {d}{th}, {y}"),
+    ("{d}/{m}-{yy:02d}", "{d:02d}.{m:02d}.{y}"),
+    ("{d} {month} {y}", "{d} {mon} {y}"),
+    ("{d:02d}. {Month} {y}", "{month} {d:02d}, {y}"),
+    ("{d}. {month}, {y}", "{d} {month_lc} {y}"),
+)
+DATE_STYLES = len(DATE_FORMATS)
 
 
 def format_date(day: date, style: int, norwegian: bool) -> str:
-    """One of several written date formats; ``style`` picks it (modulo the number of styles)."""
-    d, m, y = day.day, day.month, day.year
-    if norwegian:
-        month = T.MONTHS_NB[m - 1]
-        styles = [
-            f"{d:02d}.{m:02d}.{y}",
-            f"{d}. {month} {y}",
-            f"{d}.{m}.{y}",
-            f"{d:02d}.{m:02d}.{y % 100:02d}",
-            f"{y}-{m:02d}-{d:02d}",
-            f"{d}. {month[:3]}. {y}",
-            f"{d:02d}. {month} {y}",
-            f"{d}.{m}.{y % 100:02d}",
-            f"{d:02d}/{m:02d}/{y}",
-            f"{d}/{m}-{y % 100:02d}",
-            f"{d} {month} {y}",
-            f"{d:02d}. {month.capitalize()} {y}",
-            f"{d}. {month}, {y}",
-        ]
-    else:
-        month = T.MONTHS_EN[m - 1]
-        styles = [
-            f"{month} {d}, {y}",
-            f"{d} {month} {y}",
-            f"{m}/{d}/{y}",
-            f"{y}-{m:02d}-{d:02d}",
-            f"{d:02d}/{m:02d}/{y}",
-            f"{month[:3]} {d}, {y}",
-            f"{d}-{month[:3]}-{y}",
-            f"{m}/{d}/{y % 100:02d}",
-            f"{month} {d}{_ordinal(d)}, {y}",
-            f"{d:02d}.{m:02d}.{y}",
-            f"{d} {month[:3]} {y}",
-            f"{month} {d:02d}, {y}",
-            f"{d} {month.lower()} {y}",
-        ]
-    return styles[style % len(styles)]
+    """One of the written date formats (:data:`DATE_FORMATS`); ``style`` picks it (modulo their number)."""
+    month = (T.MONTHS_NB if norwegian else T.MONTHS_EN)[day.month - 1]
+    template = DATE_FORMATS[style % DATE_STYLES][0 if norwegian else 1]
+    return template.format(
+        d=day.day,
+        m=day.month,
+        y=day.year,
+        yy=day.year % 100,
+        month=month,
+        mon=month[:3],
+        Month=month.capitalize(),
+        month_lc=month.lower(),
+        th=_ordinal(day.day),
+    )
 
 
 def _ordinal(d: int) -> str:

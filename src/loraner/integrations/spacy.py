@@ -39,6 +39,7 @@ Each entity span's score is ``span._.loraner_score`` (the model's mean label pro
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 from bisect import bisect_right
@@ -86,56 +87,13 @@ if not Span.has_extension(SCORE_EXTENSION):
     Span.set_extension(SCORE_EXTENSION, getter=span_score)
 
 
-@Language.factory(
-    FACTORY,
-    default_config={
-        "model": None,
-        "adapter": None,
-        "base": None,
-        "backend": "auto",
-        "dtype": "auto",
-        "o_threshold": None,
-        "alignment_mode": "expand",
-        "overwrite_ents": False,
-        "spans_key": None,
-        "copy_model": False,
-    },
-    assigns=["doc.ents", "doc.spans", "token.ent_iob", "token.ent_type"],
-)
-def make_loraner_ner(
-    nlp: Language,
-    name: str,
-    model: str | None,
-    adapter: str | None,
-    base: str | None,
-    backend: str,
-    dtype: str,
-    o_threshold: float | None,
-    alignment_mode: str,
-    overwrite_ents: bool,
-    spans_key: str | None,
-    copy_model: bool,
-) -> LoranerNER:
-    return LoranerNER(
-        name,
-        model=model,
-        adapter=adapter,
-        base=base,
-        backend=backend,
-        dtype=dtype,
-        o_threshold=o_threshold,
-        alignment_mode=alignment_mode,
-        overwrite_ents=overwrite_ents,
-        spans_key=spans_key,
-        copy_model=copy_model,
-    )
-
-
 class LoranerNER:
-    """The ``loraner_ner`` component (see the module docstring for its config)."""
+    """The ``loraner_ner`` component (see the module docstring for its config). spaCy builds it as the
+    factory, with ``nlp`` and ``name``; its keyword arguments are the component's config."""
 
     def __init__(
         self,
+        nlp: Language,
         name: str = FACTORY,
         *,
         model: str | None = None,
@@ -230,6 +188,19 @@ class LoranerNER:
             self.copied_model = copied
             self._predictor = None
         return self
+
+
+def _config_defaults(component: type) -> dict[str, Any]:
+    """The component's keyword arguments with their defaults: what ``config.cfg`` records."""
+    parameters = inspect.signature(component).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+make_loraner_ner = Language.factory(
+    FACTORY,
+    default_config=_config_defaults(LoranerNER),
+    assigns=["doc.ents", "doc.spans", "token.ent_iob", "token.ent_type"],
+)(LoranerNER)
 
 
 def aligned_spans(doc: Doc, entities: Sequence[Entity], mode: str) -> list[Span]:
