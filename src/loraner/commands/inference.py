@@ -187,16 +187,23 @@ def export_onnx(
         preprocess=preprocess,
         threads=threads,
     )
+    echo_parity(report, atol, int8_floor)
+    typer.echo(f"written: {output / 'model.onnx'} and export_report.json")
+
+
+def echo_parity(report: Any, atol: float, int8_floor: float, sample: str = "") -> None:
+    """An export's checks against its source, as both exports print them."""
     typer.echo(
         f"fp32 parity: max |logit diff| {report.fp32_max_abs_diff:.2e} (atol {atol:.0e}), "
-        f"token agreement {report.fp32_token_agreement:.4f} over {report.windows} windows"
+        f"token agreement {report.fp32_token_agreement:.4f} over {report.windows} windows{sample}"
     )
     if report.int8:
+        int8 = report.int8
+        drop = f", F1 drop {int8['f1_drop_points']:.2f} points" if "f1_drop_points" in int8 else ""
         typer.echo(
-            f"int8: entity agreement {report.int8['entity_agreement']:.4f} (floor {int8_floor}), "
-            f"{report.int8['size_mb_fp32']} MB -> {report.int8['size_mb_int8']} MB"
+            f"int8: entity agreement {int8['entity_agreement']:.4f} (floor {int8_floor}){drop}, "
+            f"{int8['size_mb_fp32']} MB -> {int8['size_mb_int8']} MB"
         )
-    typer.echo(f"written: {output / 'model.onnx'} and export_report.json")
 
 
 def export_openvino(
@@ -249,16 +256,5 @@ def export_openvino(
         max_f1_drop=max_f1_drop,
         threads=threads,
     )
-    typer.echo(
-        f"fp32 parity: max |logit diff| {report.fp32_max_abs_diff:.2e} (atol {atol:.0e}), "
-        f"token agreement {report.fp32_token_agreement:.4f} over {report.windows} windows "
-        f"({report.sample_texts} texts: {report.calibration})"
-    )
-    if report.int8:
-        int8 = report.int8
-        drop = f", F1 drop {int8['f1_drop_points']:.2f} points" if "f1_drop_points" in int8 else ""
-        typer.echo(
-            f"int8: entity agreement {int8['entity_agreement']:.4f} (floor {int8_floor}){drop}, "
-            f"{int8['size_mb_fp32']} MB -> {int8['size_mb_int8']} MB"
-        )
+    echo_parity(report, atol, int8_floor, f" ({report.sample_texts} texts: {report.calibration})")
     typer.echo(f"written: {Path(report.output_dir) / 'openvino'} (model.xml, model.bin, export_report.json)")
