@@ -355,8 +355,8 @@ class LoranerNlpEngine(SpacyNlpEngine):
                 yield (text, artifacts) if contexts is None else (text, artifacts, contexts[i])
 
     def _check_language(self, language: str) -> None:
-        if not self.nlp:
-            raise ValueError("NLP engine is not loaded. Consider calling .load()")
+        if not self.nlp:  # AnalyzerEngine loads its engine; an engine used on its own loads here
+            self.load()
         if language not in self.nlp:
             raise ValueError(
                 f"LoranerNlpEngine has no pipeline for language {language!r} "
