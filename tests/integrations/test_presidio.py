@@ -3,6 +3,7 @@ one text at a time and through Presidio's batch engine, and an anonymized note e
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -310,3 +311,45 @@ def test_when_presidio_logs_its_decision_process_then_the_batch_artifacts_serial
         "scores",
     }
     assert artifacts.lemmas == ["john", "in", "oslo"]  # lower-cased words for Presidio's context words
+
+
+def test_when_the_recognizer_has_context_words_then_presidio_raises_its_score_near_them(keyword_model):
+    """The tokens Presidio's context enhancement reads are made when it first reads them, in the batch
+    path and one text at a time alike."""
+    recognizer = LoranerRecognizer(model=keyword_model, context=["city"])
+    analyzer = analyzer_of(recognizer)
+    texts = ["Seen in the city of Oslo.", "Seen in Oslo."]
+    [model_score] = [e.score for e in recognizer.predictor.predict(texts[0])]
+    one_by_one = [analyzer.analyze(t, language="en", return_decision_process=True) for t in texts]
+    batched = BatchAnalyzerEngine(analyzer).analyze_iterator(
+        texts, language="en", return_decision_process=True
+    )
+    for [near], [far] in (one_by_one, batched):
+        assert near.analysis_explanation.supportive_context_word == "city"
+        assert near.score == pytest.approx(min(1.0, model_score + 0.35))
+        assert far.analysis_explanation.supportive_context_word == ""
+        assert far.score == pytest.approx(model_score)
+
+
+def test_when_nothing_reads_the_tokens_then_the_batch_path_makes_none(keyword_model):
+    """A registry of loraner recognizers alone never reads the tokens; read later, they are spaCy's."""
+    recognizer = LoranerRecognizer(model=keyword_model)
+    engine = LoranerNlpEngine([recognizer])
+    [(_, artifacts)] = engine.process_batch(["John in Oslo:Bergen"], language="en")
+    assert "tokens" not in vars(artifacts)
+    assert [t.text for t in artifacts.tokens] == ["John", "in", "Oslo", ":", "Bergen"]
+    assert artifacts.tokens_indices == [0, 5, 8, 12, 13]
+    assert artifacts.keywords == ["john", "oslo", "bergen"]  # stop words and punctuation left out
+
+
+def test_a_deep_copy_of_a_result_is_equal_and_independent(keyword_model):
+    """Presidio's context enhancer deep-copies every result and changes the copies."""
+    recognizer = LoranerRecognizer(model=keyword_model)
+    [result] = recognizer.analyze("Seen in Oslo.", entities=None)
+    twin = copy.deepcopy(result)
+    fields = {**vars(result), "analysis_explanation": vars(result.analysis_explanation)}
+    assert {**vars(twin), "analysis_explanation": vars(twin.analysis_explanation)} == fields
+    twin.analysis_explanation.set_improved_score(1.0)
+    twin.recognition_metadata["is_score_enhanced_by_context"] = True
+    assert result.analysis_explanation.score == result.score
+    assert "is_score_enhanced_by_context" not in result.recognition_metadata

@@ -24,6 +24,7 @@ NLP engine the recognizer predicts each text itself: the same entities, without 
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
@@ -34,7 +35,6 @@ try:
     import spacy
     from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
     from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
-    from spacy.tokens import Doc
 except ImportError as exc:  # the extra is not installed
     raise ImportError(
         "loraner.integrations.presidio needs Presidio: pip install 'loraner[presidio]'"
@@ -52,6 +52,7 @@ __all__ = [
     "LoranerNlpArtifacts",
     "LoranerNlpEngine",
     "LoranerRecognizer",
+    "LoranerResult",
     "presidio_entity_mapping",
 ]
 
@@ -188,7 +189,7 @@ class LoranerRecognizer(EntityRecognizer):
                 ),
             )
             out.append(
-                RecognizerResult(
+                LoranerResult(
                     entity_type=kind,
                     start=entity.start,
                     end=entity.end,
@@ -205,19 +206,78 @@ class LoranerRecognizer(EntityRecognizer):
         return out
 
 
+class LoranerResult(RecognizerResult):
+    """A Presidio result of a loraner recognizer, which copies itself cheaply.
+
+    Presidio's context enhancer deep-copies every result of every text (``copy.deepcopy``, even when no
+    recognizer has context words); the generic deep copy walks the explanation and metadata objects
+    one by one, and cost a third of Presidio's own time per text. All their fields are numbers, strings
+    or None, so copying the two objects one level deep gives an equal, independent result.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LoranerResult:
+        twin = copy.copy(self)
+        twin.analysis_explanation = copy.copy(self.analysis_explanation)
+        twin.recognition_metadata = dict(self.recognition_metadata)
+        memo[id(self)] = twin
+        return twin
+
+
+# The artifacts Presidio's context enhancement reads (the words around a match): made when first read.
+_TOKEN_ARTIFACTS = frozenset({"tokens", "tokens_indices", "lemmas", "keywords"})
+
+
 class LoranerNlpArtifacts(NlpArtifacts):
     """Presidio's NLP artifacts of one text plus, per loraner recognizer, the entities its model found
-    in that text during :meth:`LoranerNlpEngine.process_batch`."""
+    in that text during :meth:`LoranerNlpEngine.process_batch`.
 
-    # A slot, outside __dict__: Presidio's to_json (its decision-process log) serialises __dict__,
+    The tokens (``spacy.blank(language)``), their lemmas (lower-cased words) and keywords are made the
+    first time anything reads them: Presidio's context enhancement reads them only around the results
+    of recognizers that have context words (its pattern recognizers), and a registry of loraner
+    recognizers alone never does. On a note, tokenizing and Presidio's keyword pass cost more than the
+    rest of the bridge's work per text.
+    """
+
+    # Slots, outside __dict__: Presidio's to_json (its decision-process log) serialises __dict__,
     # and the predictions are not JSON; the recognizers' results are logged on their own.
-    __slots__ = ("predictions",)
+    __slots__ = ("_unread", "predictions")
 
     def __init__(
-        self, *args: Any, predictions: Mapping[str, tuple[str, list[Entity]]] | None = None, **kwargs: Any
-    ):
-        super().__init__(*args, **kwargs)
+        self,
+        text: str,
+        language: str,
+        nlp_engine: LoranerNlpEngine,
+        predictions: Mapping[str, tuple[str, list[Entity]]] | None = None,
+    ) -> None:
+        # NlpArtifacts.__init__ runs when a token artifact is first read (__getattr__)
+        self.entities: list[Any] = []  # the blank pipelines have no NER: the recognizers report it
+        self.scores: list[float] = []
+        self.nlp_engine = nlp_engine
+        self._unread: tuple[str, str] | None = (text, language)
         self.predictions: dict[str, tuple[str, list[Entity]]] = dict(predictions or {})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not set yet: the token artifacts before their first read.
+        if name not in _TOKEN_ARTIFACTS or self._unread is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        text, language = self._unread
+        self._unread = None
+        doc = self.nlp_engine.nlp[language](text)
+        NlpArtifacts.__init__(
+            self,
+            entities=self.entities,
+            tokens=doc,
+            tokens_indices=[token.idx for token in doc],
+            lemmas=[token.lemma_ or token.lower_ for token in doc],
+            nlp_engine=self.nlp_engine,
+            language=language,
+            scores=self.scores,
+        )
+        return getattr(self, name)
+
+    def to_json(self) -> str:
+        self.tokens  # noqa: B018 (made on first read; to_json serialises __dict__)
+        return super().to_json()
 
     def entities_of(self, recognizer: LoranerRecognizer, text: str) -> list[Entity] | None:
         """What ``recognizer``'s model found in ``text``, if it ran on these artifacts' text."""
@@ -230,7 +290,8 @@ class LoranerNlpArtifacts(NlpArtifacts):
 class LoranerNlpEngine(SpacyNlpEngine):
     """Presidio's NLP engine for loraner recognizers: tokens from ``spacy.blank(language)`` (rule-based
     tokenization, nothing downloaded; lower-cased words stand in for lemmas in Presidio's context
-    enhancement), and in :meth:`process_batch` each of ``recognizers`` run once per batch of texts.
+    enhancement), made only if read (:class:`LoranerNlpArtifacts`), and in :meth:`process_batch` each
+    of ``recognizers`` run once per batch of texts.
 
     ``languages``: default, those of ``recognizers`` (else English). ``texts_per_batch``: the least
     number of texts per ``predict_batch``; a larger ``batch_size`` given to Presidio's batch engine wins.
@@ -260,6 +321,10 @@ class LoranerNlpEngine(SpacyNlpEngine):
         """None: blank pipelines have no NER; the loraner recognizers report the entities."""
         return []
 
+    def process_text(self, text: str, language: str) -> LoranerNlpArtifacts:
+        self._check_language(language)
+        return LoranerNlpArtifacts(text, language, self)
+
     def process_batch(
         self,
         texts: Iterable[Any],
@@ -269,29 +334,31 @@ class LoranerNlpEngine(SpacyNlpEngine):
         as_tuples: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
         """Presidio's ``(text, artifacts)`` (``(text, artifacts, context)`` with ``as_tuples``) per text,
-        the texts taken ``max(batch_size, texts_per_batch)`` at a time through each recognizer's model."""
+        the texts taken ``max(batch_size, texts_per_batch)`` at a time through each recognizer's model.
+        ``n_process`` is not used: the model's threads are the predictor's, and a text is tokenized
+        only when its artifacts are read."""
+        self._check_language(language)
         size = max(batch_size, self.texts_per_batch)
         recognizers = [r for r in self.recognizers if r.supported_language == language]
         items = iter(texts)
         while chunk := list(islice(items, size)):
-            outputs = list(
-                super().process_batch(
-                    chunk, language, batch_size=size, n_process=n_process, as_tuples=as_tuples
-                )
-            )
-            strings = [output[0] for output in outputs]  # the doc's text: the text as given
+            if as_tuples:
+                if not all(isinstance(item, tuple) and len(item) == 2 for item in chunk):
+                    raise ValueError("with as_tuples=True, texts must be (text, context) tuples")
+                strings, contexts = [str(text) for text, _ in chunk], [context for _, context in chunk]
+            else:
+                strings, contexts = [str(text) for text in chunk], None
             found = {r.id: r.predict_batch(strings) for r in recognizers}
-            for i, (text, artifacts, *context) in enumerate(outputs):
-                artifacts.predictions = {rid: (text, entities[i]) for rid, entities in found.items()}
-                yield (text, artifacts, *context)
+            for i, text in enumerate(strings):
+                predictions = {rid: (text, entities[i]) for rid, entities in found.items()}
+                artifacts = LoranerNlpArtifacts(text, language, self, predictions)
+                yield (text, artifacts) if contexts is None else (text, artifacts, contexts[i])
 
-    def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> LoranerNlpArtifacts:
-        return LoranerNlpArtifacts(
-            entities=[],
-            tokens=doc,
-            tokens_indices=[token.idx for token in doc],
-            lemmas=[token.lemma_ or token.lower_ for token in doc],
-            nlp_engine=self,
-            language=language,
-            scores=[],
-        )
+    def _check_language(self, language: str) -> None:
+        if not self.nlp:  # AnalyzerEngine loads its engine; an engine used on its own loads here
+            self.load()
+        if language not in self.nlp:
+            raise ValueError(
+                f"LoranerNlpEngine has no pipeline for language {language!r} "
+                f"(its languages: {', '.join(self.nlp)})"
+            )
