@@ -88,6 +88,45 @@ def test_default_factory_passes_every_predictor_setting(monkeypatch):
     assert seen["checked"]  # the dry run happens before the service calls itself ready
 
 
+def test_default_factory_gives_a_base_with_adapters_its_settings(monkeypatch):
+    from loraner.inference.adapters import MultiAdapterPredictor
+    from loraner.serve.service import default_predictor_factory
+
+    seen = {}
+
+    def load(base, adapters, **kw):
+        seen.update(kw, base=base, adapters=adapters)
+        return "loaded"
+
+    monkeypatch.setattr(MultiAdapterPredictor, "from_pretrained", load)
+    settings = ServeSettings(
+        base="/b",
+        adapter=["phi=/a/phi"],
+        default_adapter="phi",
+        max_loaded_adapters=2,
+        base_quantization="int8",
+        dtype="fp32",
+        threads=3,
+        batch_size=4,
+        o_threshold=0.9,
+    )
+    assert default_predictor_factory(settings) == "loaded"
+    assert seen == {
+        "base": "/b",
+        "adapters": {"phi": "/a/phi"},
+        "default": "phi",
+        "max_loaded": 2,
+        "quantization": "int8",
+        "device": "cpu",
+        "dtype": "fp32",
+        "threads": 3,
+        "batch_size": 4,
+        "max_batch_tokens": settings.max_batch_tokens,
+        "aggregation": settings.aggregation,
+        "o_threshold": 0.9,
+    }
+
+
 def run_batches(batcher_kwargs, texts, fail=False):
     calls = []
 

@@ -45,43 +45,16 @@ PredictorFactory = Callable[[ServeSettings], Predictor]
 def default_predictor_factory(settings: ServeSettings) -> Predictor:
     from loraner.inference import NERPredictor
 
-    decoding = {
-        "batch_size": settings.batch_size,
-        "max_batch_tokens": settings.max_batch_tokens,
-        "aggregation": settings.aggregation,
-        "o_threshold": settings.o_threshold,
-    }
     if settings.base:
         # A [train]-side module (PEFT): imported only when adapters are served.
         from loraner.inference.adapters import MultiAdapterPredictor, adapter_dirs
 
         sources: dict[str, Any] = adapter_dirs(settings.adapters) if settings.adapters else {}
         sources.update(settings.adapter_sources())
-        return MultiAdapterPredictor.from_pretrained(
-            settings.base,
-            sources,
-            default=settings.default_adapter,
-            device=settings.device,
-            dtype=settings.dtype,
-            threads=settings.threads,
-            max_loaded=settings.max_loaded_adapters,
-            quantization=settings.base_quantization,
-            **decoding,
-        )
+        return MultiAdapterPredictor.from_pretrained(settings.base, sources, **settings.predictor_options())
     if not settings.model:
         raise LoranerError("no model: set LORANER_MODEL or pass --model (or --base with adapters)")
-    predictor = NERPredictor.from_pretrained(
-        settings.model,
-        backend=settings.backend,
-        device=settings.device,
-        threads=settings.threads,
-        max_length=settings.max_length,
-        stride=settings.stride,
-        word_split=settings.word_split,
-        dtype=settings.dtype,
-        compile=settings.compile,
-        **decoding,
-    )
+    predictor = NERPredictor.from_pretrained(settings.model, **settings.predictor_options())
     predictor.check()  # ready means ready: a dry run catches a tokenizer or label list that does not fit
     if settings.label_studio:
         _ = predictor.version  # its fingerprint reads the weights: here, not in a request

@@ -204,6 +204,33 @@ class ServeSettings(BaseSettings):
         """``--adapter NAME=PATH`` as a mapping (the ``--adapters`` folder is read by the predictor)."""
         return dict(item.split("=", 1) for item in self.adapter)
 
+    def predictor_options(self) -> dict[str, Any]:
+        """The keyword arguments of the predictor's ``from_pretrained``: ``NERPredictor``'s for ``model``,
+        ``MultiAdapterPredictor``'s for ``base`` (its adapters: the ``adapters`` folder and
+        :meth:`adapter_sources`)."""
+        shared = {
+            "device": self.device,
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
+            "aggregation": self.aggregation,
+            "o_threshold": self.o_threshold,
+        }
+        if self.base:
+            return shared | {
+                "default": self.default_adapter,
+                "max_loaded": self.max_loaded_adapters,
+                "quantization": self.base_quantization,
+            }
+        return shared | {
+            "backend": self.backend,
+            "max_length": self.max_length,
+            "stride": self.stride,
+            "word_split": self.word_split,
+            "compile": self.compile,
+        }
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_case_level(cls, value: Any) -> Any:
