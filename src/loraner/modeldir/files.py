@@ -26,6 +26,8 @@ EXPORT_REPORT_FILE = "export_report.json"
 OPENVINO_DIR = "openvino"
 OPENVINO_MODEL_FILE = "model.xml"
 OPENVINO_WEIGHTS_FILE = "model.bin"
+# The IR's two files as paths inside the model directory (what a hub download fetches).
+OPENVINO_FILES = (f"{OPENVINO_DIR}/{OPENVINO_MODEL_FILE}", f"{OPENVINO_DIR}/{OPENVINO_WEIGHTS_FILE}")
 CARD_FILE = "README.md"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
