@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -71,29 +73,20 @@ REQUIRED_KEYS = ("scenarios", "results")
 _TAG = re.compile(r"<[<\[]*(?P<close>/\s*)?(?P<name>[^\W\d]\w*)\s*(?:>|⟩|(?=<))")
 
 
-@dataclass
-class Repairs:
-    """What parsing had to fix, summed over a file."""
+class Repair(Enum):
+    """What parsing may have to fix in a note, and what the file's warning says of it."""
 
-    nested: int = 0
-    unknown_tags: int = 0
-    unbalanced_tags: int = 0
-    empty_spans: int = 0
+    NESTED = "nested/overlapping spans dropped (kept the outer span)"
+    UNKNOWN_TAG = "unknown tags stripped (text kept)"
+    UNBALANCED_TAG = "unbalanced tags stripped (text kept)"
+    EMPTY_SPAN = "empty spans dropped"
 
-    def add(self, other: Repairs) -> None:
-        self.nested += other.nested
-        self.unknown_tags += other.unknown_tags
-        self.unbalanced_tags += other.unbalanced_tags
-        self.empty_spans += other.empty_spans
+
+class Repairs(Counter[Repair]):
+    """What parsing had to fix, counted by kind; ``update`` sums a file's notes."""
 
     def message(self) -> str:
-        parts = [
-            (self.nested, "nested/overlapping spans dropped (kept the outer span)"),
-            (self.unknown_tags, "unknown tags stripped (text kept)"),
-            (self.unbalanced_tags, "unbalanced tags stripped (text kept)"),
-            (self.empty_spans, "empty spans dropped"),
-        ]
-        return "; ".join(f"{n} {what}" for n, what in parts if n)
+        return "; ".join(f"{self[kind]} {kind.value}" for kind in Repair if self[kind])
 
 
 @dataclass
@@ -120,7 +113,7 @@ class _Parse:
     def tag(self, name: str, closing: bool) -> None:
         label = _LABEL_BY_LOWER.get(name.lower())
         if label is None:
-            self.repairs.unknown_tags += 1
+            self.repairs[Repair.UNKNOWN_TAG] += 1
         elif not closing:
             self.stack.append(_Open(label, name.lower(), self.length, self.opened))
             self.opened += 1
@@ -130,10 +123,10 @@ class _Parse:
     def _close(self, name: str) -> None:
         match = next((i for i in range(len(self.stack) - 1, -1, -1) if self.stack[i].name == name), None)
         if match is None:
-            self.repairs.unbalanced_tags += 1
+            self.repairs[Repair.UNBALANCED_TAG] += 1
             return
         # Tags opened inside this one and never closed are unbalanced: drop them.
-        self.repairs.unbalanced_tags += len(self.stack) - match - 1
+        self.repairs[Repair.UNBALANCED_TAG] += len(self.stack) - match - 1
         opened = self.stack[match]
         del self.stack[match:]
         self.spans.append((opened.order, Span(opened.start, self.length, opened.label)))
@@ -148,18 +141,18 @@ def parse_tagged_text(raw: str) -> tuple[str, list[Span], Repairs]:
         state.tag(match["name"], closing=match["close"] is not None)
         last = match.end()
     state.text(raw[last:])
-    state.repairs.unbalanced_tags += len(state.stack)
+    state.repairs[Repair.UNBALANCED_TAG] += len(state.stack)
     text = "".join(state.pieces)
     trimmed = []
     for _order, span in sorted(state.spans, key=lambda item: item[0]):
         tight = _trim(text, span)
         if tight is None:
-            state.repairs.empty_spans += 1
+            state.repairs[Repair.EMPTY_SPAN] += 1
         else:
             trimmed.append(tight)
     # Sorted by open order, so on equal extents the outer tag (opened first) wins the tie.
     kept = resolve_overlaps(trimmed)
-    state.repairs.nested = len(trimmed) - len(kept)
+    state.repairs[Repair.NESTED] = len(trimmed) - len(kept)
     return text, kept, state.repairs
 
 
@@ -235,7 +228,7 @@ def read_nor_deid_file(path: str | Path, view: str = "notes") -> list[SpanExampl
                 f"record {i}: results[{i}] must be a string, got {type(raw).__name__}", source=source
             )
         text, spans, fixed = parse_tagged_text(raw)
-        repairs.add(fixed)
+        repairs.update(fixed)
         examples.append(SpanExample(text=text, spans=spans, id=f"{stem}-{i}"))
     if repairs.message():
         warnings.warn(f"{source}: {repairs.message()}", UserWarning, stacklevel=2)
