@@ -15,14 +15,13 @@ there is no silent fall back to fp32.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +29,19 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from loraner import __version__, defaults
+from loraner import defaults
 from loraner.errors import ConfigError, ModelError
 from loraner.export.parity import (
     DEFAULT_SAMPLE,
+    ParityReport,
     entity_parity,
     logits_parity,
+    reference_predictor,
     sample_windows,
     traceable_model,
 )
 from loraner.inference.backends import OnnxBackend
-from loraner.inference.predictor import NERPredictor
-from loraner.modeldir import (
-    CONFIG_FILE,
-    EXPORT_REPORT_FILE,
-    ONNX_FILE,
-    QUANTIZATIONS,
-    ModelDir,
-    copy_meta,
-    make_readable,
-)
+from loraner.modeldir import ONNX_FILE, QUANTIZATIONS, ModelDir, copy_companions, make_readable
 
 __all__ = ["DEFAULT_SAMPLE", "ExportReport", "export_onnx"]
 
@@ -57,26 +49,12 @@ log = logging.getLogger(__name__)
 MIN_OPSET = 17  # the oldest opset the exported graph (attention, layer norm) and its checks are built for
 
 
-@dataclass
-class ExportReport:
-    """What ``export_onnx`` checked, also written to ``export_report.json``: the fp32 graph's largest logit
-    difference and token agreement with the source model, and for int8 its entity agreement and sizes."""
+@dataclass(kw_only=True)
+class ExportReport(ParityReport):
+    """What ``export_onnx`` checked (:class:`~loraner.export.parity.ParityReport`), with the graph's
+    ONNX opset; also written to ``export_report.json``."""
 
-    model_dir: str
-    output_dir: str
     opset: int
-    quantization: str | None
-    sample_texts: int
-    windows: int
-    fp32_max_abs_diff: float
-    fp32_token_agreement: float
-    atol: float
-    int8: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    loraner_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def export_onnx(
@@ -104,8 +82,7 @@ def export_onnx(
     if not texts:
         raise ConfigError("the export sample has no non-empty texts")
 
-    # fp32 whatever the CPU: the graph is fp32 and must match the model's own numbers.
-    torch_predictor = NERPredictor.from_pretrained(model, backend="torch", threads=threads, dtype="fp32")
+    torch_predictor = reference_predictor(model, threads)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="loraner-onnx-") as tmp:
         fp32_path = Path(tmp) / "model.fp32.onnx"
@@ -118,20 +95,15 @@ def export_onnx(
         report = ExportReport(
             source,
             str(output_dir),
-            opset,
             quantize,
             len(texts),
             len(windows),
             max_diff,
             agreement,
             atol,
+            opset=opset,
         )
-        if not max_diff <= atol:
-            _write_report(output_dir, report)
-            raise ModelError(
-                f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} (> atol {atol:.0e}); "
-                f"see {output_dir / EXPORT_REPORT_FILE}"
-            )
+        report.check_fp32("ONNX", output_dir)
         final_path = fp32_path
         if quantize == "int8":
             final_path = Path(tmp) / "model.int8.onnx"
@@ -146,15 +118,18 @@ def export_onnx(
                 threads,
             )
             if report.int8["entity_agreement"] < int8_floor:
-                _write_report(output_dir, report)
+                report.write(output_dir)
                 raise ModelError(
                     f"int8 entity agreement {report.int8['entity_agreement']:.3f} is below the floor "
                     f"{int8_floor} on {len(texts)} texts; export fp32 instead or lower --int8-floor"
                 )
         shutil.copyfile(final_path, output_dir / ONNX_FILE)
-    _save_companions(model, output_dir, torch_predictor, opset, quantize, source)
+    onnx = {"source": source, "opset": opset, "quantization": quantize or "none"}
+    copy_companions(
+        model, output_dir, torch_predictor.tokenizer, max_length=torch_predictor.max_length, onnx=onnx
+    )
     report.seconds = round(time.perf_counter() - started, 2)
-    _write_report(output_dir, report)
+    report.write(output_dir)
     make_readable(output_dir)
     log.info("exported %s to %s (%s)", model.path, output_dir / ONNX_FILE, quantize or "fp32")
     return report
@@ -223,17 +198,3 @@ def _preprocess(fp32_path: Path) -> Path:
     except Exception as exc:  # shape inference raises untyped errors on unusual graphs
         raise ModelError(f"pre-quantization processing failed ({exc}); retry with --no-preprocess") from exc
     return target
-
-
-def _save_companions(
-    model: ModelDir, output_dir: Path, predictor: Any, opset: int, quantize: str | None, source: str
-) -> None:
-    """Tokenizer, config.json and provenance next to model.onnx, so the directory loads on its own."""
-    predictor.tokenizer.save_pretrained(str(output_dir))
-    shutil.copyfile(model.path / CONFIG_FILE, output_dir / CONFIG_FILE)
-    onnx = {"source": source, "opset": opset, "quantization": quantize or "none"}
-    copy_meta(model, output_dir, max_length=predictor.max_length, onnx=onnx)
-
-
-def _write_report(output_dir: Path, report: ExportReport) -> None:
-    (output_dir / EXPORT_REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

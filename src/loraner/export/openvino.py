@@ -16,39 +16,38 @@ fp32 IR (``int8_floor``) and, where the calibration texts have gold entities, th
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loraner import __version__, defaults
+from loraner import defaults
 from loraner.data.examples import as_span_example
 from loraner.data.registry import load_splits
 from loraner.errors import ConfigError, DataError, ModelError
 from loraner.export.parity import (
     DEFAULT_SAMPLE,
+    ParityReport,
     entity_parity,
     logits_parity,
+    reference_predictor,
     sample_windows,
     traceable_model,
 )
 from loraner.inference.backends import OpenVinoBackend
 from loraner.inference.encoding import pad
-from loraner.inference.predictor import NERPredictor
 from loraner.modeldir import (
-    CONFIG_FILE,
-    EXPORT_REPORT_FILE,
     OPENVINO_DIR,
     OPENVINO_MODEL_FILE,
     OPENVINO_WEIGHTS_FILE,
     QUANTIZATIONS,
     ModelDir,
+    copy_companions,
     copy_meta,
     make_readable,
     resolve_model_dir,
@@ -61,26 +60,14 @@ log = logging.getLogger(__name__)
 __all__ = ["OpenVinoReport", "export_openvino", "validation_calibration"]
 
 
-@dataclass
-class OpenVinoReport:
-    """What ``export_openvino`` checked, also written to ``openvino/export_report.json``."""
+@dataclass(kw_only=True)
+class OpenVinoReport(ParityReport):
+    """What ``export_openvino`` checked (:class:`~loraner.export.parity.ParityReport`), with where the
+    sample texts came from (``calibration``: a file, the validation split, the default sample) and the
+    OpenVINO version; also written to ``openvino/export_report.json``."""
 
-    model_dir: str
-    output_dir: str
-    quantization: str | None
-    calibration: str  # where the texts came from: a file, the validation split, the default sample
-    sample_texts: int
-    windows: int
-    fp32_max_abs_diff: float
-    fp32_token_agreement: float
-    atol: float
-    int8: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
+    calibration: str
     openvino_version: str = ""
-    loraner_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -125,7 +112,7 @@ def export_openvino(
     output = Path(output_dir) if output_dir is not None else model.path
     calibration = _calibration(model, calibration_texts, calibration_source, calibration_size, quantize)
 
-    torch_predictor = NERPredictor.from_pretrained(model, backend="torch", threads=threads, dtype="fp32")
+    torch_predictor = reference_predictor(model, threads)
     windows = sample_windows(torch_predictor, calibration.texts)
     target = output / OPENVINO_DIR
     target.mkdir(parents=True, exist_ok=True)
@@ -142,20 +129,15 @@ def export_openvino(
             source,
             str(output),
             quantize,
-            calibration.source,
             len(calibration.texts),
             len(windows),
             max_diff,
             agreement,
             atol,
+            calibration=calibration.source,
             openvino_version=ov.__version__,
         )
-        if not max_diff <= atol:
-            _write_report(target, report)
-            raise ModelError(
-                f"OpenVINO fp32 logits differ from PyTorch by {max_diff:.2e} (> atol {atol:.0e}); "
-                f"see {target / EXPORT_REPORT_FILE}"
-            )
+        report.check_fp32("OpenVINO", target)
         final_path = fp32_path
         if quantize == "int8":
             final_path = Path(tmp) / "int8" / OPENVINO_MODEL_FILE
@@ -177,19 +159,18 @@ def export_openvino(
             }
             problem = _int8_problem(report.int8, int8_floor, max_f1_drop, len(calibration.texts))
             if problem:
-                _write_report(target, report)
-                raise ModelError(f"{problem}; nothing written (see {target / EXPORT_REPORT_FILE})")
+                raise ModelError(f"{problem}; nothing written (see {report.write(target)})")
         for name in (OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE):
             shutil.copyfile(final_path.with_name(name), target / name)
     openvino = {"source": source, "quantization": quantize or "none", "calibration": calibration.source}
     if output != model.path:  # a self-contained directory: tokenizer and config beside the IR
-        torch_predictor.tokenizer.save_pretrained(str(output))
-        shutil.copyfile(model.path / CONFIG_FILE, output / CONFIG_FILE)
-        copy_meta(model, output, max_length=torch_predictor.max_length, openvino=openvino)
+        copy_companions(
+            model, output, torch_predictor.tokenizer, max_length=torch_predictor.max_length, openvino=openvino
+        )
     else:
         copy_meta(model, output, openvino=openvino)
     report.seconds = round(time.perf_counter() - started, 2)
-    _write_report(target, report)
+    report.write(target)
     make_readable(output)
     log.info("exported %s to %s (%s)", model.path, target / OPENVINO_MODEL_FILE, quantize or "fp32")
     return report
@@ -299,7 +280,3 @@ def _int8_problem(int8: dict[str, Any], floor: float, max_drop: float, texts: in
 
 def _size_mb(xml: Path) -> float:
     return round(xml.with_name(OPENVINO_WEIGHTS_FILE).stat().st_size / 2**20, 2)
-
-
-def _write_report(target: Path, report: OpenVinoReport) -> None:
-    (target / EXPORT_REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

@@ -5,17 +5,26 @@
 * :func:`entity_parity`: a quantized graph against its fp32 reference, decoded by the same predictor
   code: entity agreement (F1 of its entities against the reference's), and with gold entities the F1
   of each and the drop in points.
+* :class:`ParityReport`: what an export checked, written to ``export_report.json`` beside the graph, and
+  the check that refuses a graph whose fp32 logits are more than ``atol`` from those of the source model
+  in PyTorch fp32 (:func:`reference_predictor`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from loraner import __version__
+from loraner.errors import ModelError
 from loraner.inference.encoding import pad
+from loraner.inference.predictor import NERPredictor
+from loraner.modeldir import EXPORT_REPORT_FILE, ModelDir
 from loraner.scores import entity_f1
 from loraner.types import Entity
 
@@ -37,6 +46,51 @@ DEFAULT_SAMPLE = [
     "Amazon opened a new office in Dublin, Ireland, led by Siobhán O'Brien.",
     "Fastlege Per Johansen, Sandvika legesenter, tlf. 67 55 44 33.",
 ]
+
+
+@dataclass
+class ParityReport:
+    """What an export checked against its source model, also written to ``export_report.json`` beside
+    the graph: the fp32 graph's largest logit difference and argmax agreement with PyTorch on the windows
+    of the sample texts (at most ``atol`` apart), and for int8 its entity agreement and sizes (``int8``).
+    Each export's report adds its own fields."""
+
+    model_dir: str
+    output_dir: str
+    quantization: str | None
+    sample_texts: int
+    windows: int
+    fp32_max_abs_diff: float
+    fp32_token_agreement: float
+    atol: float
+    int8: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    loraner_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, folder: Path) -> Path:
+        """``folder/export_report.json``."""
+        path = folder / EXPORT_REPORT_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        return path
+
+    def check_fp32(self, runtime: str, folder: Path) -> None:
+        """Refuse the graph (:class:`ModelError`, this report written to ``folder`` first) where its fp32
+        logits differ from PyTorch's by more than ``atol``."""
+        if not self.fp32_max_abs_diff <= self.atol:
+            path = self.write(folder)
+            raise ModelError(
+                f"{runtime} fp32 logits differ from PyTorch by {self.fp32_max_abs_diff:.2e} "
+                f"(> atol {self.atol:.0e}); see {path}"
+            )
+
+
+def reference_predictor(model: ModelDir, threads: int | None = None) -> NERPredictor:
+    """The source model in PyTorch, in fp32 whatever the CPU: an exported graph is fp32 and must match
+    the model's own numbers."""
+    return NERPredictor.from_pretrained(model, backend="torch", threads=threads, dtype="fp32")
 
 
 def traceable_model(model_dir: Path) -> Any:

@@ -28,7 +28,7 @@ push), ``sources`` (a model name: path, ``pkg:MODULE`` or hub id, to a directory
 receive). Reads JSON only (no torch, no weights), so the ONNX service can use it.
 """
 
-from loraner.modeldir.directory import ModelDir, ModelKind, copy_meta
+from loraner.modeldir.directory import ModelDir, ModelKind, copy_companions, copy_meta
 from loraner.modeldir.files import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_DIR,
@@ -150,6 +150,7 @@ __all__ = [
     "check_base",
     "check_pushable",
     "check_readable",
+    "copy_companions",
     "copy_meta",
     "download_model",
     "has_onnx",

@@ -8,6 +8,7 @@ its tokenizer) instead of going back to the files. Each of its JSON files is rea
 from __future__ import annotations
 
 import hashlib
+import shutil
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -177,3 +178,11 @@ def copy_meta(source: str | Path | ModelDir, target_dir: Path, **updates: Any) -
     meta = ModelDir.of(source).meta.model_copy(update=updates)
     write_meta(target_dir, meta)
     return meta
+
+
+def copy_companions(source: ModelDir, target_dir: Path, tokenizer: Any, **updates: Any) -> ModelMeta:
+    """What a graph exported from ``source`` needs beside it to load on its own: ``tokenizer`` saved,
+    ``config.json`` copied and the metadata with ``updates`` written (:func:`copy_meta`)."""
+    tokenizer.save_pretrained(str(target_dir))
+    shutil.copyfile(source.path / CONFIG_FILE, target_dir / CONFIG_FILE)
+    return copy_meta(source, target_dir, **updates)
