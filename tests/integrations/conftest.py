@@ -10,10 +10,12 @@ token O (tests that expect particular entities: alignment, anonymization).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from loraner.inference import NERPredictor
 from loraner.modeldir import ModelMeta, write_meta
 from loraner.types import iob2_labels
 
@@ -138,3 +140,22 @@ def bridge_texts(long_note: str) -> list[str]:
         "  \n ",
         *(note.text for note in generate_notes(12, seed=26)),
     ]
+
+
+@pytest.fixture
+def count_batches(monkeypatch: pytest.MonkeyPatch) -> Callable[[NERPredictor], list[int]]:
+    """``count_batches(predictor)``: the number of texts of every ``predict_batch`` call ``predictor``
+    gets from then on (a bridge must hand its texts over in batches, not one by one)."""
+
+    def count(predictor: NERPredictor) -> list[int]:
+        sizes: list[int] = []
+        real = predictor.predict_batch
+
+        def recording(texts, **kwargs):
+            sizes.append(len(texts))
+            return real(texts, **kwargs)
+
+        monkeypatch.setattr(predictor, "predict_batch", recording)
+        return sizes
+
+    return count

@@ -51,19 +51,6 @@ def expected_rows(recognizer: LoranerRecognizer, entities) -> list[tuple[str, in
     return sorted((recognizer.entity_mapping[e.type], e.start, e.end, e.score) for e in entities)
 
 
-def count_batches(monkeypatch: pytest.MonkeyPatch, predictor: NERPredictor) -> list[int]:
-    """The number of texts of every predict_batch call ``predictor`` gets from now on."""
-    sizes: list[int] = []
-    real = predictor.predict_batch
-
-    def recording(texts, **kwargs):
-        sizes.append(len(texts))
-        return real(texts, **kwargs)
-
-    monkeypatch.setattr(predictor, "predict_batch", recording)
-    return sizes
-
-
 @pytest.fixture(scope="module")
 def recognizer(random_phi_model: Path) -> LoranerRecognizer:
     return LoranerRecognizer(model=random_phi_model)
@@ -85,23 +72,23 @@ def test_when_texts_are_analyzed_one_at_a_time_then_the_results_are_the_predicto
 
 
 def test_when_the_batch_engine_analyzes_texts_then_one_predict_batch_gives_the_predictors_entities(
-    recognizer, bridge_texts, monkeypatch
+    recognizer, bridge_texts, count_batches
 ):
     expected = recognizer.predictor.predict_batch(bridge_texts)
-    sizes = count_batches(monkeypatch, recognizer.predictor)
+    sizes = count_batches(recognizer.predictor)
     results = BatchAnalyzerEngine(analyzer_of(recognizer)).analyze_iterator(bridge_texts, language="en")
     assert sizes == [len(bridge_texts)]  # Presidio's default batch_size=1 does not split the batch
     assert [as_rows(r) for r in results] == [expected_rows(recognizer, e) for e in expected]
 
 
 def test_when_the_batch_size_is_smaller_than_the_texts_then_each_batch_is_one_predict_batch(
-    random_phi_model, bridge_texts, monkeypatch
+    random_phi_model, bridge_texts, count_batches
 ):
     recognizer = LoranerRecognizer(model=random_phi_model)
     engine = LoranerNlpEngine([recognizer], texts_per_batch=5)
     registry = RecognizerRegistry(recognizers=[recognizer])
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine)
-    sizes = count_batches(monkeypatch, recognizer.predictor)
+    sizes = count_batches(recognizer.predictor)
     results = BatchAnalyzerEngine(analyzer).analyze_iterator(bridge_texts, language="en", batch_size=3)
     assert sizes == [5, 5, 5, len(bridge_texts) - 15]  # the larger of the two sizes
     assert len(results) == len(bridge_texts)

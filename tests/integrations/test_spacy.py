@@ -32,18 +32,6 @@ def entity_rows(entities) -> list[tuple[str, int, int, float]]:
     return [(e.type, e.start, e.end, e.score) for e in entities]
 
 
-def count_batches(monkeypatch: pytest.MonkeyPatch, predictor: NERPredictor) -> list[int]:
-    sizes: list[int] = []
-    real = predictor.predict_batch
-
-    def recording(texts, **kwargs):
-        sizes.append(len(texts))
-        return real(texts, **kwargs)
-
-    monkeypatch.setattr(predictor, "predict_batch", recording)
-    return sizes
-
-
 @pytest.fixture(scope="module")
 def expected(random_phi_model, bridge_texts) -> list[list]:
     return NERPredictor.from_pretrained(random_phi_model).predict_batch(bridge_texts)
@@ -142,9 +130,11 @@ def test_when_doc_ents_exist_then_overwrite_ents_decides_who_wins(keyword_model,
     assert [(s.text, s.label_) for s in doc.spans[FACTORY]] == [("John Smith", "PATIENT"), ("Oslo", "LOC")]
 
 
-def test_when_nlp_pipe_runs_then_each_batch_is_one_predict_batch(random_phi_model, bridge_texts, monkeypatch):
+def test_when_nlp_pipe_runs_then_each_batch_is_one_predict_batch(
+    random_phi_model, bridge_texts, count_batches
+):
     nlp = pipeline(random_phi_model)
-    sizes = count_batches(monkeypatch, nlp.get_pipe(FACTORY).predictor)
+    sizes = count_batches(nlp.get_pipe(FACTORY).predictor)
     docs = list(nlp.pipe(bridge_texts, batch_size=8))
     assert sizes == [min(8, len(bridge_texts) - i) for i in range(0, len(bridge_texts), 8)]
     assert len(docs) == len(bridge_texts)
