@@ -62,7 +62,7 @@ demo: $(STAMP)
 # The documentation site (mkdocs.yml), built strictly: a broken link, a page missing from the navigation or
 # an API reference that no longer resolves fails. Offline; a few seconds.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 # pytest ends with the skipped tests counted by reason (tests/conftest.py) and the 15 slowest tests.
 test: $(STAMP) browser docs
