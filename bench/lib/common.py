@@ -210,6 +210,25 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self.start
 
 
+class TimedBackend:
+    """A predictor's backend with a clock around each ``logits`` call: ``seconds`` adds up the time spent
+    in the model, so an end-to-end run minus ``seconds`` is the time outside it, in the same run."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:  # name, vocab_size, precision...: the wrapped backend's
+        return getattr(self.backend, name)
+
+    def logits(self, input_ids: Any, attention_mask: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.backend.logits(input_ids, attention_mask)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
 # --- targets ---------------------------------------------------------------------------------------
 
 
