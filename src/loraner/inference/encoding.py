@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from loraner.data.alignment import Window
 from loraner.data.words import split_words
+from loraner.modeldir import encode_batch
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class TokenizedText:
 def tokenize_texts(
     tokenizer: Any, texts: Sequence[str], word_split: str = "tokenizer"
 ) -> list[TokenizedText]:
-    """Tokenize raw strings without special tokens or truncation (windows handle length).
+    """Tokenize raw strings without special tokens or truncation (windows handle length), all in one
+    call of the Rust tokenizer (:func:`~loraner.modeldir.encode_batch`).
 
     ``word_split`` says what a *word* is, i.e. which subwords share a label: ``tokenizer`` takes the
     tokenizer's pre-tokenizer words; ``conll`` first cuts the text into corpus-style words
@@ -38,62 +41,46 @@ def tokenize_texts(
         return []
     if word_split == "conll":
         return _tokenize_words(tokenizer, texts)
-    # verbose=False: the "longer than model_max_length" warning does not apply, we window instead.
-    enc = tokenizer(
-        list(texts),
-        add_special_tokens=False,
-        return_offsets_mapping=True,
-        return_attention_mask=False,
-        verbose=False,
-    )
-    return [
-        TokenizedText(list(enc["input_ids"][i]), _pairs(enc["offset_mapping"][i]), list(enc.word_ids(i)))
-        for i in range(len(texts))
-    ]
-
-
-def _pairs(offsets: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    """Offsets as a list of ``(start, end)`` tuples of Python ints, converted in one go."""
-    if not len(offsets):
-        return []
-    pairs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    return list(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+    return [TokenizedText(e.ids, e.offsets, e.word_ids) for e in encode_batch(tokenizer, list(texts))]
 
 
 def _tokenize_words(tokenizer: Any, texts: Sequence[str]) -> list[TokenizedText]:
     """Tokens of pre-split words; offsets come back relative to each word and are shifted to the text."""
-    spans = [split_words(text) for text in texts]
-    enc = tokenizer(
-        [[text[a:b] for a, b in doc] for text, doc in zip(texts, spans, strict=True)],
+    words = [split_words(text) for text in texts]
+    encodings = encode_batch(
+        tokenizer,
+        [[text[a:b] for a, b in spans] for text, spans in zip(texts, words, strict=True)],
         is_split_into_words=True,
-        add_special_tokens=False,
-        return_offsets_mapping=True,
-        return_attention_mask=False,
-        verbose=False,
     )
-    out = []
-    for i, doc in enumerate(spans):
-        word_ids = list(enc.word_ids(i))
-        out.append(
-            TokenizedText(
-                list(enc["input_ids"][i]), _shifted(enc["offset_mapping"][i], word_ids, doc), word_ids
-            )
-        )
-    return out
+    word_ids = [e.word_ids for e in encodings]
+    offsets = _shifted([e.offsets for e in encodings], word_ids, words)
+    return [TokenizedText(e.ids, o, w) for e, o, w in zip(encodings, offsets, word_ids, strict=True)]
 
 
 def _shifted(
-    offsets: Sequence[Sequence[int]], word_ids: Sequence[int | None], words: Sequence[tuple[int, int]]
-) -> list[tuple[int, int]]:
-    """Offsets relative to each word, moved to the text (``(0, 0)`` for a token of no word)."""
-    if not word_ids:
-        return []
-    ids = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
-    pairs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    word_starts = np.array([start for start, _ in words] or [0], dtype=np.int64)
-    shift = np.where(ids >= 0, word_starts[np.maximum(ids, 0)], 0)
-    pairs = np.where((ids >= 0)[:, None], pairs + shift[:, None], 0)
-    return list(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+    offsets: Sequence[Sequence[tuple[int, int]]],
+    word_ids: Sequence[Sequence[int | None]],
+    words: Sequence[Sequence[tuple[int, int]]],
+) -> list[list[tuple[int, int]]]:
+    """Each text's token offsets, relative to their word, moved to the text (``(0, 0)`` for a token of no
+    word), for all texts at once."""
+    counts = [len(ids) for ids in word_ids]
+    total = sum(counts)
+    if not total:
+        return [[] for _ in counts]
+    ids = np.array([-1 if w is None else w for w in chain.from_iterable(word_ids)], dtype=np.int64)
+    # Each token's word as a row of all texts' words, one text after the other.
+    first_word = np.cumsum([0, *(len(spans) for spans in words[:-1])])
+    rows = ids + np.repeat(first_word, counts)
+    word_starts = np.fromiter((start for spans in words for start, _ in spans), dtype=np.int64)
+    pairs = np.fromiter(chain.from_iterable(chain.from_iterable(offsets)), dtype=np.int64, count=2 * total)
+    pairs = pairs.reshape(total, 2)
+    inside = ids >= 0
+    shift = np.where(inside, word_starts[np.where(inside, rows, 0)], 0)
+    pairs = np.where(inside[:, None], pairs + shift[:, None], 0)
+    shifted = list(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+    ends = np.cumsum(counts).tolist()
+    return [shifted[end - count : end] for end, count in zip(ends, counts, strict=True)]
 
 
 def length_batches(
@@ -129,6 +116,8 @@ def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndar
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    """Probabilities over the last axis, in one new array (every text's tokens at once: megabytes)."""
+    probs = logits - logits.max(axis=-1, keepdims=True)
+    np.exp(probs, out=probs)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return probs

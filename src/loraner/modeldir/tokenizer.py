@@ -70,6 +70,27 @@ def tokenizer_of_dir(model_dir: Path, kind: str | None) -> Any:
     return tokenizer
 
 
+def encode_batch(
+    tokenizer: Any, inputs: list[str] | list[list[str]], *, is_split_into_words: bool = False
+) -> list[Any]:
+    """The ``tokenizers`` encodings (``ids``, ``offsets``, ``word_ids``) of texts, or of word lists, without
+    special tokens, truncation or padding, from the Rust tokenizer under ``tokenizer`` (Transformers' fast
+    tokenizer or :class:`FastTokenizer`): what ``tokenizer(inputs, add_special_tokens=False)`` computes,
+    in one parallel ``encode_batch``, without the Python dictionaries Transformers builds around it.
+
+    The Rust tokenizer's truncation, padding and special-token settings are shared state, set here as a
+    Transformers call sets them: callers serialise their calls (the predictor holds a lock)."""
+    rust = tokenizer.backend_tokenizer
+    if rust.truncation is not None:
+        rust.no_truncation()
+    if rust.padding is not None:
+        rust.no_padding()
+    split_special = bool(getattr(tokenizer, "split_special_tokens", False))
+    if rust.encode_special_tokens != split_special:
+        rust.encode_special_tokens = split_special
+    return rust.encode_batch(inputs, is_pretokenized=is_split_into_words, add_special_tokens=False)
+
+
 def load_fast_tokenizer(model_dir: Path, kind: str | None = None) -> FastTokenizer:
     """``tokenizer.json`` of ``model_dir`` with the ``tokenizers`` library alone: how the ONNX service
     tokenizes where Transformers is not installed (the serving image, 126 MB smaller without it).
