@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Literal
 
+import numpy as np
+
 from loraner.errors import DataError
 
 Scheme = Literal["IO", "IOB1", "IOB2", "BIOES"]
@@ -192,29 +194,64 @@ def spans_from_tags(tags: Sequence[Tag]) -> list[tuple[int, int, str]]:
     """Entities of one parsed tag sequence as ``(first, last + 1, type)`` position ranges.
 
     The one decoder of the project: gold IOB2 tags become spans with it, and so do a model's predicted
-    labels (any scheme). It is lenient like seqeval's default mode: an ``I-`` (or unprefixed IO label)
-    after ``O`` or after another type starts an entity instead of being dropped; ``E-``/``S-`` close one.
-    On valid IOB2 this is exactly the strict reading.
+    labels (any scheme, through :func:`entity_runs` on arrays). It is lenient like seqeval's default
+    mode: an ``I-`` (or unprefixed IO label) after ``O`` or after another type starts an entity instead
+    of being dropped; ``E-``/``S-`` close one. On valid IOB2 this is exactly the strict reading.
     """
-    spans: list[tuple[int, int, str]] = []
-    open_at: int | None = None
-    open_type = ""
-    for i, tag in enumerate(tags):
-        if tag.prefix == "O":
-            if open_at is not None:
-                spans.append((open_at, i, open_type))
-            open_at = None
-            continue
-        if tag.prefix in ("B", "S") or open_at is None or tag.type != open_type:
-            if open_at is not None:
-                spans.append((open_at, i, open_type))
-            open_at, open_type = i, tag.type
-        if tag.prefix in ("E", "S"):
-            spans.append((open_at, i + 1, open_type))
-            open_at = None
-    if open_at is not None:
-        spans.append((open_at, len(tags), open_type))
-    return spans
+    codes = TagCodes.of(tags)
+    firsts, stops = entity_runs(codes.prefixes, codes.types)
+    return [
+        (first, stop, codes.names[codes.types[first]])
+        for first, stop in zip(firsts.tolist(), stops.tolist(), strict=True)
+    ]
+
+
+# Tag prefixes as numbers, for the array form of the decoder.
+_PREFIX_CODES = {"O": 0, "B": 1, "I": 2, "E": 3, "S": 4, "": 5}
+_OUTSIDE, _BEGIN, _END, _SINGLE = 0, 1, 3, 4
+
+
+@dataclass(frozen=True)
+class TagCodes:
+    """A list of tags as arrays: each tag's prefix code and type number (``names[number]``; -1 for ``O``)."""
+
+    prefixes: np.ndarray
+    types: np.ndarray
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, tags: Sequence[Tag]) -> TagCodes:
+        names: dict[str, int] = {}
+        types = [-1 if tag.prefix == "O" else names.setdefault(tag.type, len(names)) for tag in tags]
+        prefixes = [_PREFIX_CODES[tag.prefix] for tag in tags]
+        return cls(np.array(prefixes, dtype=np.int8), np.array(types, dtype=np.int64), tuple(names))
+
+
+def entity_runs(
+    prefixes: np.ndarray, types: np.ndarray, breaks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The entities of tag sequences given as arrays (:class:`TagCodes` ``prefixes`` and ``types`` per
+    position) as position ranges ``[firsts, stops)``, all at once: :func:`spans_from_tags`' rule.
+
+    ``breaks`` marks the positions that nothing before them continues (where one of several sequences
+    laid end to end begins, or a line does): an entity open there ends and a new one begins.
+    """
+    n = len(prefixes)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    outside = prefixes == _OUTSIDE
+    # An entity is open after position i - 1 when it holds a tag that does not close (E-, S-).
+    open_before = np.zeros(n, dtype=bool)
+    open_before[1:] = ~outside[:-1] & (prefixes[:-1] != _END) & (prefixes[:-1] != _SINGLE)
+    if breaks is not None:
+        open_before &= ~breaks
+    same_type = np.zeros(n, dtype=bool)
+    same_type[1:] = types[1:] == types[:-1]
+    continues = open_before & same_type & ~outside & (prefixes != _BEGIN) & (prefixes != _SINGLE)
+    firsts = np.flatnonzero(~outside & ~continues)
+    ends = np.append(np.flatnonzero(~continues), n)  # where a run of continuations stops
+    return firsts, ends[np.searchsorted(ends, firsts, side="right")]
 
 
 def _line_of(line: int | Sequence[int] | None, index: int) -> int | None:

@@ -16,13 +16,15 @@ because nothing in the labels marks where the second begins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from itertools import chain
 from typing import Literal, get_args
 
 import numpy as np
 
-from loraner.data.schemes import Tag, parse_tag, spans_from_tags
+from loraner.data.schemes import Tag, TagCodes, entity_runs, parse_tag
 from loraner.errors import DataError, ModelError
 from loraner.types import Entity
 
@@ -54,42 +56,94 @@ def group_words(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequenc
     (RoBERTa's space and newline tokens) or nothing (zero-width tokens) are dropped: word-level
     training data never contained them, so their predictions mean nothing.
     """
-    table = word_table(text, offsets, word_ids)
-    return [
-        Word(start, end, tuple(range(first, stop)))
-        for start, end, first, stop in zip(
-            table.starts.tolist(),
-            table.ends.tolist(),
-            table.firsts.tolist(),
-            table.stops.tolist(),
-            strict=True,
-        )
-    ]
+    return word_table(text, offsets, word_ids).words()
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """The tokens of one or more texts laid end to end, as arrays (the decoder's input: no Python loop
+    per token): each token's characters in the texts joined (``spans``) and its word (``word_ids``,
+    NaN for a token of no word); text ``i`` holds characters ``[text_starts[i], text_starts[i + 1])``
+    of ``joined`` and tokens ``[token_starts[i], token_starts[i + 1])``."""
+
+    joined: str
+    text_starts: np.ndarray
+    token_starts: np.ndarray
+    spans: np.ndarray  # (tokens, 2)
+    word_ids: np.ndarray  # (tokens,) float64
+
+    @classmethod
+    def of(
+        cls,
+        texts: Sequence[str],
+        offsets: Sequence[Sequence[tuple[int, int]]],
+        word_ids: Sequence[Sequence[int | None]],
+    ) -> TokenTable:
+        """``offsets[i]`` and ``word_ids[i]``: the tokens of ``texts[i]``, offsets into that text."""
+        text_starts = _starts(len(text) for text in texts)
+        token_starts = _starts(len(ids) for ids in word_ids)
+        total = int(token_starts[-1])
+        pairs = np.fromiter(
+            chain.from_iterable(chain.from_iterable(offsets)), dtype=np.int64, count=2 * total
+        ).reshape(total, 2)
+        text_of_token = np.repeat(np.arange(len(texts)), np.diff(token_starts))
+        ids = np.array(list(chain.from_iterable(word_ids)), dtype=np.float64)  # None -> NaN
+        return cls("".join(texts), text_starts, token_starts, pairs + text_starts[text_of_token, None], ids)
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """The joined texts' code points."""
+        return np.frombuffer(self.joined.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _starts(lengths: Iterable[int]) -> np.ndarray:
+    """Where each of consecutive pieces of these lengths starts, and (last) where the last one ends."""
+    return np.concatenate(([0], np.cumsum(np.fromiter(lengths, dtype=np.int64)))).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class WordTable:
-    """The words of :func:`group_words` as arrays (the decoder's form: no Python loop per token):
-    character spans ``[starts, ends)`` and token runs ``[firsts, stops)``."""
+    """The words of :func:`group_words` as arrays: character spans ``[starts, ends)`` (in the texts
+    joined, for several texts), token runs ``[firsts, stops)`` and the text each word is in."""
 
     starts: np.ndarray
     ends: np.ndarray
     firsts: np.ndarray
     stops: np.ndarray
+    texts: np.ndarray
 
     def __len__(self) -> int:
         return len(self.starts)
 
+    def words(self) -> list[Word]:
+        return [
+            Word(start, end, tuple(range(first, stop)))
+            for start, end, first, stop in zip(
+                self.starts.tolist(),
+                self.ends.tolist(),
+                self.firsts.tolist(),
+                self.stops.tolist(),
+                strict=True,
+            )
+        ]
+
 
 def word_table(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> WordTable:
     """:func:`group_words`, computed on arrays."""
-    n = len(word_ids)
+    return words_of(TokenTable.of([text], [offsets], [word_ids]))
+
+
+def words_of(tokens: TokenTable) -> WordTable:
+    """The words of every text in ``tokens`` (:func:`group_words`' rule), all at once."""
+    ids = tokens.word_ids
+    n = len(ids)
     empty = np.zeros(0, dtype=np.int64)
     if n == 0:
-        return WordTable(empty, empty, empty, empty)
-    ids = np.array(word_ids, dtype=np.float64)  # None -> NaN: a special or unaligned token
+        return WordTable(empty, empty, empty, empty, empty)
     valid = ~np.isnan(ids)
     previous = np.concatenate(([np.nan], ids[:-1]))
+    heads = tokens.token_starts[:-1]
+    previous[heads[heads < n]] = np.nan  # a text's first token begins a run
     begins = valid & ~(ids == previous)  # NaN never equals: a word after a gap begins a run
     boundaries = np.flatnonzero(begins | ~valid)
     firsts = np.flatnonzero(begins)
@@ -97,7 +151,7 @@ def word_table(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence
     stops = after[np.searchsorted(after, firsts, side="right")]
     # The union of the run's non-empty token spans (reduceat over [first, stop) pairs; a sentinel row
     # makes a stop of n a valid index).
-    spans = np.asarray(offsets, dtype=np.int64).reshape(n, 2)
+    spans = tokens.spans
     nonempty = spans[:, 1] > spans[:, 0]
     big = np.iinfo(np.int64).max
     lows = np.append(np.where(nonempty, spans[:, 0], big), big)
@@ -107,9 +161,11 @@ def word_table(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence
     ends = np.maximum.reduceat(highs, pairs)[::2] if len(pairs) else empty
     keep = starts != big
     starts, ends, firsts, stops = starts[keep], ends[keep], firsts[keep], stops[keep]
-    starts, ends = _trim_spaces(text, starts, ends)
+    starts, ends = _trim_spaces(tokens.codes, starts, ends)
     keep = starts < ends
-    return WordTable(starts[keep], ends[keep], firsts[keep], stops[keep])
+    firsts = firsts[keep]
+    texts = np.searchsorted(tokens.token_starts, firsts, side="right") - 1
+    return WordTable(starts[keep], ends[keep], firsts, stops[keep], texts)
 
 
 # Whether a code point is whitespace (str.isspace), looked up: every such code point lies below U+3001
@@ -119,11 +175,11 @@ _IS_SPACE = np.array([chr(c).isspace() for c in range(_LAST_SPACE + 2)], dtype=b
 _IS_SPACE[-1] = False
 
 
-def _trim_spaces(text: str, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spans without leading and trailing whitespace (``str.isspace``), all at once."""
+def _trim_spaces(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spans of the text of code points ``codes`` without leading and trailing whitespace
+    (``str.isspace``), all at once."""
     if not len(starts):
         return starts, ends
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     space = np.append(_IS_SPACE[np.minimum(codes, _LAST_SPACE + 1)], False)  # len(text): no space
     starts, ends = starts.copy(), ends.copy()
     while True:
@@ -186,42 +242,87 @@ def decode_entities(
     aggregation: str = "first",
     o_threshold: float | None = None,
 ) -> list[Entity]:
-    """Entities of one text from its per-token probabilities (``probs[token, label]``).
+    """Entities of one text from its per-token probabilities (``probs[token, label]``)."""
+    return decode_texts([text], probs, [offsets], [word_ids], tags, aggregation, o_threshold)[0]
+
+
+def decode_texts(
+    texts: Sequence[str],
+    probs: np.ndarray,
+    offsets: Sequence[Sequence[tuple[int, int]]],
+    word_ids: Sequence[Sequence[int | None]],
+    tags: Sequence[Tag],
+    aggregation: str = "first",
+    o_threshold: float | None = None,
+) -> list[list[Entity]]:
+    """Entities of each text, decoded all at once: ``probs[token, label]`` holds the tokens of every text,
+    one text after the other (``offsets[i]``, ``word_ids[i]``: the tokens of ``texts[i]``).
 
     The score is the mean probability of the chosen label over the entity's words, each word
     scored from the subwords its aggregation used.
     """
-    table = word_table(text, offsets, word_ids)
+    tokens = TokenTable.of(texts, offsets, word_ids)
+    table = words_of(tokens)
+    found: list[list[Entity]] = [[] for _ in texts]
     if not len(table):
-        return []
+        return found
     if aggregation == "first":
         dist = probs[table.firsts].astype(np.float32, copy=False)
     else:
-        dist = word_distributions(probs, group_words(text, offsets, word_ids), aggregation)
+        dist = word_distributions(probs, table.words(), aggregation)
     o_index = next((i for i, tag in enumerate(tags) if tag.prefix == "O"), None)
     chosen = choose_labels(dist, o_index, o_threshold)
     if o_index is not None and not (chosen != o_index).any():
-        return []  # every word is O: no entity
-    word_scores = dist[np.arange(len(table)), chosen]
-    starts, ends = table.starts.tolist(), table.ends.tolist()
-    entities = []
-    for span_first, span_stop, type_ in spans_from_tags([tags[c] for c in chosen.tolist()]):
-        for first, stop in _split_at_line_breaks(text, starts, ends, span_first, span_stop):
-            start, end = starts[first], ends[stop - 1]
-            # One word's score is its own (the mean of one value, without numpy's per-call cost).
-            score = float(word_scores[first] if stop - first == 1 else word_scores[first:stop].mean())
-            entities.append(Entity(type=type_, text=text[start:end], start=start, end=end, score=score))
-    return entities
+        return found  # every word is O: no entity
+    codes = _tag_codes(tuple(tags))
+    firsts, stops = entity_runs(codes.prefixes[chosen], codes.types[chosen], _breaks(tokens, table))
+    scores = _mean_scores(dist[np.arange(len(table)), chosen], firsts, stops)
+    text_of = table.texts[firsts]
+    base = tokens.text_starts[text_of]
+    for i, start, end, kind, score in zip(
+        text_of.tolist(),
+        (table.starts[firsts] - base).tolist(),
+        (table.ends[stops - 1] - base).tolist(),
+        codes.types[chosen[firsts]].tolist(),
+        scores.tolist(),
+        strict=True,
+    ):
+        # Positional arguments: a frozen dataclass is built measurably faster without keywords.
+        found[i].append(Entity(codes.names[kind], texts[i][start:end], start, end, score))
+    return found
 
 
-def _split_at_line_breaks(
-    text: str, starts: Sequence[int], ends: Sequence[int], first: int, stop: int
-) -> list[tuple[int, int]]:
-    """Word ranges of the words ``[first, stop)``, cut wherever a line break separates two words."""
-    ranges = []
-    for i in range(first + 1, stop):
-        if "\n" in text[ends[i - 1] : starts[i]]:
-            ranges.append((first, i))
-            first = i
-    ranges.append((first, stop))
-    return ranges
+@lru_cache(maxsize=64)
+def _tag_codes(tags: tuple[Tag, ...]) -> TagCodes:
+    return TagCodes.of(tags)
+
+
+def _breaks(tokens: TokenTable, table: WordTable) -> np.ndarray:
+    """The words no entity continues into: a text's first word, and a word on a new line (a line break
+    between it and the word before)."""
+    breaks = np.ones(len(table), dtype=bool)
+    breaks[1:] = table.texts[1:] != table.texts[:-1]
+    newlines = np.concatenate(([0], np.cumsum(tokens.codes == ord("\n"))))  # newlines before each character
+    breaks[1:] |= newlines[table.starts[1:]] > newlines[table.ends[:-1]]
+    return breaks
+
+
+# Entities this long or longer take numpy's own mean (pairwise summation); shorter ones are summed in
+# order, as numpy sums fewer than 8 numbers, so every score is the very float np.mean gives.
+_PAIRWISE_FROM = 8
+
+
+def _mean_scores(word_scores: np.ndarray, firsts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``word_scores[first:stop].mean()`` of each entity, computed as numpy computes it."""
+    counts = stops - firsts
+    sums = word_scores[firsts].copy()
+    short = counts < _PAIRWISE_FROM
+    for k in range(1, _PAIRWISE_FROM - 1):
+        more = np.flatnonzero(short & (counts > k))
+        if not len(more):
+            break
+        sums[more] = sums[more] + word_scores[firsts[more] + k]
+    means = (sums / counts.astype(np.float32)).astype(np.float32)
+    for i in np.flatnonzero(~short).tolist():
+        means[i] = word_scores[firsts[i] : stops[i]].mean()
+    return means

@@ -28,7 +28,7 @@ from loraner.data.alignment import Window, special_tokens, windows_for
 from loraner.data.words import WORD_SPLITS
 from loraner.errors import ConfigError, DataError, ModelError
 from loraner.inference.backends import Backend, load_backend
-from loraner.inference.decoding import AGGREGATIONS, decode_entities, parse_labels
+from loraner.inference.decoding import AGGREGATIONS, decode_texts, parse_labels
 from loraner.inference.encoding import TokenizedText, length_batches, pad, softmax, tokenize_texts
 from loraner.modeldir import ONNX_FILE, ModelDir, ModelMeta
 from loraner.settings import o_threshold_problem, window_problem
@@ -322,6 +322,13 @@ class NERPredictor:
         windows = windows_for(docs, self.max_length, self.stride, self.specials)
         return [w for w in windows if w.end > w.start]
 
+    def token_scores(self, docs: Sequence[TokenizedText]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Room for the logits of every token of ``docs``: one array, one text after the other, and each
+        text's rows of it (what :meth:`scatter` fills)."""
+        scores = np.zeros((sum(len(d.input_ids) for d in docs), len(self.labels)), dtype=np.float32)
+        ends = np.cumsum([len(d.input_ids) for d in docs]).tolist()
+        return scores, [scores[end - len(d.input_ids) : end] for end, d in zip(ends, docs, strict=True)]
+
     def scatter(self, scores: list[np.ndarray], window: Window, logits: np.ndarray) -> None:
         """Copy the logits of the tokens ``window`` owns into its document's scores."""
         if logits.shape[-1] != len(self.labels):
@@ -336,12 +343,33 @@ class NERPredictor:
         self, text: str, doc: TokenizedText, logits: np.ndarray, o_threshold: float | None = None
     ) -> TextPrediction:
         """One text's entities from its tokens' logits; ``o_threshold`` replaces the predictor's own."""
+        return self.decode_texts([text], [doc], logits, o_threshold)[0]
+
+    def decode_texts(
+        self,
+        texts: Sequence[str],
+        docs: Sequence[TokenizedText],
+        logits: np.ndarray,
+        o_threshold: float | None = None,
+    ) -> list[TextPrediction]:
+        """The entities of several texts from the logits of all their tokens, one text after the other
+        (:meth:`token_scores`), decoded at once; ``o_threshold`` replaces the predictor's own."""
         probs = softmax(logits) if len(logits) else logits
         threshold = self.o_threshold if o_threshold is None else o_threshold
-        entities = decode_entities(
-            text, probs, doc.offsets, doc.word_ids, self.tags, self.aggregation, threshold
+        entities = decode_texts(
+            texts,
+            probs,
+            [d.offsets for d in docs],
+            [d.word_ids for d in docs],
+            self.tags,
+            self.aggregation,
+            threshold,
         )
-        return TextPrediction(entities, doc, probs)
+        ends = np.cumsum([len(d.input_ids) for d in docs]).tolist()
+        return [
+            TextPrediction(found, doc, probs[end - len(doc.input_ids) : end])
+            for found, doc, end in zip(entities, docs, ends, strict=True)
+        ]
 
 
 # One forward pass over windows of predictors that share a tokenizer: padded ids and mask in, each
@@ -372,9 +400,8 @@ def analyze_texts(
     for i, predictor in enumerate(predictors):
         groups.setdefault(predictor, []).append(i)
     docs = {p: p.tokenize([texts[i] for i in indices]) for p, indices in groups.items()}
-    scores = {
-        p: [np.zeros((len(d.input_ids), len(p.labels)), dtype=np.float32) for d in docs[p]] for p in groups
-    }
+    tables = {p: p.token_scores(docs[p]) for p in groups}  # each predictor's tokens, and each text's rows
+    scores = {p: rows for p, (_, rows) in tables.items()}
     windows = [(p, window) for p in groups for window in p.windows(docs[p])]
     for batch in length_batches([window for _, window in windows], batch_size, max_batch_tokens):
         if should_stop is not None and should_stop():
@@ -387,8 +414,9 @@ def analyze_texts(
             predictor.scatter(scores[predictor], window, logits[row])
     out: list[TextPrediction | None] = [None] * len(texts)
     for p, indices in groups.items():
-        for doc, logits, i in zip(docs[p], scores[p], indices, strict=True):
-            out[i] = p.decode(texts[i], doc, logits, o_threshold)
+        decoded = p.decode_texts([texts[i] for i in indices], docs[p], tables[p][0], o_threshold)
+        for i, prediction in zip(indices, decoded, strict=True):
+            out[i] = prediction
     return out  # type: ignore[return-value]
 
 
