@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from loraner.data.alignment import special_tokens
+from loraner.data.words import split_words
 from loraner.inference import NERPredictor, OnnxBackend
-from loraner.inference.encoding import tokenize_texts
+from loraner.inference.encoding import TokenizedText, tokenize_texts
 from loraner.modeldir import (
     FastTokenizer,
     ModelMeta,
@@ -65,6 +66,48 @@ def test_fast_tokenizer_tokenizes_as_transformers_does(model_dir, word_split):
     assert (fast.pad_token_id, len(fast)) == (reference.pad_token_id, len(reference))
     no_window = ModelMeta(labels=["O"])  # a checkpoint without loraner.json: the tokenizer's limit
     assert no_window.window(fast) == no_window.window(reference)
+
+
+def transformers_tokens(tokenizer, texts: list[str], word_split: str) -> list[TokenizedText]:
+    """Each text's tokens as a Transformers call returns them (``conll``: its words, each token's offsets
+    moved from its word to the text, one token at a time): the reference for the engine's own reading."""
+    if word_split == "tokenizer":
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [
+            TokenizedText(enc["input_ids"][i], [tuple(o) for o in enc["offset_mapping"][i]], enc.word_ids(i))
+            for i in range(len(texts))
+        ]
+    words = [split_words(text) for text in texts]
+    enc = tokenizer(
+        [[text[a:b] for a, b in spans] for text, spans in zip(texts, words, strict=True)],
+        is_split_into_words=True,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        verbose=False,
+    )
+    out = []
+    for i, spans in enumerate(words):
+        ids = enc.word_ids(i)
+        offsets = [
+            (0, 0) if w is None else (spans[w][0] + a, spans[w][0] + b)
+            for (a, b), w in zip(enc["offset_mapping"][i], ids, strict=True)
+        ]
+        out.append(TokenizedText(enc["input_ids"][i], offsets, ids))
+    return out
+
+
+@pytest.mark.parametrize("word_split", ["tokenizer", "conll"])
+def test_the_engine_reads_the_tokens_a_transformers_call_returns(model_dir, word_split):
+    """The engine reads the Rust tokenizer's encodings itself (``modeldir.encode_batch``); it gets what
+    Transformers' call gets, also after a call that left truncation and padding set on the Rust tokenizer
+    (Transformers leaves them there)."""
+    tokenizer = load_tokenizer(model_dir)
+    expected = transformers_tokens(tokenizer, TEXTS, word_split)
+    assert tokenize_texts(tokenizer, TEXTS, word_split) == expected
+    tokenizer(TEXTS, truncation=True, max_length=8, padding="max_length")
+    assert tokenizer.backend_tokenizer.truncation is not None, "the state this test is about"
+    assert tokenize_texts(tokenizer, TEXTS, word_split) == expected
+    assert len(expected[-1].input_ids) > 512
 
 
 @pytest.mark.parametrize("word_split", ["tokenizer", "conll"])

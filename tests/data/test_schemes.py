@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from loraner.data.schemes import detect_scheme, get_strategy, parse_tag, to_iob2
+from loraner.data.schemes import (
+    OUTSIDE,
+    Tag,
+    TagCodes,
+    detect_scheme,
+    entity_runs,
+    get_strategy,
+    parse_tag,
+    spans_from_tags,
+    to_iob2,
+)
 from loraner.errors import DataError
 
 
@@ -108,3 +119,60 @@ def test_when_scheme_alias_then_strategy_found(alias: str, name: str) -> None:
 def test_when_type_has_dash_then_not_read_as_prefix() -> None:
     tag = parse_tag("building-airport")
     assert (tag.prefix, tag.type) == ("", "building-airport")
+
+
+def _spans_tag_by_tag(tags: list[Tag]) -> list[tuple[int, int, str]]:
+    """The decoding rule spelled out one tag at a time: the reference for the array version."""
+    spans: list[tuple[int, int, str]] = []
+    open_at: int | None = None
+    open_type = ""
+    for i, tag in enumerate(tags):
+        if tag.prefix == "O":
+            if open_at is not None:
+                spans.append((open_at, i, open_type))
+            open_at = None
+            continue
+        if tag.prefix in ("B", "S") or open_at is None or tag.type != open_type:
+            if open_at is not None:
+                spans.append((open_at, i, open_type))
+            open_at, open_type = i, tag.type
+        if tag.prefix in ("E", "S"):
+            spans.append((open_at, i + 1, open_type))
+            open_at = None
+    if open_at is not None:
+        spans.append((open_at, len(tags), open_type))
+    return spans
+
+
+TAG_POOL = [OUTSIDE] + [Tag(prefix, kind) for prefix in ("B", "I", "E", "S", "") for kind in ("PER", "LOC")]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_span_rule_on_arrays_matches_the_rule_tag_by_tag(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        tags = [TAG_POOL[i] for i in rng.integers(0, len(TAG_POOL), size=int(rng.integers(0, 16)))]
+        assert spans_from_tags(tags) == _spans_tag_by_tag(tags)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_when_sequences_are_laid_end_to_end_then_breaks_keep_their_entities_apart(seed: int) -> None:
+    """Several sequences decoded at once, a break where each begins, give each sequence's own spans."""
+    rng = np.random.default_rng(seed)
+    sequences = [
+        [TAG_POOL[i] for i in rng.integers(0, len(TAG_POOL), size=int(rng.integers(0, 8)))] for _ in range(30)
+    ]
+    joined = [tag for tags in sequences for tag in tags]
+    codes = TagCodes.of(joined)
+    breaks = np.zeros(len(joined), dtype=bool)
+    starts = np.cumsum([0, *map(len, sequences)])[:-1]
+    breaks[starts[starts < len(joined)]] = True
+    firsts, stops = entity_runs(codes.prefixes, codes.types, breaks)
+    expected = [
+        (start + first, start + stop, kind)
+        for start, tags in zip(starts.tolist(), sequences, strict=True)
+        for first, stop, kind in _spans_tag_by_tag(tags)
+    ]
+    runs = zip(firsts.tolist(), stops.tolist(), strict=True)
+    found = [(first, stop, codes.names[codes.types[first]]) for first, stop in runs]
+    assert found == expected

@@ -10,6 +10,7 @@ from loraner.errors import ModelError
 from loraner.inference.decoding import (
     choose_labels,
     decode_entities,
+    decode_texts,
     group_words,
     parse_labels,
     word_distributions,
@@ -148,3 +149,55 @@ def test_when_an_entity_would_span_a_line_break_then_each_line_is_its_own_entity
     )  # the model continues "Oslo" across the line break
     entities = decode_entities(text, probs, offsets, list(range(6)), tags("O", "B-LOC", "I-LOC"))
     assert [(e.text, e.type) for e in entities] == [("Oslo", "LOC"), ("Innkomst Ann Lee", "LOC")]
+
+
+def _random_text_tokens(rng: np.random.Generator) -> tuple[str, list[tuple[int, int]], list[int | None]]:
+    """A text of words, spaces and line breaks with its tokens: one to three per word, sometimes a
+    token of no word (a special or whitespace token) between them."""
+    text, offsets, word_ids = "", [], []
+    for word in range(int(rng.integers(0, 12))):
+        text += rng.choice([" ", "  ", "\n", " \n "]) if text else ""
+        start = len(text)
+        text += "".join(rng.choice(list("abcÅé東"), size=int(rng.integers(1, 6))))
+        cuts = sorted({start, *rng.integers(start, len(text), size=int(rng.integers(0, 3))).tolist()})
+        for a, b in zip(cuts, [*cuts[1:], len(text)], strict=True):
+            offsets.append((a, b))
+            word_ids.append(word)
+        if rng.random() < 0.2:
+            offsets.append((len(text), len(text) + 1 if len(text) else 0))
+            word_ids.append(None)
+    return text, offsets, word_ids
+
+
+@pytest.mark.parametrize("aggregation", ["first", "average", "max"])
+@pytest.mark.parametrize("seed", range(6))
+def test_decoding_many_texts_at_once_gives_each_text_its_own_entities(seed, aggregation):
+    """decode_texts lays every text's tokens end to end: no word, entity or line break leaks from one
+    text into the next, and each text gets what decoding it alone gives."""
+    rng = np.random.default_rng(seed)
+    labels = tags("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-LOC", "S-PER", "MISC")
+    texts, offsets, word_ids = zip(*(_random_text_tokens(rng) for _ in range(25)), strict=True)
+    counts = [len(ids) for ids in word_ids]
+    probs = rng.dirichlet(np.full(len(labels), 0.3), size=sum(counts)).astype(np.float32)
+    together = decode_texts(texts, probs, offsets, word_ids, labels, aggregation, o_threshold=0.6)
+    ends = np.cumsum(counts)
+    for i, text in enumerate(texts):
+        rows = probs[ends[i] - counts[i] : ends[i]]
+        alone = decode_entities(text, rows, offsets[i], word_ids[i], labels, aggregation, o_threshold=0.6)
+        assert together[i] == alone
+        assert all(e.text == text[e.start : e.end] and "\n" not in e.text for e in alone)
+    assert sum(map(len, together)) > 25  # the texts hold entities to compare
+
+
+@pytest.mark.parametrize("words", range(1, 13))
+def test_entity_score_is_numpys_mean_of_its_word_scores_to_the_last_bit(words):
+    rng = np.random.default_rng(words)
+    text = " ".join(["w"] * words)
+    chosen = rng.uniform(0.5, 1.0, size=words).astype(np.float32)  # the chosen label's probability
+    probs = np.zeros((words, 3), dtype=np.float32)
+    probs[:, 0] = 1 - chosen
+    probs[0, 1] = chosen[0]  # B-PER on the first word, I-PER after it: one entity of every word
+    probs[1:, 2] = chosen[1:]
+    offsets = [(2 * i, 2 * i + 1) for i in range(words)]
+    [entity] = decode_entities(text, probs, offsets, list(range(words)), tags("O", "B-PER", "I-PER"))
+    assert entity.score == float(chosen.mean())
