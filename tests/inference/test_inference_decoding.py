@@ -15,6 +15,7 @@ from loraner.inference.decoding import (
     parse_labels,
     word_distributions,
 )
+from loraner.inference.encoding import softmax
 
 
 @pytest.mark.parametrize(
@@ -173,16 +174,16 @@ def _random_text_tokens(rng: np.random.Generator) -> tuple[str, list[tuple[int, 
 @pytest.mark.parametrize("seed", range(6))
 def test_decoding_many_texts_at_once_gives_each_text_its_own_entities(seed, aggregation):
     """decode_texts lays every text's tokens end to end: no word, entity or line break leaks from one
-    text into the next, and each text gets what decoding it alone gives."""
+    text into the next, and each text gets what decoding its probabilities alone gives."""
     rng = np.random.default_rng(seed)
     labels = tags("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-LOC", "S-PER", "MISC")
     texts, offsets, word_ids = zip(*(_random_text_tokens(rng) for _ in range(25)), strict=True)
     counts = [len(ids) for ids in word_ids]
-    probs = rng.dirichlet(np.full(len(labels), 0.3), size=sum(counts)).astype(np.float32)
-    together = decode_texts(texts, probs, offsets, word_ids, labels, aggregation, o_threshold=0.6)
+    logits = rng.normal(scale=3.0, size=(sum(counts), len(labels))).astype(np.float32)
+    together = decode_texts(texts, logits, offsets, word_ids, labels, aggregation, o_threshold=0.6)
     ends = np.cumsum(counts)
     for i, text in enumerate(texts):
-        rows = probs[ends[i] - counts[i] : ends[i]]
+        rows = softmax(logits[ends[i] - counts[i] : ends[i]])
         alone = decode_entities(text, rows, offsets[i], word_ids[i], labels, aggregation, o_threshold=0.6)
         assert together[i] == alone
         assert all(e.text == text[e.start : e.end] and "\n" not in e.text for e in alone)

@@ -70,12 +70,17 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class TextPrediction:
-    """One text's prediction with what it was decoded from: its tokens and, per token, the label
-    probabilities from the window that owns the token (evaluation scores loss and accuracy on them)."""
+    """One text's prediction with what it was decoded from: its tokens and, per token, the logits from the
+    window that owns the token, and their label probabilities (evaluation scores loss and accuracy on
+    them), computed when first read: predicting entities needs only those of each word's first token."""
 
     entities: list[Entity]
     tokens: TokenizedText
-    probs: np.ndarray  # (tokens, labels)
+    logits: np.ndarray  # (tokens, labels)
+
+    @cached_property
+    def probs(self) -> np.ndarray:  # (tokens, labels)
+        return softmax(self.logits) if len(self.logits) else self.logits
 
 
 @dataclass(frozen=True)
@@ -354,11 +359,10 @@ class NERPredictor:
     ) -> list[TextPrediction]:
         """The entities of several texts from the logits of all their tokens, one text after the other
         (:meth:`token_scores`), decoded at once; ``o_threshold`` replaces the predictor's own."""
-        probs = softmax(logits) if len(logits) else logits
         threshold = self.o_threshold if o_threshold is None else o_threshold
         entities = decode_texts(
             texts,
-            probs,
+            logits,
             [d.offsets for d in docs],
             [d.word_ids for d in docs],
             self.tags,
@@ -367,7 +371,7 @@ class NERPredictor:
         )
         ends = np.cumsum([len(d.input_ids) for d in docs]).tolist()
         return [
-            TextPrediction(found, doc, probs[end - len(doc.input_ids) : end])
+            TextPrediction(found, doc, logits[end - len(doc.input_ids) : end])
             for found, doc, end in zip(entities, docs, ends, strict=True)
         ]
 
