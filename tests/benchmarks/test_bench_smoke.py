@@ -113,8 +113,15 @@ def test_openvino_and_onnx_int8_run_end_to_end_and_model_only_in_the_same_run(qu
     for backend in ("openvino int8", "onnx int8", "torch fp32"):
         row = model_only[backend]
         assert row["model_only_sentences_per_s"] > 0 and 0 <= row["outside_model_share"] < 1
+        # the engine's own time, clocked around the model in each end-to-end run
+        assert row["outside_model_ms_per_sentence"] > 0 and 0 < row["outside_model_share_at_amx_rate"] < 1
+        assert len(row["inside_model_seconds_per_repeat"]) == len(row["model_seconds_per_repeat"])
     names = {t["name"] for t in inference["targets"]}
-    assert {"share of end-to-end time outside the model", "openvino int8 F1 drop vs fp32 (points)"} <= names
+    assert {
+        "share of end-to-end time outside the model",
+        "time outside the model (ms/sentence)",
+        "openvino int8 F1 drop vs fp32 (points)",
+    } <= names
     assert "auto's int8 runtime is the faster one here (1 = yes)" in names
 
 
