@@ -205,6 +205,29 @@ def preset_adapter_runs(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_d
     }
 
 
+@pytest.fixture(scope="session")
+def onnx_adapters_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_roberta_dir: Path,
+    preset_adapter_runs: dict[str, Path],
+    tiny_adapter_runs: dict[str, Path],
+) -> Path:
+    """``loraner export onnx-adapters`` of the tiny base with an adapter per preset recipe and the suite's
+    two (``all_linear``, ``clinical``, ``fewnerd`` = ``places``, ``general``), int8, once per session:
+    ``lora_base.onnx`` and ``adapters/NAME/`` (tests/inference, tests/serve)."""
+    from loraner.export.onnx_adapters import export_onnx_adapters
+
+    runs = {
+        **preset_adapter_runs,
+        "fewnerd": tiny_adapter_runs["places"],
+        "general": tiny_adapter_runs["general"],
+    }
+    out = tmp_path_factory.getbasetemp() / "tiny-onnx-adapters"
+    if not (out / "lora_base.onnx").exists():
+        export_onnx_adapters(tiny_roberta_dir, {n: r / "adapter" for n, r in runs.items()}, out)
+    return out
+
+
 # --- the Hugging Face hub, at the huggingface_hub call boundary (the hub is unreachable here) ------------
 
 

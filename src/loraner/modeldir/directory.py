@@ -19,6 +19,7 @@ from loraner.modeldir.files import (
     TORCH_WEIGHT_PATTERNS,
     adapter_weights,
     has_onnx,
+    has_onnx_lora_base,
     has_openvino,
     has_torch_weights,
     is_adapter,
@@ -99,6 +100,11 @@ class ModelDir:
     @cached_property
     def has_onnx(self) -> bool:
         return has_onnx(self.path)
+
+    @cached_property
+    def has_onnx_lora_base(self) -> bool:
+        """A base graph for LoRA adapters (``loraner export onnx-adapters``): served with its adapters."""
+        return has_onnx_lora_base(self.path)
 
     @cached_property
     def has_openvino(self) -> bool:
