@@ -115,8 +115,11 @@ def export_onnx_adapters(
     """Export ``base`` with ``adapters`` (name -> adapter directory, or a folder of them) to
     ``output_dir`` and verify each adapter through the graph against PyTorch."""
     started = time.perf_counter()
+    quantize = None if quantize == "none" else quantize
     if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {', '.join(QUANTIZATIONS)})")
+        raise ConfigError(
+            f"quantize {quantize!r} is not supported (choose from: none, {', '.join(QUANTIZATIONS)})"
+        )
     if opset < MIN_OPSET:
         raise ConfigError(f"opset {opset} is too old: use {MIN_OPSET} or newer")
     texts = [t for t in (sample_texts or DEFAULT_SAMPLE) if t.strip()]

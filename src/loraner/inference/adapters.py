@@ -98,6 +98,20 @@ def adapter_dirs(folder: str | Path) -> dict[str, Path]:
     return found
 
 
+def named_adapters(folder: str | Path | None = None, items: Sequence[str] = ()) -> dict[str, str | Path]:
+    """The adapters a command names: every adapter sub-folder of ``folder`` (:func:`adapter_dirs`), then
+    each ``NAME=PATH`` of ``items`` (``--adapter``, repeated)."""
+    found: dict[str, str | Path] = dict(adapter_dirs(folder)) if folder else {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not (sep and name.strip() and path.strip()):
+            raise ConfigError(f"--adapter {item!r} is not NAME=PATH")
+        found[name.strip()] = path.strip()
+    if not found:
+        raise ConfigError("no adapters: pass --adapter NAME=PATH (repeat it) or --adapters FOLDER")
+    return found
+
+
 def check_adapter_name(name: str) -> str:
     """Adapter names are looked up, never turned into paths: only plain names are accepted."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or not name.isprintable():

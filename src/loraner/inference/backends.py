@@ -25,6 +25,7 @@ import numpy as np
 from loraner import defaults
 from loraner.errors import ModelError
 from loraner.modeldir import (
+    ONNX_ADAPTERS_DIR,
     ONNX_FILE,
     OPENVINO_DIR,
     SAFETENSORS_FILE,
@@ -513,6 +514,11 @@ def load_backend(
     ``base`` and ``compile`` apply to the torch backend only; ``dtype`` to torch's weights and to
     OpenVINO's precision hint."""
     model = ModelDir.of(model_dir)
+    if model.has_onnx_lora_base and not (model.has_onnx or model.has_torch_weights or model.has_openvino):
+        raise ModelError(
+            f"{model}: a base graph for LoRA adapters (loraner export onnx-adapters), not a model alone: "
+            f"serve it with its adapters, --base {model} --adapters {model}/{ONNX_ADAPTERS_DIR}"
+        )
     kind = resolve_backend_name(model, backend, device)
     if kind == "openvino":
         if device != "cpu":

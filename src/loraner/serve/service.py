@@ -52,20 +52,22 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
         "o_threshold": settings.o_threshold,
     }
     if settings.base:
-        # A [train]-side module (PEFT): imported only when adapters are served.
-        from loraner.inference.adapters import MultiAdapterPredictor, adapter_dirs
+        # PEFT on the torch backend, ONNX Runtime on a base graph (imported by the pool that needs it).
+        from loraner.inference.adapters import MultiAdapterPredictor, named_adapters
 
-        sources: dict[str, Any] = adapter_dirs(settings.adapters) if settings.adapters else {}
-        sources.update(settings.adapter_sources())
         return MultiAdapterPredictor.from_pretrained(
             settings.base,
-            sources,
+            named_adapters(settings.adapters, settings.adapter),
             default=settings.default_adapter,
             device=settings.device,
             dtype=settings.dtype,
             threads=settings.threads,
             max_loaded=settings.max_loaded_adapters,
-            quantization=settings.base_quantization,
+            # Unset: the backend's own (an ONNX base graph is as it was exported).
+            quantization=settings.base_quantization
+            if "base_quantization" in settings.model_fields_set
+            else None,
+            backend=settings.backend,
             **decoding,
         )
     if not settings.model:
