@@ -165,63 +165,68 @@ def export_onnx_adapters(
         exported[name] = target
     defaults_of = graph_defaults(layers, pool.linear_shapes, hidden)
     lora = {"layers": layers}
-    with tempfile.TemporaryDirectory(prefix="loraner-onnx-adapters-") as tmp:
-        fp32_path = Path(tmp) / "fp32.onnx"
-        _torch_export(pool.base.path, layers, pool.linear_shapes, hidden, fp32_path, opset)
-        add_defaults(fp32_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
-        _write_meta(pool, output_dir, str(base), opset, "none", lora)
-        graph = MultiAdapterPredictor.from_pretrained(
-            str(output_dir), exported, backend="onnx", threads=threads
-        )
-        for name in reference.names:
-            windows = sample_windows(reference.predictor(name), texts)
-            max_diff, agreement = logits_parity(
-                AdapterBackend(pool, name),
-                AdapterBackend(graph.pool, name),
-                windows,
-                reference.predictor(name).pad_id,
-            )
-            report.adapters[name] = {
-                "layers": sum(k.startswith(LORA_A) for k in values[name]),
-                "windows": len(windows),
-                "fp32_max_abs_diff": max_diff,
-                "fp32_token_agreement": round(agreement, 4),
-            }
-            if not max_diff <= atol:
-                _write_report(output_dir, report)
-                raise ModelError(
-                    f"adapter {name!r}: the ONNX fp32 graph's logits differ from PyTorch by {max_diff:.2e} "
-                    f"(> atol {atol:.0e}); see {output_dir / EXPORT_REPORT_FILE}"
-                )
-        del graph
-        if quantize == "int8":
-            int8_path = Path(tmp) / "int8.onnx"
-            quantize_int8(fp32_path, int8_path, per_channel, preprocess)
-            add_defaults(int8_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
-            _write_meta(pool, output_dir, str(base), opset, "int8", lora)
+    try:
+        with tempfile.TemporaryDirectory(prefix="loraner-onnx-adapters-") as tmp:
+            fp32_path = Path(tmp) / "fp32.onnx"
+            _torch_export(pool.base.path, layers, pool.linear_shapes, hidden, fp32_path, opset)
+            add_defaults(fp32_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
+            _write_meta(pool, output_dir, str(base), opset, "none", lora)
             graph = MultiAdapterPredictor.from_pretrained(
                 str(output_dir), exported, backend="onnx", threads=threads
             )
             for name in reference.names:
-                scores = entity_parity(
-                    reference.predictor(name),
+                windows = sample_windows(reference.predictor(name), texts)
+                max_diff, agreement = logits_parity(
                     AdapterBackend(pool, name),
                     AdapterBackend(graph.pool, name),
-                    texts,
+                    windows,
+                    reference.predictor(name).pad_id,
                 )
-                report.adapters[name]["int8"] = scores
-            low = {
-                n: a["int8"]["entity_agreement"]
-                for n, a in report.adapters.items()
-                if a["int8"]["entity_agreement"] < int8_floor
-            }
-            if low:
-                _write_report(output_dir, report)
-                raise ModelError(
-                    f"int8 entity agreement below the floor {int8_floor} on {len(texts)} texts: "
-                    + ", ".join(f"{n} {v:.3f}" for n, v in low.items())
-                    + "; export with --quantize none or lower --int8-floor"
+                report.adapters[name] = {
+                    "layers": sum(k.startswith(LORA_A) for k in values[name]),
+                    "windows": len(windows),
+                    "fp32_max_abs_diff": max_diff,
+                    "fp32_token_agreement": round(agreement, 4),
+                }
+                if not max_diff <= atol:
+                    _write_report(output_dir, report)
+                    raise ModelError(
+                        f"adapter {name!r}: the ONNX fp32 graph's logits differ from PyTorch by "
+                        f"{max_diff:.2e} (> atol {atol:.0e}); see {output_dir / EXPORT_REPORT_FILE}"
+                    )
+            del graph
+            if quantize == "int8":
+                int8_path = Path(tmp) / "int8.onnx"
+                quantize_int8(fp32_path, int8_path, per_channel, preprocess)
+                add_defaults(int8_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
+                _write_meta(pool, output_dir, str(base), opset, "int8", lora)
+                graph = MultiAdapterPredictor.from_pretrained(
+                    str(output_dir), exported, backend="onnx", threads=threads
                 )
+                for name in reference.names:
+                    scores = entity_parity(
+                        reference.predictor(name),
+                        AdapterBackend(pool, name),
+                        AdapterBackend(graph.pool, name),
+                        texts,
+                    )
+                    report.adapters[name]["int8"] = scores
+                low = {
+                    n: a["int8"]["entity_agreement"]
+                    for n, a in report.adapters.items()
+                    if a["int8"]["entity_agreement"] < int8_floor
+                }
+                if low:
+                    _write_report(output_dir, report)
+                    raise ModelError(
+                        f"int8 entity agreement below the floor {int8_floor} on {len(texts)} texts: "
+                        + ", ".join(f"{n} {v:.3f}" for n, v in low.items())
+                        + "; export with --quantize none or lower --int8-floor"
+                    )
+    except BaseException:
+        # A graph that failed its checks (or half-written) is not left to be served: no silent fall back.
+        (output_dir / ONNX_LORA_BASE_FILE).unlink(missing_ok=True)
+        raise
     report.size_mb = round((output_dir / ONNX_LORA_BASE_FILE).stat().st_size / 2**20, 2)
     report.seconds = round(time.perf_counter() - started, 2)
     _write_report(output_dir, report)
