@@ -216,9 +216,9 @@ def test_a_mixed_pass_runs_once_per_adapter_each_group_cut_to_its_own_width(monk
     calls = []
     run = pool._run
 
-    def counting(ids, mask, options):  # the real run, counted
+    def counting(ids, mask, adapter):  # the real run, counted
         calls.append(ids.shape)
-        return run(ids, mask, options)
+        return run(ids, mask, adapter)
 
     monkeypatch.setattr(pool, "_run", counting)
     ids = np.array([[0, 5, 6, 7, 2], [0, 5, 2, 1, 1], [0, 8, 9, 2, 1]])

@@ -175,12 +175,10 @@ class OnnxAdapterPool(AdapterCache):
         self.check(name, adapter)
         try:
             lora = self.ort.LoraAdapter()
-            lora.Load(str(adapter.path / ONNX_ADAPTER_FILE))
-            options = self.ort.RunOptions()
-            options.add_active_adapter(lora)
+            lora.Load(str(adapter.path / ONNX_ADAPTER_FILE))  # memory-mapped while the object lives
         except Exception as exc:  # onnxruntime's own errors (memory, a file changed under it)
             raise AdapterLoadFailed(name, adapter.path, str(exc) or type(exc).__name__) from exc
-        return lora, options  # the options activate the adapter; the adapter object keeps its file mapped
+        return lora
 
     def _forget(self, name: str) -> None:
         """Nothing is shared between adapters here: dropping the loaded objects unloads it."""
@@ -204,12 +202,16 @@ class OnnxAdapterPool(AdapterCache):
                 ids, mask = input_ids[rows], attention_mask[rows]
                 width = max(int(mask.sum(axis=1).max()), 1)  # this group's longest window
                 ids, mask = ids[:, :width], mask[:, :width]
-            logits = self._run(ids, mask, runs[name][1])
+            logits = self._run(ids, mask, runs[name])
             for at, row in enumerate(rows):
                 out[row] = logits[at]
         return out
 
-    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray, options: Any) -> np.ndarray:
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray, adapter: Any) -> np.ndarray:
+        """One run with ``adapter`` (a loaded ``LoraAdapter``) active: its own ``RunOptions``, so runs
+        of several requests never share one."""
+        options = self.ort.RunOptions()
+        options.add_active_adapter(adapter)
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids)
