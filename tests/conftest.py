@@ -205,6 +205,44 @@ def preset_adapter_runs(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_d
     }
 
 
+def export_adapters_once(out: Path, base: Path, adapters: dict[str, Path], quantize: str | None) -> Path:
+    from loraner.export.onnx_adapters import export_onnx_adapters
+
+    if not (out / "lora_base.onnx").exists():
+        export_onnx_adapters(base, adapters, out, quantize=quantize)
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_adapters_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_roberta_dir: Path,
+    preset_adapter_runs: dict[str, Path],
+    tiny_adapter_runs: dict[str, Path],
+) -> Path:
+    """``loraner export onnx-adapters`` of the tiny base with an adapter per preset recipe and the suite's
+    two (``all_linear``, ``clinical``, ``fewnerd`` = ``places``, ``general``), int8, once per session:
+    ``lora_base.onnx`` and ``adapters/NAME/`` (tests/inference, tests/serve)."""
+    runs = {
+        **preset_adapter_runs,
+        "fewnerd": tiny_adapter_runs["places"],
+        "general": tiny_adapter_runs["general"],
+    }
+    out = tmp_path_factory.getbasetemp() / "tiny-onnx-adapters"
+    return export_adapters_once(out, tiny_roberta_dir, {n: r / "adapter" for n, r in runs.items()}, "int8")
+
+
+@pytest.fixture(scope="session")
+def onnx_adapters_fp32_dir(
+    tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path, tiny_adapter_runs: dict[str, Path]
+) -> Path:
+    """The suite's two adapters (``general``, ``places``) exported with an fp32 base graph: the ONNX route
+    answering as PyTorch does to the last digit, for tests that compare entities exactly."""
+    out = tmp_path_factory.getbasetemp() / "tiny-onnx-adapters-fp32"
+    adapters = {n: r / "adapter" for n, r in tiny_adapter_runs.items()}
+    return export_adapters_once(out, tiny_roberta_dir, adapters, None)
+
+
 # --- the Hugging Face hub, at the huggingface_hub call boundary (the hub is unreachable here) ------------
 
 

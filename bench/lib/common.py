@@ -66,11 +66,15 @@ class Sizes:
         "fp32",
         "bf16",
         "int8",
-    )  # the bases those servers run (fp32, bf16; int8: --base-quantization int8)
+        "onnx-int8",
+    )  # the bases those servers run (fp32, bf16; int8: --base-quantization int8; onnx-int8: the base graph
+    # of `loraner export onnx-adapters` on ONNX Runtime, --backend onnx)
     # The bases of the throughput rows (each with its merged-model reference: torch in fp32/bf16, the
-    # merged model exported to ONNX int8 for the int8 base); drop bf16 where it is emulated to save time.
-    adapter_dtypes: tuple[str, ...] = ("fp32", "bf16", "int8")
+    # merged model exported to ONNX int8 for the int8 bases); drop bf16 where it is emulated to save time.
+    adapter_dtypes: tuple[str, ...] = ("fp32", "bf16", "int8", "onnx-int8")
     adapter_switches: int = 8  # alternating requests of the eviction probe (max_loaded=1)
+    # The adapters workload's parts: throughput, memory (processes), servers, cold (loads and evictions).
+    adapter_sections: tuple[str, ...] = ("throughput", "memory", "servers", "cold")
 
 
 FULL = Sizes(
@@ -102,7 +106,7 @@ FULL = Sizes(
     generalization_notes=0,
     adapter_requests=200,
     adapter_serve_counts=(1, 4, 16),
-    adapter_serve_dtypes=("fp32", "bf16", "int8"),
+    adapter_serve_dtypes=("fp32", "bf16", "int8", "onnx-int8"),
     adapter_switches=8,
 )
 
@@ -142,7 +146,11 @@ QUICK = Sizes(
     ceiling_repeats=1,
     adapter_requests=16,
     adapter_serve_counts=(4,),
-    adapter_serve_dtypes=("bf16", "int8"),  # the targets' servers only: each start-up costs seconds
+    adapter_serve_dtypes=(
+        "bf16",
+        "int8",
+        "onnx-int8",
+    ),  # the targets' servers only: each start-up costs seconds
     adapter_switches=4,
 )
 

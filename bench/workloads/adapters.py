@@ -9,13 +9,16 @@ fingerprint) into ``bench/.cache/adapters/``, with the first one also merged int
 
 1. Throughput: a mixed stream (each text a random one of 4 adapters) through one
    ``MultiAdapterPredictor`` vs the same texts through the merged model (``NERPredictor``, torch), fp32
-   and bf16; with the int8 base (``quantization="int8"``) against the merged model exported to ONNX int8
-   (the fastest single-task path) and against the fp32 base's mixed stream, with the entity agreement
-   of the int8 and fp32 bases on the same stream; interleaved once per repeat, ratios within a repeat.
+   and bf16; with the int8 base (``quantization="int8"``) and with ONNX Runtime's int8 base graph
+   (``onnx-int8``: ``loraner export onnx-adapters`` of the same adapters, no torch at run time) against
+   the merged model exported to ONNX int8 (the fastest single-task path) and against the fp32 base's
+   mixed stream, with the entity agreement of each int8 base with the fp32 one on the same stream;
+   interleaved once per repeat, ratios within a repeat.
 2. Memory: base + 1 vs base + 16 adapters loaded, each in its own process
    (``python -m bench.workloads.adapters SPEC``), after one prediction through each adapter.
-3. ``loraner serve --base --adapters`` with 1, 4 and 16 adapters, fp32, bf16 and int8: peak RSS after a short
-   request run spread over the adapters (the memory workload's texts: sentences and a long note every 50).
+3. ``loraner serve --base --adapters`` with 1, 4 and 16 adapters, fp32, bf16, int8 and onnx-int8 (the
+   exported base graph and adapters, ``--backend onnx``): peak RSS after a short request run spread over
+   the adapters (the memory workload's texts: sentences and a long note every 50).
 4. Cold adapter load (the first request naming it) and an eviction (``max_loaded=1``, two adapters
    alternating) vs a warm request.
 """
@@ -59,8 +62,14 @@ HEAD_STD = 0.02
 N_ADAPTERS = 16  # built, and the most loaded at once (MultiAdapterPredictor's default max_loaded)
 MIXED = 4  # adapters in the mixed stream
 MEMORY_COUNTS = (1, N_ADAPTERS)
+SECTIONS = ("throughput", "memory", "servers", "cold")  # the four parts above (adapter_sections picks)
 INT8_SERVE_TARGET_MB = 450.0  # the int8 base with 4 adapters, on every CPU class
 INT8_VS_FP32_TARGET = 1.0  # never below the fp32 base (2x is the target on VNNI/AMX CPUs)
+# The int8 bases: PyTorch's (Int8Linear under PEFT) and ONNX Runtime's (the exported base graph).
+INT8_DTYPES = ("int8", "onnx-int8")
+ONNX_INT8 = "onnx-int8"
+# Where each int8 base's agreement with the fp32 one is tested on trained adapters.
+TRAINED_AGREEMENT_TESTS = {"int8": "test_adapters_int8.py", ONNX_INT8: "test_adapters_onnx.py"}
 CLIENTS = 4
 WARMUP_TEXTS = 8
 WARM_CALLS = 5
@@ -103,16 +112,18 @@ class AdapterSet:
     def weight_bytes(self, name: str) -> int:
         return int(self.info["weight_bytes"][name])
 
-    def folder(self, count: int) -> Path:
-        """A folder holding the first ``count`` adapters (symlinks), for ``loraner serve --adapters``."""
-        folder = self.root / "sets" / f"first-{count}"
+    def folder(self, count: int, source: str = "all") -> Path:
+        """A folder holding the first ``count`` adapters (symlinks into ``root/source``: the PEFT adapters,
+        or their ONNX export's ``adapters``), for ``loraner serve --adapters``."""
+        prefix = "" if source == "all" else source.replace("/", "-") + "-"
+        folder = self.root / "sets" / f"{prefix}first-{count}"
         if not folder.exists():
             staging = folder.with_name(f"{folder.name}.tmp")
             staging.mkdir(parents=True, exist_ok=True)
             for name in self.names[:count]:
                 link = staging / name
                 if not link.exists():
-                    link.symlink_to(Path("..") / ".." / "all" / name)
+                    link.symlink_to(Path("..") / ".." / source / name)
             staging.rename(folder)
         return folder
 
@@ -275,6 +286,25 @@ def merged_onnx_int8(ctx: Context, aset: AdapterSet) -> Path:
     return out
 
 
+ONNX_ADAPTERS = "onnx-int8-adapters"  # under the adapter set's root: the export of all its adapters
+
+
+def onnx_adapters(ctx: Context, base: BenchBase, aset: AdapterSet) -> Path:
+    """Every adapter of the set exported with an int8 base graph (``loraner export onnx-adapters``),
+    cached. No agreement floor, as for the merged export: the bench measures agreement."""
+    from loraner.export.onnx_adapters import export_onnx_adapters
+
+    out = aset.root / ONNX_ADAPTERS
+    with build_lock(out.with_suffix(".lock")):
+        if not (out / "done").exists():
+            ctx.log(f"exporting the base and {len(aset.names)} adapters to ONNX int8 in {out} (once)")
+            export_onnx_adapters(
+                base.torch_dir.resolve(), aset.dirs, out, quantize="int8", int8_floor=0.0, threads=ctx.threads
+            )
+            (out / "done").write_text("ok", encoding="utf-8")
+    return out
+
+
 def build_variants(ctx: Context, base: BenchBase, aset: AdapterSet) -> list[Variant]:
     from loraner.inference import NERPredictor
     from loraner.inference.adapters import MultiAdapterPredictor
@@ -282,19 +312,27 @@ def build_variants(ctx: Context, base: BenchBase, aset: AdapterSet) -> list[Vari
     names = aset.names[:MIXED]
     variants = []
     for dtype in ctx.sizes.adapter_dtypes:
-        int8 = dtype == "int8"
+        int8 = dtype in INT8_DTYPES
         merged = (
             NERPredictor.from_pretrained(merged_onnx_int8(ctx, aset), backend="onnx", threads=ctx.threads)
             if int8
             else NERPredictor.from_pretrained(aset.merged, backend="torch", dtype=dtype, threads=ctx.threads)
         )
-        multi = MultiAdapterPredictor.from_pretrained(
-            str(base.torch_dir.resolve()),
-            {n: aset.dirs[n] for n in names},
-            dtype="fp32" if int8 else dtype,
-            quantization="int8" if int8 else "none",
-            threads=ctx.threads,
-        )
+        if dtype == ONNX_INT8:
+            graph = onnx_adapters(ctx, base, aset)
+            multi = MultiAdapterPredictor.from_pretrained(
+                str(graph), {n: graph / "adapters" / n for n in names}, backend="onnx", threads=ctx.threads
+            )
+        else:
+            multi = MultiAdapterPredictor.from_pretrained(
+                str(base.torch_dir.resolve()),
+                {n: aset.dirs[n] for n in names},
+                dtype="fp32" if int8 else dtype,
+                quantization="int8" if int8 else "none",
+                backend="torch",
+                threads=ctx.threads,
+            )
+        mixed_name = {"int8": ", int8 base", ONNX_INT8: ", ONNX Runtime int8 base"}.get(dtype, "")
         variants += [
             Variant(
                 "merged model, ONNX int8" if int8 else "merged model (1 adapter folded in)",
@@ -303,7 +341,7 @@ def build_variants(ctx: Context, base: BenchBase, aset: AdapterSet) -> list[Vari
                 lambda texts, _names, p=merged: p.predict_batch(texts),
             ),
             Variant(
-                f"mixed stream, {MIXED} adapters" + (", int8 base" if int8 else ""),
+                f"mixed stream, {MIXED} adapters{mixed_name}",
                 dtype,
                 "mixed",
                 lambda texts, per_text, p=multi: p.predict_batch(texts, adapters=list(per_text)),
@@ -350,14 +388,13 @@ def throughput(ctx: Context, base: BenchBase, aset: AdapterSet, sentences: TextS
                 ),
             }
         )
-    int8_mixed = next((m for m in variants if m.dtype == "int8" and m.kind == "mixed"), None)
-    int8_agreement = (
-        None
-        if int8_mixed is None or fp32_mixed is None
-        else agreement_of(int8_mixed.outputs, fp32_mixed.outputs)
-    )
+    int8_agreement = {}
+    for dtype in INT8_DTYPES:
+        int8_mixed = next((m for m in variants if m.dtype == dtype and m.kind == "mixed"), None)
+        if int8_mixed is not None and fp32_mixed is not None:
+            int8_agreement[dtype] = agreement_of(int8_mixed.outputs, fp32_mixed.outputs)
     agreement = {}
-    for dtype in [d for d in ctx.sizes.adapter_dtypes if d != "int8"]:
+    for dtype in [d for d in ctx.sizes.adapter_dtypes if d not in INT8_DTYPES]:
         merged = next(v for v in variants if v.dtype == dtype and v.kind == "merged")
         mixed = next(v for v in variants if v.dtype == dtype and v.kind == "mixed")
         same = [i for i, n in enumerate(routes) if n == aset.info["merged_from"]]
@@ -371,8 +408,9 @@ def throughput(ctx: Context, base: BenchBase, aset: AdapterSet, sentences: TextS
         "rows": rows,
         # The texts the mixed stream sent to the merged adapter: same entities from both paths?
         "merged_adapter_agreement": agreement,
-        # The whole mixed stream through the int8 base vs the fp32 base (same adapters, same routes).
-        "int8_vs_fp32_agreement": int8_agreement,
+        # The whole mixed stream through each int8 base vs the fp32 base (same adapters, same routes).
+        "int8_vs_fp32_agreement": int8_agreement.get("int8"),
+        "onnx_int8_vs_fp32_agreement": int8_agreement.get(ONNX_INT8),
     }
 
 
@@ -537,6 +575,11 @@ def serving(ctx: Context, base: BenchBase, aset: AdapterSet, texts: list[str]) -
             base_args = (
                 ["--dtype", "fp32", "--base-quantization", "int8"] if dtype == "int8" else ["--dtype", dtype]
             )
+            if dtype == ONNX_INT8:  # the exported base graph and the same adapters in ONNX Runtime's form
+                graph = onnx_adapters(ctx, base, aset)
+                folder = aset.folder(count, source=f"{ONNX_ADAPTERS}/adapters")
+                args = ["--base", str(graph), "--adapters", str(folder.resolve())]
+                base_args = ["--backend", "onnx", "--base-quantization", "int8"]
             model_args = [*args, *base_args]
             with serve(None, "torch", ctx.threads, log, env=CONTAINER_ENV, model_args=model_args) as server:
                 ready = server.memory_mb()
@@ -657,18 +700,26 @@ def run(ctx: Context) -> dict[str, Any]:
         f"{len(sentences.texts)} sentences; {len(MEMORY_COUNTS)} memory processes; "
         f"{len(ctx.sizes.adapter_serve_dtypes) * len(ctx.sizes.adapter_serve_counts)} servers"
     )
+    sections = ctx.sizes.adapter_sections
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"adapter_sections: unknown {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     result: dict[str, Any] = {
         "model": {"name": base.name, "torch_dir": str(base.torch_dir), "labels": len(base.labels)},
         "adapters": {**aset.info, "root": str(aset.root)},
         "native_bf16": native_bf16(),
         "sentences": sentences.describe(),
-        "throughput": throughput(ctx, base, aset, sentences),
-        "memory": memory(ctx, base, aset, sentences),
         "requests": ctx.sizes.adapter_requests,
         "clients": CLIENTS,
-        "servers": serving(ctx, base, aset, request_texts(sentences.texts, notes.texts)),
-        "cold_and_evictions": cold_and_evictions(ctx, base, aset, median_text(sentences)),
     }
+    if "throughput" in sections:
+        result["throughput"] = throughput(ctx, base, aset, sentences)
+    if "memory" in sections:
+        result["memory"] = memory(ctx, base, aset, sentences)
+    if "servers" in sections:
+        result["servers"] = serving(ctx, base, aset, request_texts(sentences.texts, notes.texts))
+    if "cold" in sections:
+        result["cold_and_evictions"] = cold_and_evictions(ctx, base, aset, median_text(sentences))
     result["targets"] = targets(result)
     write_result(ctx, "adapters", result)
     report(result)
@@ -681,12 +732,13 @@ def median_text(sentences: TextSet) -> str:
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = result["throughput"]["rows"]
+    """The targets of the sections that ran (``adapter_sections``)."""
+    rows = result["throughput"]["rows"] if "throughput" in result else []
     checks = []
     for dtype in dict.fromkeys(r["dtype"] for r in rows):
         mixed = next(r for r in rows if r["dtype"] == dtype and r["kind"] == "mixed")
         merged = next(r for r in rows if r["dtype"] == dtype and r["kind"] == "merged")
-        against = "merged model in ONNX int8" if dtype == "int8" else "merged model"
+        against = "merged model in ONNX int8" if dtype in INT8_DTYPES else "merged model"
         checks.append(
             target(
                 f"mixed stream of {MIXED} adapters / {against}, {dtype} (x)",
@@ -696,40 +748,51 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{mixed['sentences_per_s']} vs {merged['sentences_per_s']} sent/s",
             )
         )
-        if dtype == "int8" and mixed["x_fp32_mixed"] is not None:
+        if dtype in INT8_DTYPES and mixed["x_fp32_mixed"] is not None:
             checks.append(
                 target(
-                    f"mixed stream of {MIXED} adapters, int8 base / fp32 base (x)",
+                    f"mixed stream of {MIXED} adapters, {dtype} base / fp32 base (x)",
                     mixed["x_fp32_mixed"],
                     ">=",
                     INT8_VS_FP32_TARGET,
                     "never below the fp32 base on AVX2; the issue's 2x is for VNNI/AMX CPUs",
                 )
             )
-    agreement = result["throughput"].get("int8_vs_fp32_agreement")
-    if agreement:
+    for dtype, key in (("int8", "int8_vs_fp32_agreement"), (ONNX_INT8, "onnx_int8_vs_fp32_agreement")):
+        agreement = result.get("throughput", {}).get(key)
+        if not agreement:
+            continue
         checks.append(
             target(
-                "entity F1 of the int8 base against the fp32 base (made adapters)",
+                f"entity F1 of the {dtype} base against the fp32 base (made adapters)",
                 agreement["entity_f1"],
                 ">=",
                 0.99,
                 f"{agreement['same_entities']}/{agreement['texts']} texts identical; random made adapters "
-                "(trained ones: tests/inference/test_adapters_int8.py)",
+                f"(trained ones: tests/inference/{TRAINED_AGREEMENT_TESTS[dtype]})",
             )
         )
-    mem = result["memory"]
-    checks.append(
-        target(
-            f"RSS with {N_ADAPTERS} adapters - with 1 (MB)",
-            mem["diff_mb"],
-            "<=",
-            round(DISK_FACTOR * mem["extra_weight_mb"], 1),
-            f"{DISK_FACTOR:g} x the {mem['extra_adapters']} extra adapters' weight files "
-            f"({mem['extra_weight_mb']} MB); {mem['per_adapter_mb']} MB per adapter; "
-            f"base {mem['base_rss_mb']} MB (peak diff {mem['peak_diff_mb']}, RSS diff {mem['rss_diff_mb']})",
-        )
+    if "memory" in result:
+        checks.append(memory_target(result["memory"]))
+    if "servers" in result:
+        checks += server_targets(result)
+    return checks
+
+
+def memory_target(mem: dict[str, Any]) -> dict[str, Any]:
+    return target(
+        f"RSS with {N_ADAPTERS} adapters - with 1 (MB)",
+        mem["diff_mb"],
+        "<=",
+        round(DISK_FACTOR * mem["extra_weight_mb"], 1),
+        f"{DISK_FACTOR:g} x the {mem['extra_adapters']} extra adapters' weight files "
+        f"({mem['extra_weight_mb']} MB); {mem['per_adapter_mb']} MB per adapter; "
+        f"base {mem['base_rss_mb']} MB (peak diff {mem['peak_diff_mb']}, RSS diff {mem['rss_diff_mb']})",
     )
+
+
+def server_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
     served = [
         s
         for s in result["servers"]
@@ -745,25 +808,38 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             f"after {result['requests']} requests; all servers (dtype/adapters: MB) {others}",
         )
     )
-    int8_served = [
-        s for s in result["servers"] if s["dtype"] == "int8" and s["adapters"] == SERVE_TARGET_ADAPTERS
-    ]
-    if int8_served:
-        checks.append(
-            target(
-                f"serve peak RSS, int8 base, {SERVE_TARGET_ADAPTERS} adapters (MB)",
-                int8_served[0]["peak_rss_mb"],
-                "<=",
-                INT8_SERVE_TARGET_MB,
-                f"after {result['requests']} requests",
+    for dtype in INT8_DTYPES:
+        int8_served = [
+            s for s in result["servers"] if s["dtype"] == dtype and s["adapters"] == SERVE_TARGET_ADAPTERS
+        ]
+        if int8_served:
+            checks.append(
+                target(
+                    f"serve peak RSS, {dtype} base, {SERVE_TARGET_ADAPTERS} adapters (MB)",
+                    int8_served[0]["peak_rss_mb"],
+                    "<=",
+                    INT8_SERVE_TARGET_MB,
+                    f"after {result['requests']} requests",
+                )
             )
-        )
     errors = sum(s["load"]["errors"] for s in result["servers"])
     checks.append(target("adapters serve errors", errors, "<=", 0))
     return checks
 
 
 def report(result: dict[str, Any]) -> None:
+    if "throughput" in result:
+        report_throughput(result)
+    if "memory" in result:
+        report_memory(result["memory"])
+    if "servers" in result:
+        report_servers(result)
+    if "cold_and_evictions" in result:
+        report_cold(result["cold_and_evictions"])
+    print_targets("Adapters targets", result["targets"])
+
+
+def report_throughput(result: dict[str, Any]) -> None:
     machine = machine_info(0)
     t, s = result["throughput"], result["sentences"]
     bf16 = "native bf16" if result["native_bf16"] else "no native bf16"
@@ -784,14 +860,17 @@ def report(result: dict[str, Any]) -> None:
             for r in t["rows"]
         ],
     )
-    if t.get("int8_vs_fp32_agreement"):
-        a = t["int8_vs_fp32_agreement"]
-        print(
-            f"int8 base vs fp32 base on the mixed stream: {a['same_entities']}/{a['texts']} texts with the "
-            f"same entities, entity F1 {a['entity_f1']} "
-            f"({a['entities_int8']} vs {a['entities_fp32']} entities)"
-        )
-    m = result["memory"]
+    for dtype, key in (("int8", "int8_vs_fp32_agreement"), (ONNX_INT8, "onnx_int8_vs_fp32_agreement")):
+        a = t.get(key)
+        if a:
+            print(
+                f"{dtype} base vs fp32 base on the mixed stream: {a['same_entities']}/{a['texts']} texts "
+                f"with the same entities, entity F1 {a['entity_f1']} "
+                f"({a['entities_int8']} vs {a['entities_fp32']} entities)"
+            )
+
+
+def report_memory(m: dict[str, Any]) -> None:
     print_table(
         "Adapters: memory of the base + N adapters loaded (own process each, fp32, one prediction per "
         f"adapter); {m['per_adapter_mb']} MB per extra adapter",
@@ -808,6 +887,9 @@ def report(result: dict[str, Any]) -> None:
             for r in m["runs"]
         ],
     )
+
+
+def report_servers(result: dict[str, Any]) -> None:
     print_table(
         f"Adapters: `loraner serve --base --adapters` after {result['requests']} requests spread over "
         f"the adapters ({result['clients']} clients)",
@@ -826,7 +908,9 @@ def report(result: dict[str, Any]) -> None:
             for s in result["servers"]
         ],
     )
-    c = result["cold_and_evictions"]
+
+
+def report_cold(c: dict[str, Any]) -> None:
     print_table(
         f"Adapters: cold load and eviction, one {c['text_chars']}-character sentence, fp32",
         ["request", "calls", "p50 ms", "max ms"],
@@ -848,7 +932,6 @@ def report(result: dict[str, Any]) -> None:
             ["  eviction + reload cost (switch - warm)", len(c["switch_ms"]), c["eviction_cost_ms"], "-"],
         ],
     )
-    print_targets("Adapters targets", result["targets"])
 
 
 if __name__ == "__main__":

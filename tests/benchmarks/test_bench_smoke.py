@@ -228,8 +228,10 @@ def test_when_quick_mode_runs_then_adapters_covers_every_measurement(quick_run):
     _, results = quick_run
     data = json.loads((results / "adapters.json").read_text())
     assert {(r["dtype"], r["kind"]) for r in data["throughput"]["rows"]} == {
-        (d, k) for d in ("fp32", "bf16", "int8") for k in ("merged", "mixed")
+        (d, k) for d in ("fp32", "bf16", "int8", "onnx-int8") for k in ("merged", "mixed")
     }
+    assert data["throughput"]["onnx_int8_vs_fp32_agreement"]["texts"] == data["sentences"]["count"]
+    assert {s["dtype"] for s in data["servers"]} >= {"int8", "onnx-int8"}
     assert [r["adapters"] for r in data["memory"]["runs"]] == [1, 16]
     assert all(r["loaded"] == r["adapters"] for r in data["memory"]["runs"])
     assert data["servers"] and all(s["load"]["errors"] == 0 for s in data["servers"])

@@ -1,4 +1,5 @@
-"""Many adapters over real HTTP: one tiny base, two trained adapters, the real app and predictor."""
+"""Many adapters over real HTTP: one tiny base, two trained adapters, the real app and predictor, on both
+adapter routes (PyTorch and PEFT; ONNX Runtime over an exported base graph)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,15 @@ def adapter_folder(tmp_path_factory, tiny_adapter_runs) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(tiny_roberta_dir, adapter_folder) -> Iterator[str]:
-    settings = ServeSettings(
-        base=str(tiny_roberta_dir), adapters=str(adapter_folder), default_adapter="general", microbatch_ms=5
-    )
+@pytest.fixture(scope="module", params=["torch", "onnx"])
+def server(request, tiny_roberta_dir, adapter_folder) -> Iterator[str]:
+    """The same app on both adapter routes: PEFT over the base model, and ONNX Runtime over the base graph
+    the two adapters were exported with (fp32, so entities compare exactly with the merged models)."""
+    base, folder = str(tiny_roberta_dir), str(adapter_folder)
+    if request.param == "onnx":
+        graph = request.getfixturevalue("onnx_adapters_fp32_dir")
+        base, folder = str(graph), str(graph / "adapters")
+    settings = ServeSettings(base=base, adapters=folder, default_adapter="general", microbatch_ms=5)
     with running_server(create_app(settings)) as url:
         wait_ready(url)
         yield url

@@ -1,5 +1,5 @@
-"""``loraner predict``, ``loraner serve`` and ``loraner export onnx|openvino``: option parsing over library
-calls.
+"""``loraner predict``, ``loraner serve`` and ``loraner export onnx|openvino|onnx-adapters``: option
+parsing over library calls.
 
 Torch, the ONNX exporter and the web server are imported inside the commands that need them, so
 registering the commands costs little and the slim serving image (no torch) can run ``loraner serve``.
@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
     export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
     export_app.command("onnx")(friendly_errors(export_onnx))
     export_app.command("openvino")(friendly_errors(export_openvino))
+    export_app.command("onnx-adapters")(friendly_errors(export_onnx_adapters))
     app.add_typer(export_app, name="export")
 
 
@@ -204,6 +205,67 @@ def echo_parity(report: Any, atol: float, int8_floor: float, sample: str = "") -
             f"int8: entity agreement {int8['entity_agreement']:.4f} (floor {int8_floor}){drop}, "
             f"{int8['size_mb_fp32']} MB -> {int8['size_mb_int8']} MB"
         )
+
+
+def export_onnx_adapters(
+    base: str = typer.Option(
+        ..., "--base", help="The adapters' base model: path, hub id OWNER/NAME[@REV] or pkg:MODULE"
+    ),
+    adapter: list[str] = typer.Option(
+        [], "--adapter", help="An adapter as NAME=DIR (repeat the option for each adapter)"
+    ),
+    adapters: Path | None = typer.Option(
+        None, "--adapters", help="A folder of adapters, one per sub-folder, named after it"
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Directory for lora_base.onnx, adapters/NAME/ and their companions"
+    ),
+    quantize: str = typer.Option(
+        "int8",
+        "--quantize",
+        help="The base's linear layers: int8 (dynamic) or none (fp32); adapters stay fp32",
+    ),
+    opset: int = typer.Option(defaults.OPSET.value, "--opset", help=cli_help(defaults.OPSET.help)),
+    sample: Path | None = typer.Option(None, "--sample", help='Held-out JSONL ({"text"}) for the checks'),
+    atol: float = typer.Option(defaults.ATOL.value, "--atol", help=cli_help(defaults.ATOL.help)),
+    int8_floor: float = typer.Option(
+        defaults.INT8_FLOOR.value, "--int8-floor", help=cli_help(defaults.INT8_FLOOR.help)
+    ),
+    per_channel: bool = typer.Option(True, "--per-channel/--no-per-channel", help="Per-channel int8 weights"),
+    preprocess: bool = typer.Option(True, "--preprocess/--no-preprocess", help="ORT pre-quantization pass"),
+    threads: ThreadsOption = None,
+) -> None:
+    """Export a base model and its LoRA adapters for ONNX Runtime: one base graph (int8) whose LoRA branches
+    and head are inputs, each adapter as an .onnx_adapter; serve them without PyTorch with
+    `loraner serve --base OUT --adapters OUT/adapters`. Each adapter is checked against PyTorch."""
+    from loraner.export.onnx_adapters import export_onnx_adapters as run_export  # torch, peft, onnx
+    from loraner.inference.adapters import named_adapters
+
+    report = run_export(
+        base,
+        named_adapters(adapters, adapter),
+        output,
+        quantize=None if quantize == "none" else quantize,
+        opset=opset,
+        sample_texts=read_texts(sample) if sample else None,
+        atol=atol,
+        int8_floor=int8_floor,
+        per_channel=per_channel,
+        preprocess=preprocess,
+        threads=threads,
+    )
+    for name, checks in report.adapters.items():
+        int8 = checks.get("int8")
+        agreement = f", int8 entity agreement {int8['entity_agreement']:.4f}" if int8 else ""
+        typer.echo(
+            f"{name}: {checks['layers']} LoRA layers; fp32 max |logit diff| "
+            f"{checks['fp32_max_abs_diff']:.2e} (atol {atol:.0e}){agreement}"
+        )
+    typer.echo(
+        f"written: {output / 'lora_base.onnx'} ({report.size_mb} MB, {report.layers} LoRA layers), "
+        f"{output / 'adapters'}/NAME, export_report.json; serve: loraner serve --base {output} "
+        f"--adapters {output / 'adapters'}"
+    )
 
 
 def export_openvino(

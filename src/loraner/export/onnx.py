@@ -170,11 +170,7 @@ def _quantize_and_check(
     floor: float,
     threads: int | None,
 ) -> dict[str, Any]:
-    source = _preprocess(fp32_path) if preprocess else fp32_path
-    try:
-        quantize_dynamic(str(source), str(int8_path), weight_type=QuantType.QInt8, per_channel=per_channel)
-    except Exception as exc:  # onnxruntime.quantization raises untyped errors
-        raise ModelError(f"int8 quantization failed: {exc}") from exc
+    quantize_int8(fp32_path, int8_path, per_channel, preprocess)
     fp32_backend = OnnxBackend.from_file(fp32_path, threads)
     int8_backend = OnnxBackend.from_file(int8_path, threads)
     return {
@@ -186,6 +182,16 @@ def _quantize_and_check(
         "size_mb_fp32": round(fp32_path.stat().st_size / 2**20, 2),
         "size_mb_int8": round(int8_path.stat().st_size / 2**20, 2),
     }
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool, preprocess: bool) -> None:
+    """Dynamic int8 (onnxruntime.quantization): weights int8, activations quantized per call. Only
+    matrix products with a constant weight are quantized: one whose weight is a graph input stays fp32."""
+    source = _preprocess(fp32_path) if preprocess else fp32_path
+    try:
+        quantize_dynamic(str(source), str(int8_path), weight_type=QuantType.QInt8, per_channel=per_channel)
+    except Exception as exc:  # onnxruntime.quantization raises untyped errors
+        raise ModelError(f"int8 quantization failed: {exc}") from exc
 
 
 def _preprocess(fp32_path: Path) -> Path:

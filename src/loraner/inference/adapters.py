@@ -39,6 +39,7 @@ import numpy as np
 from loraner import defaults
 from loraner.errors import ConfigError, ModelError
 from loraner.inference.backends import (
+    BACKENDS,
     _import_torch,
     load_token_classifier,
     resolve_base_quantization,
@@ -55,6 +56,7 @@ from loraner.inference.predictor import (
 from loraner.modeldir import (
     ADAPTER_CONFIG_FILE,
     HEAD_MODULE,
+    ONNX_LORA_BASE_FILE,
     SAFETENSORS_PATTERN,
     ModelDir,
     base_fingerprint,
@@ -93,6 +95,20 @@ def adapter_dirs(folder: str | Path) -> dict[str, Path]:
     found = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and is_adapter(p)}
     if not found:
         raise ModelError(f"{root}: no adapter sub-folders (each needs {ADAPTER_CONFIG_FILE})")
+    return found
+
+
+def named_adapters(folder: str | Path | None = None, items: Sequence[str] = ()) -> dict[str, str | Path]:
+    """The adapters a command names: every adapter sub-folder of ``folder`` (:func:`adapter_dirs`), then
+    each ``NAME=PATH`` of ``items`` (``--adapter``, repeated)."""
+    found: dict[str, str | Path] = dict(adapter_dirs(folder)) if folder else {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not (sep and name.strip() and path.strip()):
+            raise ConfigError(f"--adapter {item!r} is not NAME=PATH")
+        found[name.strip()] = path.strip()
+    if not found:
+        raise ConfigError("no adapters: pass --adapter NAME=PATH (repeat it) or --adapters FOLDER")
     return found
 
 
@@ -137,13 +153,88 @@ def read_json(path: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: unreadable ({exc})") from exc
 
 
-class AdapterPool:
+class AdapterCache:
+    """What every adapter pool shares, whatever runs its base (PyTorch here, ONNX Runtime in
+    :mod:`loraner.inference.onnx_adapters`): the adapters it may load, each checked when registered;
+    at most ``max_loaded`` loaded, the least recently used evicted; load times and evictions counted.
+
+    A pool supplies ``check`` (can this adapter join? :class:`AdapterRefused` if not), ``_load`` (what
+    a loaded adapter is, kept here in LRU order), ``_forget`` (undo a load) and ``logits``."""
+
+    backend_name = ""  # the runtime, as ModelInfo.backend names it
+    quantization = "none"  # the base's linear layers: none or int8
+
+    def __init__(self, base_name: str, max_loaded: int | None) -> None:
+        if max_loaded is not None and max_loaded < 1:
+            raise ConfigError(f"max_loaded_adapters must be >= 1 (got {max_loaded})")
+        self.base_name = base_name
+        self.max_loaded = max_loaded
+        self.fingerprint: dict[str, str] | None = None  # the base's: adapters are checked against it
+        self.sources: dict[str, ModelDir] = {}  # the adapters it may load, by name
+        self._loaded: OrderedDict[str, Any] = OrderedDict()  # in LRU order, least recent first
+        self._lock = threading.RLock()
+        self.evictions = 0
+        self.load_seconds: dict[str, float] = {}
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
+
+    def register(self, name: str, adapter: ModelDir) -> None:
+        """Make ``name`` loadable by this pool (checked now: :meth:`check`); it loads on first use."""
+        self.check(name, adapter)
+        self.sources[name] = adapter
+
+    def ensure(self, name: str, keep: Sequence[str] = ()) -> None:
+        """Load ``name`` unless it is loaded (then mark it most recently used); evict the least recently
+        used past the cap, but never one in ``keep`` (the adapters of the pass about to run: a pass that
+        needs more than the cap exceeds it while it runs)."""
+        with self._lock:
+            if name in self._loaded:
+                self._loaded.move_to_end(name)
+                return
+            if name not in self.sources:
+                raise ModelError(f"adapter {name!r} is not configured")
+            started = time.perf_counter()
+            self._loaded[name] = self._load(name, self.sources[name])
+            self.load_seconds[name] = time.perf_counter() - started
+            self._trim(keep=[*keep, name])
+
+    def _trim(self, keep: Sequence[str] = ()) -> None:
+        """Evict the least recently used adapters not in ``keep`` until at most ``max_loaded`` remain."""
+        evictable = [n for n in self._loaded if n not in keep]
+        while self.max_loaded is not None and len(self._loaded) > self.max_loaded and evictable:
+            self._evict(evictable.pop(0))
+
+    def _evict(self, name: str) -> None:
+        self._loaded.pop(name)
+        self._forget(name)
+        self.evictions += 1
+
+    def check(self, name: str, adapter: ModelDir) -> list[str]:
+        raise NotImplementedError
+
+    def _load(self, name: str, adapter: ModelDir) -> Any:
+        raise NotImplementedError
+
+    def _forget(self, name: str) -> None:
+        raise NotImplementedError
+
+    def logits(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, names: Sequence[str]
+    ) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+class AdapterPool(AdapterCache):
     """One base token classifier (its head removed) and the LoRA adapters loaded onto it.
 
     ``logits(ids, mask, names)`` runs one forward pass for rows of different adapters and returns each
     row's logits from its adapter's head. Thread-safe: loading, eviction and forward passes take one lock
     (PyTorch parallelises inside each pass).
     """
+
+    backend_name = "torch"
 
     def __init__(
         self,
@@ -154,15 +245,12 @@ class AdapterPool:
         max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
         quantization: str = defaults.BASE_QUANTIZATION.value,
     ) -> None:
+        super().__init__(base, max_loaded)
         self.torch = _import_torch()
-        if max_loaded is not None and max_loaded < 1:
-            raise ConfigError(f"max_loaded_adapters must be >= 1 (got {max_loaded})")
-        self.base_name = base
         self.base = ModelDir.find(base)  # a hub id is downloaded here, once
         self.device = device
         self.quantization = resolve_base_quantization(quantization, dtype, device)
         self.dtype = "fp32" if self.quantization == "int8" else resolve_dtype(dtype, device)
-        self.max_loaded = max_loaded
         model = load_token_classifier(self.base, dtype=self.dtype)  # loaded in its dtype: no fp32 copy
         if not isinstance(getattr(model, HEAD_MODULE, None), self.torch.nn.Module):
             raise ModelError(
@@ -190,44 +278,14 @@ class AdapterPool:
         setattr(model, HEAD_MODULE, self.torch.nn.Identity())
         self.model = model.eval().to(device=device, dtype=torch_dtype(self.dtype))
         self.peft: Any = None
-        self.heads: OrderedDict[str, Any] = OrderedDict()  # in LRU order, least recent first
         self.bias_deltas: dict[str, dict[str, Any]] = {}  # layer name -> adapter -> (out,) tensor
         self._hooks: dict[str, Any] = {}
         self._row_adapters: list[str] = []
-        self.sources: dict[str, ModelDir] = {}  # the adapters it may load, by name
-        self._lock = threading.RLock()
-        self.evictions = 0
-        self.load_seconds: dict[str, float] = {}
 
     @property
-    def loaded(self) -> list[str]:
-        return list(self.heads)
-
-    def register(self, name: str, adapter: ModelDir) -> None:
-        """Make ``name`` loadable by this pool (checked now: :meth:`check`); it loads on first use."""
-        self.check(name, adapter)
-        self.sources[name] = adapter
-
-    def ensure(self, name: str, keep: Sequence[str] = ()) -> None:
-        """Load ``name`` unless it is loaded (then mark it most recently used); evict the least recently
-        used past the cap, but never one in ``keep`` (the adapters of the pass about to run: a pass that
-        needs more than the cap exceeds it while it runs)."""
-        with self._lock:
-            if name in self.heads:
-                self.heads.move_to_end(name)
-                return
-            if name not in self.sources:
-                raise ModelError(f"adapter {name!r} is not configured")
-            started = time.perf_counter()
-            self._load(name, self.sources[name])
-            self.load_seconds[name] = time.perf_counter() - started
-            self._trim(keep=[*keep, name])
-
-    def _trim(self, keep: Sequence[str] = ()) -> None:
-        """Evict the least recently used adapters not in ``keep`` until at most ``max_loaded`` remain."""
-        evictable = [n for n in self.heads if n not in keep]
-        while self.max_loaded is not None and len(self.heads) > self.max_loaded and evictable:
-            self._evict(evictable.pop(0))
+    def heads(self) -> OrderedDict[str, Any]:
+        """The loaded adapters' classifier heads, in LRU order."""
+        return self._loaded
 
     def check(self, name: str, adapter: ModelDir) -> list[str]:
         """The base layers ``name`` adapts, read from its weights (their names and shapes only), after
@@ -293,7 +351,7 @@ class AdapterPool:
                     raise AdapterRefused(name, adapter.path, f"bias {key} fits no layer of the base")
         return sorted(layers)
 
-    def _load(self, name: str, adapter: ModelDir) -> None:
+    def _load(self, name: str, adapter: ModelDir) -> Any:
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # torch-side extra
 
         adapter_dir, meta = adapter.path, adapter.meta
@@ -328,7 +386,7 @@ class AdapterPool:
         except Exception as exc:
             self._forget(name)
             raise AdapterLoadFailed(name, adapter_dir, str(exc) or type(exc).__name__) from exc
-        self.heads[name] = head
+        return head
 
     def _read_weights(self, path: Path) -> dict[str, Any]:
         if path.match(SAFETENSORS_PATTERN):
@@ -378,11 +436,6 @@ class AdapterPool:
 
         return add_bias
 
-    def _evict(self, name: str) -> None:
-        self.heads.pop(name)
-        self._forget(name)
-        self.evictions += 1
-
     def _forget(self, name: str) -> None:
         """Removes what ``name`` added to the shared model: its bias deltas and its LoRA matrices."""
         for layer, deltas in list(self.bias_deltas.items()):
@@ -428,11 +481,10 @@ class AdapterBackend:
     """One adapter of a pool as an ordinary backend: what :meth:`MultiAdapterPredictor.predictor` runs
     on when used alone (mixed batches go to the pool in one pass instead)."""
 
-    name = "torch"
-
-    def __init__(self, pool: AdapterPool, adapter: str) -> None:
+    def __init__(self, pool: AdapterCache, adapter: str) -> None:
         self.pool = pool
         self.adapter = adapter
+        self.name = pool.backend_name
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return np.stack(self.pool.logits(input_ids, attention_mask, [self.adapter] * len(input_ids)))
@@ -443,7 +495,7 @@ class MultiAdapterPredictor:
 
     def __init__(
         self,
-        pool: AdapterPool,
+        pool: AdapterCache,
         tokenizer: Any,
         adapters: Mapping[str, str | Path],
         *,
@@ -485,18 +537,35 @@ class MultiAdapterPredictor:
         dtype: str = defaults.DTYPE.value,
         threads: int | None = None,
         max_loaded: int | None = defaults.MAX_LOADED_ADAPTERS.value,
-        quantization: str = defaults.BASE_QUANTIZATION.value,
+        quantization: str | None = None,
+        backend: str = defaults.BACKEND.value,
         **settings: Any,
     ) -> MultiAdapterPredictor:
-        """``base``: any model name a preset accepts (path, hub id, ``pkg:MODULE``). ``adapters``: name ->
-        adapter directory, or a folder whose sub-folders are adapters named after them. ``quantization``:
-        ``int8`` keeps the base's linear layers in int8 (:mod:`loraner.inference.int8`), ``auto`` where
-        that was measured faster."""
+        """``base``: any model name a preset accepts (path, hub id, ``pkg:MODULE``), or a base graph
+        from ``loraner export onnx-adapters``. ``adapters``: name -> adapter directory, or a folder whose
+        sub-folders are adapters named after them. ``backend``: ``torch`` (PyTorch and PEFT), ``onnx``
+        (ONNX Runtime over an exported base graph: :mod:`loraner.inference.onnx_adapters`, no torch) or
+        ``auto`` (:func:`adapter_backend`). ``quantization`` (torch): ``int8`` keeps the base's linear
+        layers in int8 (:mod:`loraner.inference.int8`), ``auto`` where that was measured faster; on ONNX
+        Runtime the graph is as exported, and a different ``quantization`` is refused."""
+        sources = adapters if isinstance(adapters, Mapping) else adapter_dirs(adapters)
+        base_dir = ModelDir.find(base)
+        pool: AdapterCache
+        if adapter_backend(base_dir, backend, device) == "onnx":
+            from loraner.inference.onnx_adapters import OnnxAdapterPool  # onnxruntime: the [onnx] extra
+
+            pool = OnnxAdapterPool(base, threads=threads, max_loaded=max_loaded, quantization=quantization)
+            return cls(pool, pool.base.load_tokenizer(), sources, default=default, **settings)
         torch = _import_torch()
         if threads:
             torch.set_num_threads(threads)
-        sources = adapters if isinstance(adapters, Mapping) else adapter_dirs(adapters)
-        pool = AdapterPool(base, device=device, dtype=dtype, max_loaded=max_loaded, quantization=quantization)
+        pool = AdapterPool(
+            base,
+            device=device,
+            dtype=dtype,
+            max_loaded=max_loaded,
+            quantization=defaults.BASE_QUANTIZATION.value if quantization is None else quantization,
+        )
         return cls(pool, pool.base.load_tokenizer(), sources, default=default, **settings)
 
     @property
@@ -538,7 +607,7 @@ class MultiAdapterPredictor:
             + (" (int8)" if self.pool.quantization == "int8" else "")
             + f"+{len(self.names)} adapters",
             labels=labels,
-            backend="torch",
+            backend=self.pool.backend_name,
             max_length=meta.window(self.tokenizer),
             stride=meta.stride,
             aggregation=self.settings.get("aggregation", defaults.AGGREGATION.value),
@@ -548,7 +617,7 @@ class MultiAdapterPredictor:
 
     def adapter_info(self) -> list[AdapterInfo]:
         return [
-            AdapterInfo(name, a.meta.labels, a.meta.base_model, dir_size(a.path), name in self.pool.heads)
+            AdapterInfo(name, a.meta.labels, a.meta.base_model, dir_size(a.path), name in self.pool.loaded)
             for name, a in self.adapters.items()
         ]
 
@@ -604,6 +673,26 @@ class MultiAdapterPredictor:
         if len(adapters) != len(texts):
             raise ConfigError(f"{len(adapters)} adapter names for {len(texts)} texts")
         return [self.resolve(a) for a in adapters]
+
+
+def adapter_backend(base: ModelDir, backend: str, device: str = defaults.DEVICE.value) -> str:
+    """The runtime of a multi-adapter base: ``onnx`` for a base graph from ``loraner export
+    onnx-adapters`` (what ``auto`` takes when ``base`` is one), ``torch`` for a Transformers model."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    graph = base.path.is_dir() and base.has_onnx_lora_base
+    if backend == "auto":
+        backend = "onnx" if graph else "torch"
+    if backend == "openvino":
+        raise ConfigError("adapters are served by the torch or onnx backend, not openvino")
+    if backend == "onnx" and not graph:
+        raise ConfigError(
+            f"{base}: no {ONNX_LORA_BASE_FILE}; the onnx backend serves adapters on a base graph made by "
+            "`loraner export onnx-adapters --base BASE --adapter NAME=DIR ... -o OUT` (then --base OUT)"
+        )
+    if backend == "onnx" and device != "cpu":
+        raise ConfigError(f"the onnx backend runs on cpu only (got device={device!r})")
+    return backend
 
 
 class UnknownAdapter(ConfigError):

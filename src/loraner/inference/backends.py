@@ -25,6 +25,7 @@ import numpy as np
 from loraner import defaults
 from loraner.errors import ModelError
 from loraner.modeldir import (
+    ONNX_ADAPTERS_DIR,
     ONNX_FILE,
     OPENVINO_DIR,
     SAFETENSORS_FILE,
@@ -289,34 +290,10 @@ class OnnxBackend:
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int | None = None) -> OnnxBackend:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise ModelError(
-                f"the onnx backend needs onnxruntime ({exc}): pip install 'loraner[onnx]'"
-            ) from exc
         path = Path(path)
         if not path.exists():
             raise ModelError(f"{path}: no ONNX model (create one with `loraner export onnx`)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        # Parallelism comes from intra-op threads and from concurrent requests, not from graph branches.
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No grow-only arena: activations are freed after each call, so a service's memory falls back
-        # after a long text and its peak stays lower; no measurable change in speed (bench/README.md).
-        options.enable_cpu_mem_arena = False
-        # Memory patterns are planned per input shape and kept; every request has a new length.
-        options.enable_mem_pattern = False
-        try:
-            session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise ModelError(f"{path}: onnxruntime cannot load it: {exc}") from exc
-        release_free_heap()
-        return cls(session)
+        return cls(onnx_session(path, threads))
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -324,6 +301,37 @@ class OnnxBackend:
             feed["token_type_ids"] = np.zeros_like(input_ids)
         feed = {k: v for k, v in feed.items() if k in self.input_names}
         return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
+
+
+def onnx_session(path: Path, threads: int | None = None, *, overridable_inputs: bool = False) -> Any:
+    """An ONNX Runtime CPU session for ``path``, set up as every loraner graph runs.
+
+    ``overridable_inputs``: the graph has initializers listed among its inputs on purpose (the LoRA
+    inputs of :mod:`loraner.inference.onnx_adapters`, defaults an adapter overrides); ONNX Runtime's
+    warning for each of them is silenced."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError(f"the onnx backend needs onnxruntime ({exc}): pip install 'loraner[onnx]'") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    # Parallelism comes from intra-op threads and from concurrent requests, not from graph branches.
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No grow-only arena: activations are freed after each call, so a service's memory falls back
+    # after a long text and its peak stays lower; no measurable change in speed (bench/README.md).
+    options.enable_cpu_mem_arena = False
+    # Memory patterns are planned per input shape and kept; every request has a new length.
+    options.enable_mem_pattern = False
+    if overridable_inputs:
+        options.log_severity_level = 3  # errors only
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"{path}: onnxruntime cannot load it: {exc}") from exc
+    release_free_heap()
+    return session
 
 
 class OpenVinoBackend:
@@ -506,6 +514,11 @@ def load_backend(
     ``base`` and ``compile`` apply to the torch backend only; ``dtype`` to torch's weights and to
     OpenVINO's precision hint."""
     model = ModelDir.of(model_dir)
+    if model.has_onnx_lora_base and not (model.has_onnx or model.has_torch_weights or model.has_openvino):
+        raise ModelError(
+            f"{model}: a base graph for LoRA adapters (loraner export onnx-adapters), not a model alone: "
+            f"serve it with its adapters, --base {model} --adapters {model}/{ONNX_ADAPTERS_DIR}"
+        )
     kind = resolve_backend_name(model, backend, device)
     if kind == "openvino":
         if device != "cpu":

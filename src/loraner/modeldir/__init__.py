@@ -11,6 +11,9 @@ file                       written by                  what
 ``tokenizer.json`` ...     train, merge, export        the fast tokenizer
 ``model.onnx``,            export onnx                 the ONNX graph and its parity report
 ``export_report.json``
+``lora_base.onnx``,        export onnx-adapters        a base graph whose LoRA branches and head are
+``adapters/NAME/``                                     inputs; each adapter's PEFT directory plus
+                                                       ``adapter.onnx_adapter`` (ONNX Runtime's format)
 ``openvino/model.xml``,    export openvino             the OpenVINO IR (fp32 or NNCF static int8) and
 ``.bin``, ``export_report                              its parity report
 .json``
@@ -39,7 +42,10 @@ from loraner.modeldir.files import (
     HEAD_MODULE,
     MERGED_DIR,
     META_FILE,
+    ONNX_ADAPTER_FILE,
+    ONNX_ADAPTERS_DIR,
     ONNX_FILE,
+    ONNX_LORA_BASE_FILE,
     OPENVINO_DIR,
     OPENVINO_FILES,
     OPENVINO_MODEL_FILE,
@@ -54,6 +60,7 @@ from loraner.modeldir.files import (
     adapter_weights,
     check_readable,
     has_onnx,
+    has_onnx_lora_base,
     has_openvino,
     has_torch_weights,
     has_weights,
@@ -122,7 +129,10 @@ __all__ = [
     "MERGED_DIR",
     "META_FILE",
     "OFFLINE_MINILM",
+    "ONNX_ADAPTERS_DIR",
+    "ONNX_ADAPTER_FILE",
     "ONNX_FILE",
+    "ONNX_LORA_BASE_FILE",
     "OPENVINO_DIR",
     "OPENVINO_FILES",
     "OPENVINO_MODEL_FILE",
@@ -156,6 +166,7 @@ __all__ = [
     "download_model",
     "encode_batch",
     "has_onnx",
+    "has_onnx_lora_base",
     "has_openvino",
     "has_torch_weights",
     "has_weights",

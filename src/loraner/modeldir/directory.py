@@ -16,10 +16,13 @@ from typing import Any, Literal
 from loraner.modeldir.files import (
     CONFIG_FILE,
     META_FILE,
+    ONNX_ADAPTER_FILE,
     ONNX_FILE,
+    ONNX_LORA_BASE_FILE,
     TORCH_WEIGHT_PATTERNS,
     adapter_weights,
     has_onnx,
+    has_onnx_lora_base,
     has_openvino,
     has_torch_weights,
     is_adapter,
@@ -102,6 +105,11 @@ class ModelDir:
         return has_onnx(self.path)
 
     @cached_property
+    def has_onnx_lora_base(self) -> bool:
+        """A base graph for LoRA adapters (``loraner export onnx-adapters``): served with its adapters."""
+        return has_onnx_lora_base(self.path)
+
+    @cached_property
     def has_openvino(self) -> bool:
         return has_openvino(self.path)
 
@@ -143,10 +151,12 @@ class ModelDir:
         return f"{self.meta.name or self.path.name}@{self.fingerprint}"
 
     def _weight_files(self) -> list[Path]:
-        if self.is_adapter:
-            return [self.adapter_weights]
+        if self.is_adapter:  # an exported adapter also holds its ONNX Runtime form
+            onnx_form = self.path / ONNX_ADAPTER_FILE
+            return [self.adapter_weights, *([onnx_form] if onnx_form.is_file() else [])]
         found = sorted({p for pattern in TORCH_WEIGHT_PATTERNS for p in self.path.glob(pattern)})
-        return found + ([self.path / ONNX_FILE] if self.has_onnx else [])
+        found += [self.path / ONNX_FILE] if self.has_onnx else []
+        return found + ([self.path / ONNX_LORA_BASE_FILE] if self.has_onnx_lora_base else [])
 
     @property
     def openvino_quantization(self) -> str:

@@ -20,6 +20,12 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 TOKENIZER_FILE = "tokenizer.json"
 SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 ONNX_FILE = "model.onnx"
+# ``loraner export onnx-adapters``: one base graph whose LoRA branches and head are inputs (not a model on
+# its own: ``model.onnx`` is never this file), and beside each adapter its weights in ONNX Runtime's
+# adapter format, in ``adapters/NAME/`` (a copy of the PEFT adapter directory plus that file).
+ONNX_LORA_BASE_FILE = "lora_base.onnx"
+ONNX_ADAPTER_FILE = "adapter.onnx_adapter"
+ONNX_ADAPTERS_DIR = "adapters"
 EXPORT_REPORT_FILE = "export_report.json"
 # OpenVINO IR (``loraner export openvino``): in a folder of its own, with its own export report, so its
 # ``model.bin`` is never taken for pickled PyTorch weights (``*.bin`` at the top level).
@@ -56,6 +62,10 @@ def has_onnx(model_dir: Path) -> bool:
     return (Path(model_dir) / ONNX_FILE).is_file()
 
 
+def has_onnx_lora_base(model_dir: Path) -> bool:
+    return (Path(model_dir) / ONNX_LORA_BASE_FILE).is_file()
+
+
 def openvino_model(model_dir: Path) -> Path:
     """Where a model directory keeps its OpenVINO IR's graph (``openvino/model.xml``; weights beside it)."""
     return Path(model_dir) / OPENVINO_DIR / OPENVINO_MODEL_FILE
@@ -67,9 +77,9 @@ def has_openvino(model_dir: Path) -> bool:
 
 
 def has_weights(model_dir: Path) -> bool:
-    """Weights some backend can run: PyTorch's, ``model.onnx`` or an OpenVINO IR (an adapter's are not
-    enough alone)."""
-    return has_torch_weights(model_dir) or has_onnx(model_dir) or has_openvino(model_dir)
+    """Weights some backend can run: PyTorch's, ``model.onnx``, an OpenVINO IR or an ONNX LoRA base graph
+    (an adapter's are not enough alone)."""
+    return any(check(model_dir) for check in (has_torch_weights, has_onnx, has_openvino, has_onnx_lora_base))
 
 
 def adapter_weights(adapter_dir: Path) -> Path:

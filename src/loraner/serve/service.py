@@ -46,12 +46,11 @@ def default_predictor_factory(settings: ServeSettings) -> Predictor:
     from loraner.inference import NERPredictor
 
     if settings.base:
-        # A [train]-side module (PEFT): imported only when adapters are served.
-        from loraner.inference.adapters import MultiAdapterPredictor, adapter_dirs
+        # PEFT on the torch backend, ONNX Runtime on a base graph (imported by the pool that needs it).
+        from loraner.inference.adapters import MultiAdapterPredictor, named_adapters
 
-        sources: dict[str, Any] = adapter_dirs(settings.adapters) if settings.adapters else {}
-        sources.update(settings.adapter_sources())
-        return MultiAdapterPredictor.from_pretrained(settings.base, sources, **settings.predictor_options())
+        adapters = named_adapters(settings.adapters, settings.adapter)
+        return MultiAdapterPredictor.from_pretrained(settings.base, adapters, **settings.predictor_options())
     if not settings.model:
         raise LoranerError("no model: set LORANER_MODEL or pass --model (or --base with adapters)")
     predictor = NERPredictor.from_pretrained(settings.model, **settings.predictor_options())

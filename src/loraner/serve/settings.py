@@ -206,8 +206,8 @@ class ServeSettings(BaseSettings):
 
     def predictor_options(self) -> dict[str, Any]:
         """The keyword arguments of the predictor's ``from_pretrained``: ``NERPredictor``'s for ``model``,
-        ``MultiAdapterPredictor``'s for ``base`` (its adapters: the ``adapters`` folder and
-        :meth:`adapter_sources`)."""
+        ``MultiAdapterPredictor``'s for ``base`` (its adapters come from
+        ``inference.adapters.named_adapters``)."""
         shared = {
             "device": self.device,
             "dtype": self.dtype,
@@ -221,7 +221,11 @@ class ServeSettings(BaseSettings):
             return shared | {
                 "default": self.default_adapter,
                 "max_loaded": self.max_loaded_adapters,
-                "quantization": self.base_quantization,
+                # Unset: the backend's own (an ONNX base graph is as it was exported).
+                "quantization": self.base_quantization
+                if "base_quantization" in self.model_fields_set
+                else None,
+                "backend": self.backend,
             }
         return shared | {
             "backend": self.backend,
