@@ -124,7 +124,12 @@ def test_default_factory_gives_a_base_with_adapters_its_settings(monkeypatch):
         "max_batch_tokens": settings.max_batch_tokens,
         "aggregation": settings.aggregation,
         "o_threshold": 0.9,
+        "backend": settings.backend,
     }
+    # Unset, the base quantization is the backend's own (an ONNX base graph is as it was exported).
+    unset = ServeSettings(base="/b", adapter=["phi=/a/phi"])
+    assert default_predictor_factory(unset) == "loaded"
+    assert seen["quantization"] is None
 
 
 def run_batches(batcher_kwargs, texts, fail=False):

@@ -20,6 +20,7 @@ from loraner.commands.options import (
     AdapterOption,
     AddressOption,
     AggregationOption,
+    AtolOption,
     BackendOption,
     BaseOption,
     BatchSizeOption,
@@ -29,12 +30,17 @@ from loraner.commands.options import (
     DTypeOption,
     EngineOption,
     InputOption,
+    Int8FloorOption,
     LabelConfigOption,
     MaxLengthOption,
     ModelOption,
+    OpsetOption,
     OThresholdOption,
     OutputFormatOption,
     OutputOption,
+    PerChannelOption,
+    PreprocessOption,
+    SampleOption,
     StrictOption,
     StrideOption,
     ThreadsOption,
@@ -162,32 +168,22 @@ def export_onnx(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for model.onnx and its companions"),
     quantize: Quantization | None = typer.Option(None, "--quantize", help="Dynamic weight quantization"),
-    opset: int = typer.Option(defaults.OPSET.value, "--opset", help=cli_help(defaults.OPSET.help)),
-    sample: Path | None = typer.Option(None, "--sample", help='Held-out JSONL ({"text"}) for the checks'),
-    atol: float = typer.Option(defaults.ATOL.value, "--atol", help=cli_help(defaults.ATOL.help)),
-    int8_floor: float = typer.Option(
-        defaults.INT8_FLOOR.value, "--int8-floor", help=cli_help(defaults.INT8_FLOOR.help)
-    ),
-    per_channel: bool = typer.Option(True, "--per-channel/--no-per-channel", help="Per-channel int8 weights"),
-    preprocess: bool = typer.Option(True, "--preprocess/--no-preprocess", help="ORT pre-quantization pass"),
+    opset: OpsetOption = defaults.OPSET.value,
+    sample: SampleOption = None,
+    atol: AtolOption = defaults.ATOL.value,
+    int8_floor: Int8FloorOption = defaults.INT8_FLOOR.value,
+    per_channel: PerChannelOption = True,
+    preprocess: PreprocessOption = True,
     threads: ThreadsOption = None,
 ) -> None:
     """Export to ONNX (optionally int8) and check it against the source model; writes export_report.json."""
     from loraner.export.onnx import export_onnx as run_export  # torch and onnx: the [train]/[onnx] extras
 
     texts = read_texts(sample) if sample else None
-    report = run_export(
-        model,
-        output,
-        quantize=quantize,
-        opset=opset,
-        sample_texts=texts,
-        atol=atol,
-        int8_floor=int8_floor,
-        per_channel=per_channel,
-        preprocess=preprocess,
-        threads=threads,
+    checks = dict(
+        opset=opset, atol=atol, int8_floor=int8_floor, per_channel=per_channel, preprocess=preprocess
     )
+    report = run_export(model, output, quantize=quantize, sample_texts=texts, threads=threads, **checks)
     echo_parity(report, atol, int8_floor)
     typer.echo(f"written: {output / 'model.onnx'} and export_report.json")
 
@@ -225,14 +221,12 @@ def export_onnx_adapters(
         "--quantize",
         help="The base's linear layers: int8 (dynamic) or none (fp32); adapters stay fp32",
     ),
-    opset: int = typer.Option(defaults.OPSET.value, "--opset", help=cli_help(defaults.OPSET.help)),
-    sample: Path | None = typer.Option(None, "--sample", help='Held-out JSONL ({"text"}) for the checks'),
-    atol: float = typer.Option(defaults.ATOL.value, "--atol", help=cli_help(defaults.ATOL.help)),
-    int8_floor: float = typer.Option(
-        defaults.INT8_FLOOR.value, "--int8-floor", help=cli_help(defaults.INT8_FLOOR.help)
-    ),
-    per_channel: bool = typer.Option(True, "--per-channel/--no-per-channel", help="Per-channel int8 weights"),
-    preprocess: bool = typer.Option(True, "--preprocess/--no-preprocess", help="ORT pre-quantization pass"),
+    opset: OpsetOption = defaults.OPSET.value,
+    sample: SampleOption = None,
+    atol: AtolOption = defaults.ATOL.value,
+    int8_floor: Int8FloorOption = defaults.INT8_FLOOR.value,
+    per_channel: PerChannelOption = True,
+    preprocess: PreprocessOption = True,
     threads: ThreadsOption = None,
 ) -> None:
     """Export a base model and its LoRA adapters for ONNX Runtime: one base graph (int8) whose LoRA branches
@@ -241,18 +235,14 @@ def export_onnx_adapters(
     from loraner.export.onnx_adapters import export_onnx_adapters as run_export  # torch, peft, onnx
     from loraner.inference.adapters import named_adapters
 
+    texts = read_texts(sample) if sample else None
+    checks = dict(
+        opset=opset, atol=atol, int8_floor=int8_floor, per_channel=per_channel, preprocess=preprocess
+    )
+    quantization = None if quantize == "none" else quantize
+    sources = named_adapters(adapters, adapter)
     report = run_export(
-        base,
-        named_adapters(adapters, adapter),
-        output,
-        quantize=None if quantize == "none" else quantize,
-        opset=opset,
-        sample_texts=read_texts(sample) if sample else None,
-        atol=atol,
-        int8_floor=int8_floor,
-        per_channel=per_channel,
-        preprocess=preprocess,
-        threads=threads,
+        base, sources, output, quantize=quantization, sample_texts=texts, threads=threads, **checks
     )
     for name, checks in report.adapters.items():
         int8 = checks.get("int8")
@@ -293,10 +283,8 @@ def export_openvino(
     calibration_size: int = typer.Option(
         defaults.CALIBRATION_SIZE.value, "--calibration-size", help=cli_help(defaults.CALIBRATION_SIZE.help)
     ),
-    atol: float = typer.Option(defaults.ATOL.value, "--atol", help=cli_help(defaults.ATOL.help)),
-    int8_floor: float = typer.Option(
-        defaults.INT8_FLOOR.value, "--int8-floor", help=cli_help(defaults.INT8_FLOOR.help)
-    ),
+    atol: AtolOption = defaults.ATOL.value,
+    int8_floor: Int8FloorOption = defaults.INT8_FLOOR.value,
     max_f1_drop: float = typer.Option(
         defaults.INT8_MAX_F1_DROP.value, "--max-f1-drop", help=cli_help(defaults.INT8_MAX_F1_DROP.help)
     ),

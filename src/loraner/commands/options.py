@@ -59,6 +59,19 @@ CompileOption = Annotated[
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="Torch device")]
 ThreadsOption = Annotated[int | None, typer.Option("--threads", help=cli_help(defaults.THREADS.help))]
+# The checks an export runs against its source model (export onnx, onnx-adapters, openvino).
+OpsetOption = Annotated[int, typer.Option("--opset", help=cli_help(defaults.OPSET.help))]
+SampleOption = Annotated[
+    Path | None, typer.Option("--sample", help='Held-out JSONL ({"text"}) for the checks')
+]
+AtolOption = Annotated[float, typer.Option("--atol", help=cli_help(defaults.ATOL.help))]
+Int8FloorOption = Annotated[float, typer.Option("--int8-floor", help=cli_help(defaults.INT8_FLOOR.help))]
+PerChannelOption = Annotated[
+    bool, typer.Option("--per-channel/--no-per-channel", help="Per-channel int8 weights")
+]
+PreprocessOption = Annotated[
+    bool, typer.Option("--preprocess/--no-preprocess", help="ORT pre-quantization pass")
+]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help=cli_help(defaults.BATCH_SIZE.help))]
 MaxLengthOption = Annotated[int | None, typer.Option("--max-length", help=cli_help(defaults.MAX_LENGTH.help))]
 StrideOption = Annotated[int | None, typer.Option("--stride", help=cli_help(defaults.STRIDE.help))]
