@@ -227,6 +227,8 @@ class TimedBackend:
         self.seconds = 0.0
 
     def __getattr__(self, name: str) -> Any:  # name, vocab_size, precision...: the wrapped backend's
+        if name == "backend":  # not set yet (a copy being built): no endless lookup
+            raise AttributeError(name)
         return getattr(self.backend, name)
 
     def logits(self, input_ids: Any, attention_mask: Any) -> Any:
