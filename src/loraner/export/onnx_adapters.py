@@ -170,7 +170,7 @@ def export_onnx_adapters(
             fp32_path = Path(tmp) / "fp32.onnx"
             _torch_export(pool.base.path, layers, pool.linear_shapes, hidden, fp32_path, opset)
             add_defaults(fp32_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
-            _write_meta(pool, output_dir, str(base), opset, "none", lora)
+            _write_meta(reference, output_dir, str(base), opset, "none", lora)
             graph = MultiAdapterPredictor.from_pretrained(
                 str(output_dir), exported, backend="onnx", threads=threads
             )
@@ -199,7 +199,7 @@ def export_onnx_adapters(
                 int8_path = Path(tmp) / "int8.onnx"
                 quantize_int8(fp32_path, int8_path, per_channel, preprocess)
                 add_defaults(int8_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
-                _write_meta(pool, output_dir, str(base), opset, "int8", lora)
+                _write_meta(reference, output_dir, str(base), opset, "int8", lora)
                 graph = MultiAdapterPredictor.from_pretrained(
                     str(output_dir), exported, backend="onnx", threads=threads
                 )
@@ -422,10 +422,23 @@ class _GraphWithInputs(torch.nn.Module):
 
 
 def _write_meta(
-    pool: AdapterPool, output_dir: Path, source: str, opset: int, quantization: str, lora: dict[str, Any]
+    reference: MultiAdapterPredictor,
+    output_dir: Path,
+    source: str,
+    opset: int,
+    quantization: str,
+    lora: dict[str, Any],
 ) -> None:
+    pool = reference.pool
     onnx = {"source": source, "opset": opset, "quantization": quantization, "lora": lora}
-    copy_meta(pool.base, output_dir, base_model=source, base_fingerprint=pool.fingerprint, onnx=onnx)
+    updates = {"base_model": source, "base_fingerprint": pool.fingerprint, "onnx": onnx}
+    try:
+        copy_meta(pool.base, output_dir, **updates)
+    except ModelError:
+        # A base as published (a hub encoder, no head): no labels of its own. The graph's record takes the
+        # window and labels of the first adapter; served, each adapter decodes with its own.
+        first = next(iter(reference.adapters.values()))
+        copy_meta(first, output_dir, **updates, lora=False, config=None, name=None)
 
 
 def _write_report(output_dir: Path, report: AdaptersExportReport) -> None:
