@@ -57,14 +57,13 @@ from loraner.inference.adapters import (
 )
 from loraner.inference.onnx_adapters import BIAS_DELTA, HEAD_BIAS, HEAD_WEIGHT, LORA_A, LORA_B
 from loraner.modeldir import (
-    CONFIG_FILE,
     EXPORT_REPORT_FILE,
     HEAD_MODULE,
     ONNX_ADAPTER_FILE,
     ONNX_ADAPTERS_DIR,
     ONNX_LORA_BASE_FILE,
     QUANTIZATIONS,
-    copy_meta,
+    copy_companions,
     make_readable,
 )
 
@@ -152,8 +151,6 @@ def export_onnx_adapters(
     )
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    reference.tokenizer.save_pretrained(str(output_dir))
-    shutil.copyfile(pool.base.path / CONFIG_FILE, output_dir / CONFIG_FILE)
     adapters_out = output_dir / ONNX_ADAPTERS_DIR
     exported: dict[str, Path] = {}
     for name, adapter in reference.adapters.items():
@@ -170,7 +167,7 @@ def export_onnx_adapters(
             fp32_path = Path(tmp) / "fp32.onnx"
             _torch_export(pool.base.path, layers, pool.linear_shapes, hidden, fp32_path, opset)
             add_defaults(fp32_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
-            _write_meta(reference, output_dir, str(base), opset, "none", lora)
+            _write_companions(reference, output_dir, str(base), opset, "none", lora)
             graph = MultiAdapterPredictor.from_pretrained(
                 str(output_dir), exported, backend="onnx", threads=threads
             )
@@ -199,7 +196,7 @@ def export_onnx_adapters(
                 int8_path = Path(tmp) / "int8.onnx"
                 quantize_int8(fp32_path, int8_path, per_channel, preprocess)
                 add_defaults(int8_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
-                _write_meta(reference, output_dir, str(base), opset, "int8", lora)
+                _write_companions(reference, output_dir, str(base), opset, "int8", lora)
                 graph = MultiAdapterPredictor.from_pretrained(
                     str(output_dir), exported, backend="onnx", threads=threads
                 )
@@ -421,7 +418,7 @@ class _GraphWithInputs(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def _write_meta(
+def _write_companions(
     reference: MultiAdapterPredictor,
     output_dir: Path,
     source: str,
@@ -429,16 +426,20 @@ def _write_meta(
     quantization: str,
     lora: dict[str, Any],
 ) -> None:
+    """The tokenizer, ``config.json`` and ``loraner.json`` beside the graph: the base model's, with the
+    fingerprint adapters are checked against and what the graph is (its quantization, LoRA layers)."""
     pool = reference.pool
     onnx = {"source": source, "opset": opset, "quantization": quantization, "lora": lora}
-    updates = {"base_model": source, "base_fingerprint": pool.fingerprint, "onnx": onnx}
+    updates: dict[str, Any] = {"base_model": source, "base_fingerprint": pool.fingerprint, "onnx": onnx}
+    meta_source = pool.base
     try:
-        copy_meta(pool.base, output_dir, **updates)
+        _ = pool.base.meta
     except ModelError:
-        # A base as published (a hub encoder, no head): no labels of its own. The graph's record takes the
-        # window and labels of the first adapter; served, each adapter decodes with its own.
-        first = next(iter(reference.adapters.values()))
-        copy_meta(first, output_dir, **updates, lora=False, config=None, name=None)
+        # A base as published (a hub encoder, no head) has no labels of its own: the graph's record takes
+        # the window and labels of the first adapter; served, each adapter decodes with its own.
+        meta_source = next(iter(reference.adapters.values()))
+        updates |= {"lora": False, "config": None, "name": None}
+    copy_companions(pool.base, output_dir, reference.tokenizer, meta_source=meta_source, **updates)
 
 
 def _write_report(output_dir: Path, report: AdaptersExportReport) -> None:

@@ -190,9 +190,12 @@ def copy_meta(source: str | Path | ModelDir, target_dir: Path, **updates: Any) -
     return meta
 
 
-def copy_companions(source: ModelDir, target_dir: Path, tokenizer: Any, **updates: Any) -> ModelMeta:
+def copy_companions(
+    source: ModelDir, target_dir: Path, tokenizer: Any, meta_source: ModelDir | None = None, **updates: Any
+) -> ModelMeta:
     """What a graph exported from ``source`` needs beside it to load on its own: ``tokenizer`` saved,
-    ``config.json`` copied and the metadata with ``updates`` written (:func:`copy_meta`)."""
+    ``config.json`` copied and the metadata (``source``'s, or ``meta_source``'s) with ``updates`` written
+    (:func:`copy_meta`)."""
     tokenizer.save_pretrained(str(target_dir))
     shutil.copyfile(source.path / CONFIG_FILE, target_dir / CONFIG_FILE)
-    return copy_meta(source, target_dir, **updates)
+    return copy_meta(meta_source or source, target_dir, **updates)
