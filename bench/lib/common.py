@@ -74,6 +74,9 @@ class Sizes:
     # Start a workload's servers all at once, then drive each alone (memory, load, adapters): their
     # start-ups overlap on the cores, so each one's startup seconds include the others' work.
     servers_together: bool = False
+    # training: every speed recipe in one worker process, one after another, instead of one process each:
+    # a start-up per recipe saved, but no recipe then has a peak RSS of its own (the table shows none).
+    one_training_process: bool = False
 
 
 FULL = Sizes(
@@ -148,6 +151,7 @@ QUICK = Sizes(
     adapter_serve_dtypes=("bf16", "int8"),  # the targets' servers only: each start-up costs seconds
     adapter_switches=4,
     servers_together=True,
+    one_training_process=True,
 )
 
 SIMD_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"}
