@@ -231,7 +231,8 @@ def build_models(ctx: Context) -> BenchModels:
 
 def build_openvino(root: Path, torch_dir: Path, ctx: Context) -> tuple[Path, Path] | None:
     """``root/openvino-fp32`` and ``root/openvino-int8`` (built once; ``openvino.done`` holds the int8
-    report). None where the [openvino] extra is missing. The caller holds the build lock."""
+    report), int8 calibrated on ``openvino_calibration`` CoNLL dev sentences (generated ones without
+    ../shared). None where the [openvino] extra is missing. The caller holds the build lock."""
     import importlib.util
 
     if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None:
@@ -246,9 +247,10 @@ def build_openvino(root: Path, torch_dir: Path, ctx: Context) -> tuple[Path, Pat
         ctx.log(f"building the OpenVINO IRs in {root} (once)")
         shutil.rmtree(fp32_dir, ignore_errors=True)
         shutil.rmtree(int8_dir, ignore_errors=True)
+        count = ctx.sizes.openvino_calibration
         dev = read_conll_examples("dev") or []
-        calibration = [" ".join(ex.tokens) for ex in dev[:300]] or sentence_set(
-            load_tokenizer(torch_dir), 300, seed=ctx.seed + 1
+        calibration = [" ".join(ex.tokens) for ex in dev[:count]] or sentence_set(
+            load_tokenizer(torch_dir), count, seed=ctx.seed + 1
         ).texts
         export_openvino(torch_dir, fp32_dir, threads=ctx.threads)
         # Random weights: int8-vs-fp32 entity agreement is meaningless here, hence floor 0.
