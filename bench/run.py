@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import resource
 import shutil
 import sys
 import time
@@ -161,6 +162,13 @@ def write_summary(ctx: Context, results: dict[str, dict[str, Any]], seconds: flo
     )
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (servers, workers): what a workload
+    cost, beside its wall time, when other jobs share the cores."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_libraries(args.threads)
@@ -171,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     for name in WORKLOADS + OPT_IN:
         if name in args.only.split(","):
-            begun = time.perf_counter()
+            begun, cpu = time.perf_counter(), cpu_seconds()
             module = importlib.import_module(f"bench.workloads.{name}")
             results[name] = module.run(ctx)
-            ctx.log(f"{name}: {time.perf_counter() - begun:.0f} s")
+            ctx.log(
+                f"{name}: {time.perf_counter() - begun:.0f} s "
+                f"({cpu_seconds() - cpu:.0f} s of CPU, its processes included)"
+            )
     seconds = time.perf_counter() - started
     shutil.rmtree(ctx.work, ignore_errors=True)  # kept only when a workload raised, for its logs
     closing_note(results, seconds, ctx.quick)

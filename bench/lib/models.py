@@ -150,13 +150,14 @@ def model_root(cache: Path, tiny: bool, labels: list[str], tokenizer_dir: Path) 
 
 def ensure_torch_model(root: Path, tiny: bool, labels: list[str], tokenizer_dir: Path) -> Path:
     """``root/torch``, built unless an earlier build finished it (``torch.done`` or the whole set's
-    ``done.json``). The caller holds the build lock."""
+    ``done.json``), under its own lock: a run that needs only it does not wait for another run's exports."""
     torch_dir = root / "torch"
     marker = root / "torch.done"
-    if not (marker.exists() or (root / "done.json").exists()):
-        shutil.rmtree(torch_dir, ignore_errors=True)
-        build_torch_model(torch_dir, tiny, labels, tokenizer_dir)
-        marker.write_text("", encoding="utf-8")
+    with build_lock(root.with_suffix(".torch.lock")):
+        if not (marker.exists() or (root / "done.json").exists()):
+            shutil.rmtree(torch_dir, ignore_errors=True)
+            build_torch_model(torch_dir, tiny, labels, tokenizer_dir)
+            marker.write_text("", encoding="utf-8")
     return torch_dir
 
 
@@ -177,10 +178,9 @@ def build_base(ctx: Context) -> BenchBase:
     labels = fewnerd_labels()
     tiny = ctx.sizes.tiny_model
     name, root = model_root(ctx.cache, tiny, labels, ctx.tokenizer)
-    with build_lock(root.with_suffix(".lock")):
-        if not ((root / "torch.done").exists() or (root / "done.json").exists()):
-            ctx.log(f"building {name} (PyTorch only) in {root} (once; later runs reuse it)")
-        torch_dir = ensure_torch_model(root, tiny, labels, ctx.tokenizer)
+    if not ((root / "torch.done").exists() or (root / "done.json").exists()):
+        ctx.log(f"building {name} (PyTorch only) in {root} (once; later runs reuse it)")
+    torch_dir = ensure_torch_model(root, tiny, labels, ctx.tokenizer)
     config = AutoConfig.from_pretrained(str(torch_dir))
     return BenchBase(name, torch_dir, labels, flops_per_token(config))
 
@@ -196,10 +196,10 @@ def build_models(ctx: Context) -> BenchModels:
     name, root = model_root(ctx.cache, tiny, labels, ctx.tokenizer)
     torch_dir, fp32_dir, int8_dir = root / "torch", root / "onnx-fp32", root / "onnx-int8"
     done = root / "done.json"
+    ensure_torch_model(root, tiny, labels, ctx.tokenizer)
     with build_lock(root.with_suffix(".lock")):  # one builder at a time when runs overlap
         if not done.exists():
-            ctx.log(f"building {name} in {root} (once; later runs reuse it)")
-            ensure_torch_model(root, tiny, labels, ctx.tokenizer)
+            ctx.log(f"building {name}'s exports in {root} (once; later runs reuse them)")
             shutil.rmtree(fp32_dir, ignore_errors=True)
             shutil.rmtree(int8_dir, ignore_errors=True)
             fp32 = export_onnx(torch_dir, fp32_dir, threads=threads)
@@ -231,7 +231,8 @@ def build_models(ctx: Context) -> BenchModels:
 
 def build_openvino(root: Path, torch_dir: Path, ctx: Context) -> tuple[Path, Path] | None:
     """``root/openvino-fp32`` and ``root/openvino-int8`` (built once; ``openvino.done`` holds the int8
-    report). None where the [openvino] extra is missing. The caller holds the build lock."""
+    report), int8 calibrated on ``openvino_calibration`` CoNLL dev sentences (generated ones without
+    ../shared). None where the [openvino] extra is missing. The caller holds the build lock."""
     import importlib.util
 
     if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None:
@@ -246,9 +247,10 @@ def build_openvino(root: Path, torch_dir: Path, ctx: Context) -> tuple[Path, Pat
         ctx.log(f"building the OpenVINO IRs in {root} (once)")
         shutil.rmtree(fp32_dir, ignore_errors=True)
         shutil.rmtree(int8_dir, ignore_errors=True)
+        count = ctx.sizes.openvino_calibration
         dev = read_conll_examples("dev") or []
-        calibration = [" ".join(ex.tokens) for ex in dev[:300]] or sentence_set(
-            load_tokenizer(torch_dir), 300, seed=ctx.seed + 1
+        calibration = [" ".join(ex.tokens) for ex in dev[:count]] or sentence_set(
+            load_tokenizer(torch_dir), count, seed=ctx.seed + 1
         ).texts
         export_openvino(torch_dir, fp32_dir, threads=ctx.threads)
         # Random weights: int8-vs-fp32 entity agreement is meaningless here, hence floor 0.

@@ -77,6 +77,19 @@ def loraner_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "loraner.cli"]
 
 
+@dataclass(frozen=True)
+class ServeSpec:
+    """One ``loraner serve`` to start: ``--model model_dir --backend backend``, or ``model_args`` in
+    their place (e.g. ``--base B --adapters F``), with ``env`` added to its environment, its output in
+    ``log``."""
+
+    log: Path
+    model_dir: Path | None = None
+    backend: str = "onnx"
+    env: dict[str, str] | None = None
+    model_args: Sequence[str] | None = None
+
+
 @contextlib.contextmanager
 def serve(
     model_dir: Path | None,
@@ -89,8 +102,47 @@ def serve(
 ) -> Iterator[Server]:
     """``loraner serve`` on a free loopback port until ``/ready``; stopped (SIGINT, then kill) on exit.
     ``model_args`` replace ``--model model_dir --backend backend`` (e.g. ``--base B --adapters F``)."""
+    spec = ServeSpec(log, model_dir, backend, env, model_args)
+    with serve_all([spec], threads, timeout) as (server,):
+        yield server
+
+
+@contextlib.contextmanager
+def serve_all(specs: Sequence[ServeSpec], threads: int, timeout: float = 600.0) -> Iterator[list[Server]]:
+    """Every spec's ``loraner serve`` started at once, each on its own free loopback port, yielded when
+    all answer ``/ready``; all stopped on exit. Their start-ups share the cores, so each one's
+    ``ready_seconds`` includes the others' work."""
+    started = time.perf_counter()
+    launched: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+    try:
+        for spec in specs:
+            launched.append(launch(spec, threads))
+        servers = []
+        for url, process, log in launched:
+            wait_ready(url, process, log, timeout)
+            servers.append(Server(url, process, log, time.perf_counter() - started))
+        yield servers
+    finally:
+        stop_all([process for _, process, _ in launched])
+
+
+def served_in_turn(specs: Sequence[ServeSpec], threads: int, together: bool) -> Iterator[Server]:
+    """The servers of ``specs`` in order, each ready when it comes: all started at once (``together``:
+    the start-ups overlap, and each is stopped after the last one's turn) or each started for its turn
+    alone. Use it under ``contextlib.closing`` so that a failure stops the servers still running."""
+    groups = [list(specs)] if together else [[spec] for spec in specs]
+    for group in groups:
+        with serve_all(group, threads) as servers:
+            yield from servers
+
+
+def launch(spec: ServeSpec, threads: int) -> tuple[str, subprocess.Popen[bytes], Path]:
     port = free_port()
-    model = ["--model", str(model_dir), "--backend", backend] if model_args is None else list(model_args)
+    model = (
+        ["--model", str(spec.model_dir), "--backend", spec.backend]
+        if spec.model_args is None
+        else list(spec.model_args)
+    )
     command = [
         *loraner_command(),
         "serve",
@@ -102,17 +154,11 @@ def serve(
         "--port",
         str(port),
     ]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
-    started = time.perf_counter()
-    with log.open("wb") as out:
+    spec.log.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(spec.env or {})}
+    with spec.log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
-    try:
-        url = f"http://{HOST}:{port}"
-        wait_ready(url, process, log, timeout)
-        yield Server(url, process, log, time.perf_counter() - started)
-    finally:
-        stop(process)
+    return f"http://{HOST}:{port}", process, spec.log
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -127,11 +173,16 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
     raise TimeoutError(f"loraner serve not ready after {timeout:.0f} s; see {log}")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
+def stop_all(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGINT to every running one at once (their shutdowns overlap), then a kill for any still running
+    20 s later."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
         process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 20
+    for process in running:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)

@@ -1,5 +1,7 @@
-"""One training variant in its own process (``python -m bench.train_worker SPEC.json``), so each one's
-peak RSS is its own. Prints nothing useful; writes the result JSON named in the spec.
+"""Training variants in a process of their own (``python -m bench.lib.train_worker SPEC.json``), so each
+one's peak RSS is its own; SPEC.json may also hold a list of specs, trained one after another in this
+one process (quick mode: a start-up per variant saved; no peak RSS is then reported). Prints nothing
+useful; writes the result JSON named in each spec.
 
 Variants (the same LoRA model, examples, hyperparameters and threads; only the recipe differs):
 
@@ -55,10 +57,6 @@ class Spec:
     max_steps: int = -1  # -1: one epoch
     batching: str | None = None  # loraner variants: None takes TrainingConfig's default
     eval_examples: str | None = None
-
-    @classmethod
-    def read(cls, path: str) -> Spec:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 class CountingCollator:
@@ -333,18 +331,23 @@ def evaluate(model: Any, tokenizer: Any, spec: Spec) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    spec = Spec.read(argv[0])
-    if spec.variant not in VARIANTS:
-        raise SystemExit(f"variant {spec.variant!r} is not one of {', '.join(VARIANTS)}")
+    raw = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    specs = [Spec(**item) for item in (raw if isinstance(raw, list) else [raw])]
+    for spec in specs:
+        if spec.variant not in VARIANTS:
+            raise SystemExit(f"variant {spec.variant!r} is not one of {', '.join(VARIANTS)}")
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    try:
-        result = train(spec)
-    except Exception as exc:  # a failed variant (e.g. torch.compile without a compiler) is a result too
-        result = {"variant": spec.variant, "error": f"{type(exc).__name__}: {exc}"[:2000]}
-    Path(spec.out).write_text(json.dumps(result), encoding="utf-8")
+    for spec in specs:
+        try:
+            result = train(spec)
+        except Exception as exc:  # a failed variant (e.g. torch.compile without a compiler) is a result too
+            result = {"variant": spec.variant, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+        if len(specs) > 1:  # the process's peak is every variant's so far, not this one's
+            result |= {"peak_rss_mb": None, "own_process": False}
+        Path(spec.out).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
 

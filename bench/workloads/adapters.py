@@ -25,6 +25,7 @@ fingerprint) into ``bench/.cache/adapters/``, with the first one also merged int
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -53,7 +54,7 @@ from bench.lib.common import (
 )
 from bench.lib.data import TextSet, long_notes, sentence_set
 from bench.lib.models import BenchBase, build_base, build_lock
-from bench.lib.serving import CONTAINER_ENV, drive, request_texts, serve
+from bench.lib.serving import CONTAINER_ENV, ServeSpec, drive, request_texts, served_in_turn
 from loraner.modeldir import FINGERPRINT_SCHEME
 
 LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ("query", "value")  # the Few-NERD preset
@@ -561,47 +562,52 @@ def memory_summary(aset: AdapterSet, runs: list[dict[str, Any]]) -> dict[str, An
 
 
 def serving(ctx: Context, base: BenchBase, aset: AdapterSet, texts: list[str]) -> list[dict[str, Any]]:
+    plan = [
+        (dtype, min(count, N_ADAPTERS))
+        for dtype in ctx.sizes.adapter_serve_dtypes
+        for count in ctx.sizes.adapter_serve_counts
+    ]
+    specs = []
+    for dtype, count in plan:
+        args = ["--base", str(base.torch_dir.resolve()), "--adapters", str(aset.folder(count).resolve())]
+        base_args = (
+            ["--dtype", "fp32", "--base-quantization", "int8"] if dtype == "int8" else ["--dtype", dtype]
+        )
+        if dtype == ONNX_INT8:  # the exported base graph and the same adapters in ONNX Runtime's form
+            graph = onnx_adapters(ctx, base, aset)
+            folder = aset.folder(count, source=f"{ONNX_ADAPTERS}/adapters")
+            args = ["--base", str(graph), "--adapters", str(folder.resolve())]
+            base_args = ["--backend", "onnx", "--base-quantization", "int8"]
+        # The settings of docker/Dockerfile (one inference at a time, two malloc arenas): the 1 GB
+        # instance's configuration, as the memory workload measures the int8 server.
+        log = ctx.work / f"adapters-serve-{dtype}-{count}.log"
+        specs.append(ServeSpec(log, backend="torch", env=CONTAINER_ENV, model_args=[*args, *base_args]))
     servers = []
-    for dtype in ctx.sizes.adapter_serve_dtypes:
-        for count in ctx.sizes.adapter_serve_counts:
-            count = min(count, N_ADAPTERS)
-            folder = aset.folder(count)
-            names = aset.names[:count]
-            log = ctx.work / f"adapters-serve-{dtype}-{count}.log"
+    # Each server is driven alone; RSS is per process, so servers started together do not change it.
+    together = ctx.sizes.servers_together
+    with contextlib.closing(served_in_turn(specs, ctx.threads, together)) as ready:
+        for (dtype, count), spec, server in zip(plan, specs, ready, strict=True):
             ctx.log(f"  adapters serve: {dtype}, {count} adapter(s), {ctx.sizes.adapter_requests} requests")
-            args = ["--base", str(base.torch_dir.resolve()), "--adapters", str(folder.resolve())]
-            # The settings of docker/Dockerfile (one inference at a time, two malloc arenas): the 1 GB
-            # instance's configuration, as the memory workload measures the int8 server.
-            base_args = (
-                ["--dtype", "fp32", "--base-quantization", "int8"] if dtype == "int8" else ["--dtype", dtype]
+            ready_mb = server.memory_mb()
+            stats = drive(
+                server.url,
+                texts,
+                CLIENTS,
+                seconds=3600,
+                max_requests=ctx.sizes.adapter_requests,
+                adapters=aset.names[:count],
             )
-            if dtype == ONNX_INT8:  # the exported base graph and the same adapters in ONNX Runtime's form
-                graph = onnx_adapters(ctx, base, aset)
-                folder = aset.folder(count, source=f"{ONNX_ADAPTERS}/adapters")
-                args = ["--base", str(graph), "--adapters", str(folder.resolve())]
-                base_args = ["--backend", "onnx", "--base-quantization", "int8"]
-            model_args = [*args, *base_args]
-            with serve(None, "torch", ctx.threads, log, env=CONTAINER_ENV, model_args=model_args) as server:
-                ready = server.memory_mb()
-                stats = drive(
-                    server.url,
-                    texts,
-                    CLIENTS,
-                    seconds=3600,
-                    max_requests=ctx.sizes.adapter_requests,
-                    adapters=names,
-                )
-                after = server.memory_mb()
+            after = server.memory_mb()
             servers.append(
                 {
                     "dtype": dtype,
                     "adapters": count,
                     "startup_seconds": round(server.ready_seconds, 1),
-                    "rss_ready_mb": ready["rss_mb"],
+                    "rss_ready_mb": ready_mb["rss_mb"],
                     "rss_after_mb": after["rss_mb"],
                     "peak_rss_mb": after["peak_rss_mb"],
                     "load": stats.summary(),
-                    "log": str(log),
+                    "log": str(spec.log),
                 }
             )
     return servers

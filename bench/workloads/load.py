@@ -6,27 +6,30 @@ The client runs on the same 2 cores as the server (its CPU time is reported); bo
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from bench.lib.common import Context, median, print_table, print_targets, ratio, target, write_result
 from bench.lib.data import sentence_set
 from bench.lib.models import build_models
-from bench.lib.serving import drive, serve
+from bench.lib.serving import Server, ServeSpec, drive, served_in_turn
 
 WARMUP_REQUESTS = 16
 MAX_REQUESTS = 100_000  # the time bound decides; this only bounds a runaway
 
 
-def run_setting(ctx: Context, model_dir: Any, texts: list[str], microbatch_ms: float) -> list[dict[str, Any]]:
+def spec_for(ctx: Context, model_dir: Any, microbatch_ms: float) -> ServeSpec:
     env = {"LORANER_MICROBATCH_MS": str(microbatch_ms)}
-    log = ctx.work / f"load-microbatch-{microbatch_ms:g}ms.log"
+    return ServeSpec(ctx.work / f"load-microbatch-{microbatch_ms:g}ms.log", model_dir, "onnx", env)
+
+
+def run_setting(ctx: Context, server: Server, texts: list[str], microbatch_ms: float) -> list[dict[str, Any]]:
     rows = []
-    with serve(model_dir, "onnx", ctx.threads, log, env=env) as server:
-        drive(server.url, texts, 4, seconds=60, max_requests=WARMUP_REQUESTS)
-        for clients in ctx.sizes.load_clients:
-            stats = drive(server.url, texts, clients, ctx.sizes.load_seconds, MAX_REQUESTS)
-            rows.append({"microbatch_ms": microbatch_ms, **stats.summary()})
-        memory = server.memory_mb()
+    drive(server.url, texts, 4, seconds=60, max_requests=WARMUP_REQUESTS)
+    for clients in ctx.sizes.load_clients:
+        stats = drive(server.url, texts, clients, ctx.sizes.load_seconds, MAX_REQUESTS)
+        rows.append({"microbatch_ms": microbatch_ms, **stats.summary()})
+    memory = server.memory_mb()
     for row in rows:
         row["server_peak_rss_mb"] = memory["peak_rss_mb"]
     return rows
@@ -42,7 +45,12 @@ def run(ctx: Context) -> dict[str, Any]:
     ctx.log(
         f"load: clients {ctx.sizes.load_clients} x {ctx.sizes.load_seconds:g} s, micro-batching {settings} ms"
     )
-    rows = [row for ms in settings for row in run_setting(ctx, models.onnx_int8_dir, texts, ms)]
+    specs = [spec_for(ctx, models.onnx_int8_dir, ms) for ms in settings]
+    # Each setting is driven alone (an idle server started beside it takes no CPU).
+    rows: list[dict[str, Any]] = []
+    with contextlib.closing(served_in_turn(specs, ctx.threads, ctx.sizes.servers_together)) as ready:
+        for ms, server in zip(settings, ready, strict=True):
+            rows += run_setting(ctx, server, texts, ms)
     gains = {
         str(clients): round(
             ratio(

@@ -8,36 +8,43 @@ concurrent connections.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from bench.lib.common import Context, print_table, print_targets, target, write_result
 from bench.lib.data import long_notes, sentence_set
 from bench.lib.models import build_models
-from bench.lib.serving import CONTAINER_ENV, NOTE_EVERY, drive, request_texts, serve
+from bench.lib.serving import (
+    CONTAINER_ENV,
+    NOTE_EVERY,
+    Server,
+    ServeSpec,
+    drive,
+    request_texts,
+    served_in_turn,
+)
 
 CLIENTS = 4
 PEAK_TARGET_MB = 450.0
 
 
 def measure_server(
-    ctx: Context, name: str, model_dir: Any, backend: str, texts: list[str], env: dict[str, str] | None = None
+    ctx: Context, name: str, spec: ServeSpec, server: Server, texts: list[str]
 ) -> dict[str, Any]:
-    log = ctx.work / f"memory-{name}.log"
-    with serve(model_dir, backend, ctx.threads, log, env=env) as server:
-        idle = server.memory_mb()
-        stats = drive(server.url, texts, CLIENTS, seconds=3600, max_requests=ctx.sizes.memory_requests)
-        after = server.memory_mb()
+    idle = server.memory_mb()
+    stats = drive(server.url, texts, CLIENTS, seconds=3600, max_requests=ctx.sizes.memory_requests)
+    after = server.memory_mb()
     return {
         "server": name,
-        "backend": backend,
-        "env": env or {},
-        "model": str(model_dir),
+        "backend": spec.backend,
+        "env": spec.env or {},
+        "model": str(spec.model_dir),
         "startup_seconds": round(server.ready_seconds, 1),
         "rss_ready_mb": idle["rss_mb"],
         "rss_after_mb": after["rss_mb"],
         "peak_rss_mb": after["peak_rss_mb"],
         "load": stats.summary(),
-        "log": str(log),
+        "log": str(spec.log),
     }
 
 
@@ -50,13 +57,20 @@ def run(ctx: Context) -> dict[str, Any]:
     notes = long_notes(tokenizer, max(2, ctx.sizes.notes), ctx.sizes.note_tokens, seed=ctx.seed)
     texts = request_texts(sentences.texts, notes.texts)
     ctx.log(f"memory: {ctx.sizes.memory_requests} requests to each server ({CLIENTS} clients)")
-    servers = [
-        measure_server(
-            ctx, "onnx-int8, container settings", models.onnx_int8_dir, "onnx", texts, CONTAINER_ENV
+    specs = {
+        "onnx-int8, container settings": ServeSpec(
+            ctx.work / "memory-int8-container.log", models.onnx_int8_dir, "onnx", CONTAINER_ENV
         ),
-        measure_server(ctx, "onnx-int8, defaults", models.onnx_int8_dir, "onnx", texts),
-        measure_server(ctx, "torch-fp32, defaults", models.torch_dir, "torch", texts),
-    ]
+        "onnx-int8, defaults": ServeSpec(ctx.work / "memory-int8.log", models.onnx_int8_dir, "onnx"),
+        "torch-fp32, defaults": ServeSpec(ctx.work / "memory-torch.log", models.torch_dir, "torch"),
+    }
+    # Each server is driven alone; RSS is per process, so servers started together do not change it.
+    together = ctx.sizes.servers_together
+    with contextlib.closing(served_in_turn(list(specs.values()), ctx.threads, together)) as ready:
+        servers = [
+            measure_server(ctx, name, spec, server, texts)
+            for (name, spec), server in zip(specs.items(), ready, strict=True)
+        ]
     int8 = servers[0]
     errors = sum(s["load"]["errors"] for s in servers)
     result = {

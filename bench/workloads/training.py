@@ -2,8 +2,9 @@
 loraner's trainer, LoRA r=16 on query,value, batch 16, on the RoBERTa-base-shaped model; then the same
 D vs loraner on the MiniLM with CoNLL for one epoch, comparing validation F1 (paired bootstrap).
 
-Each variant is a ``bench.train_worker`` subprocess (its own peak RSS, no state shared between
-variants). Samples/s is the median over four timing windows of each run.
+Each variant is a ``bench.lib.train_worker`` subprocess (its own peak RSS, no state shared between
+variants; quick mode runs the speed variants in one, ``Sizes.one_training_process``). Samples/s is the
+median over four timing windows of each run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bench.lib.common import (
     write_result,
 )
 from bench.lib.data import read_conll_examples, sentence_examples
-from bench.lib.models import build_models
+from bench.lib.models import build_base
 from bench.lib.train_worker import VARIANTS
 from loraner.scores import micro, span_counts
 from loraner.types import Span
@@ -67,24 +68,44 @@ def write_examples(path: Path, examples: Sequence[Any], labels: Sequence[str] | 
 
 
 def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return run_workers(ctx, {name: spec}, one_process=False)[name]
+
+
+def run_workers(
+    ctx: Context, specs: dict[str, dict[str, Any]], one_process: bool
+) -> dict[str, dict[str, Any]]:
+    """Each named spec trained by a ``bench.lib.train_worker`` process of its own, or all of them by one
+    (``one_process``: one after another, without peak RSS figures); their results by name."""
     work = ctx.work / "training"
-    spec_path, out = work / f"{name}.spec.json", work / f"{name}.result.json"
-    spec = {"threads": ctx.threads, "seed": ctx.seed, **spec, "out": str(out)}
-    spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    out.unlink(missing_ok=True)
-    log = work / f"{name}.log"
-    ctx.log(f"  training {name}")
-    with log.open("wb") as handle:
-        subprocess.run(
-            [sys.executable, "-m", "bench.lib.train_worker", str(spec_path)],
-            cwd=REPO_DIR,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if not out.exists():
-        return {"variant": spec["variant"], "error": f"the worker wrote no result; see {log}"}
-    return json.loads(out.read_text(encoding="utf-8"))
+    work.mkdir(parents=True, exist_ok=True)
+    outs: dict[str, Path] = {}
+    full: dict[str, dict[str, Any]] = {}
+    for name, spec in specs.items():
+        outs[name] = work / f"{name}.result.json"
+        full[name] = {"threads": ctx.threads, "seed": ctx.seed, **spec, "out": str(outs[name])}
+        outs[name].unlink(missing_ok=True)
+    groups = [list(specs)] if one_process else [[name] for name in specs]
+    results: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        label = " + ".join(group)
+        spec_path, log = work / f"{group[0]}.spec.json", work / f"{group[0]}.log"
+        spec_path.write_text(json.dumps([full[name] for name in group]), encoding="utf-8")
+        ctx.log(f"  training {label}")
+        with log.open("wb") as handle:
+            subprocess.run(
+                [sys.executable, "-m", "bench.lib.train_worker", str(spec_path)],
+                cwd=REPO_DIR,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        for name in group:
+            results[name] = (
+                json.loads(outs[name].read_text(encoding="utf-8"))
+                if outs[name].exists()
+                else {"variant": specs[name]["variant"], "error": f"the worker wrote no result; see {log}"}
+            )
+    return results
 
 
 # --- speed on the RoBERTa-base-shaped model ---------------------------------------------------------
@@ -93,7 +114,7 @@ def run_worker(ctx: Context, spec: dict[str, Any], name: str) -> dict[str, Any]:
 def speed_runs(ctx: Context) -> list[dict[str, Any]]:
     from loraner.modeldir import load_tokenizer
 
-    models = build_models(ctx)
+    models = build_base(ctx)  # the PyTorch model alone: training needs no export
     tokenizer = load_tokenizer(models.torch_dir)
     examples, source = sentence_examples(ctx.sizes.train_samples, "train", tokenizer, seed=ctx.seed)
     data = write_examples(ctx.work / "training" / "speed-train.json", examples, models.labels)
@@ -108,11 +129,9 @@ def speed_runs(ctx: Context) -> list[dict[str, Any]]:
     ]
     if ctx.sizes.compile_steps:
         plan.append(("loraner+compile", ctx.sizes.compile_steps))
-    runs = []
-    for variant, steps in plan:
-        result = run_worker(ctx, {**base, "variant": variant, "max_steps": steps}, f"speed-{variant}")
-        runs.append({**result, "data": source, "model_name": models.name})
-    return runs
+    specs = {f"speed-{variant}": {**base, "variant": variant, "max_steps": steps} for variant, steps in plan}
+    results = run_workers(ctx, specs, one_process=ctx.sizes.one_training_process)
+    return [{**result, "data": source, "model_name": models.name} for result in results.values()]
 
 
 # --- F1 on the MiniLM with CoNLL ---------------------------------------------------------------------

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,14 @@ REPO = Path(__file__).resolve().parents[2]
 # Every registered workload but scale, whose Ray and torchrun start-ups take minutes (tests/inference and
 # tests/train run those paths): a new workload is smoke-tested as soon as it is registered.
 WORKLOADS = tuple(name for name in ALL_WORKLOADS if name != "scale")
+# Two runs side by side, one per core: training and adapters (they need only the PyTorch model, so
+# they start while the first run builds the exports) with soak (it waits for them, and evens out the two
+# runs' CPU time: about 110 s each here), and every other workload.
+SECOND_RUN = ("training", "soak", "adapters")
+GROUPS = (
+    tuple(name for name in WORKLOADS if name not in SECOND_RUN),
+    tuple(name for name in WORKLOADS if name in SECOND_RUN),
+)
 TITLES = (
     "Inference throughput",
     "Single-sentence latency",
@@ -31,47 +41,89 @@ TITLES = (
 )
 
 
+@dataclass(frozen=True)
+class QuickRun:
+    """``python -m bench.run --quick`` over :data:`GROUPS`: one process per group, run side by side,
+    each with its own results folder."""
+
+    runs: tuple[subprocess.CompletedProcess[str], ...]
+    results: tuple[Path, ...]
+
+    @property
+    def stdout(self) -> str:
+        return "\n".join(run.stdout for run in self.runs)
+
+    def check(self) -> None:
+        for run in self.runs:
+            assert run.returncode == 0, run.stderr[-3000:]
+
+    def json(self, workload: str) -> dict:
+        (results,) = [r for r, group in zip(self.results, GROUPS, strict=True) if workload in group]
+        return json.loads((results / f"{workload}.json").read_text())
+
+
 @pytest.fixture(scope="module")
-def quick_run(
-    tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path
-) -> tuple[subprocess.CompletedProcess[str], Path]:
-    results = tmp_path_factory.mktemp("bench-results")
-    command = [
-        sys.executable,
-        "-m",
-        "bench.run",
-        "--quick",
-        "--only",
-        ",".join(WORKLOADS),
-        "--threads",
-        "1",
-        "--results",
-        str(results),
-        "--trained-model",
-        str(results / "no-trained-model"),
-        "--tokenizer",  # the suite's own: the smoke run needs nothing from ../shared
-        str(roberta_tokenizer_dir),
-    ]
+def quick_run(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path) -> QuickRun:
+    base = tmp_path_factory.mktemp("bench-results")
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    # Under a minute per workload on an idle machine; the limit leaves room for a shared, busy one.
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
-    return done, results
+    commands = [
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--only",
+            ",".join(group),
+            "--threads",
+            "1",
+            "--results",
+            str(base / f"run-{i}"),
+            "--trained-model",
+            str(base / "no-trained-model"),
+            "--tokenizer",  # the suite's own: the smoke run needs nothing from ../shared
+            str(roberta_tokenizer_dir),
+        ]
+        for i, group in enumerate(GROUPS)
+    ]
+    logs = [(base / f"run-{i}.out", base / f"run-{i}.err") for i in range(len(GROUPS))]
+    processes = []
+    try:
+        for command, (out, err) in zip(commands, logs, strict=True):
+            with out.open("w") as stdout, err.open("w") as stderr:
+                processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=stdout, stderr=stderr))
+        # Two minutes or so on an idle machine; the limit leaves room for a shared, busy one.
+        deadline = time.monotonic() + 1500
+        for process in processes:
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    runs = tuple(
+        subprocess.CompletedProcess(command, process.returncode, out.read_text(), err.read_text())
+        for command, process, (out, err) in zip(commands, processes, logs, strict=True)
+    )
+    return QuickRun(runs, tuple(base / f"run-{i}" for i in range(len(GROUPS))))
 
 
 def test_when_quick_mode_runs_then_every_workload_writes_json_and_a_table(quick_run):
-    done, results = quick_run
-    assert done.returncode == 0, done.stderr[-3000:]
-    for title in (*TITLES, "All targets"):
-        assert title in done.stdout, title
+    quick_run.check()
+    for title in TITLES:
+        assert title in quick_run.stdout, title
+    for run in quick_run.runs:
+        assert "All targets" in run.stdout
     for workload in WORKLOADS:
-        data = json.loads((results / f"{workload}.json").read_text())
+        data = quick_run.json(workload)
         assert data["quick"] is True and data["machine"]["threads"] == 1
         assert data["machine"]["versions"]["onnxruntime"]
         if workload == "generalization" and "skipped" in data:
             continue  # no Nor-DeID notes here: test_generalization_... below says so
         assert data["targets"] and all({"name", "value", "passed"} <= set(t) for t in data["targets"])
-    summary = json.loads((results / "summary.json").read_text())
-    assert len(summary["targets"]) >= len(WORKLOADS) and summary["minutes"] > 0
+    for results, group in zip(quick_run.results, GROUPS, strict=True):
+        summary = json.loads((results / "summary.json").read_text())
+        assert summary["workloads"] == list(group)
+        assert len(summary["targets"]) >= len(group) and summary["minutes"] > 0
 
 
 def test_the_generalization_workload_scores_the_nor_deid_holdout_notes(quick_run):
@@ -80,20 +132,18 @@ def test_the_generalization_workload_scores_the_nor_deid_holdout_notes(quick_run
     from loraner.eval.generalization import nor_deid_available
     from loraner.settings import shared_dir
 
-    done, results = quick_run
-    data = json.loads((results / "generalization.json").read_text())
+    data = quick_run.json("generalization")
     if not nor_deid_available():
         assert data["skipped"] == "no ../shared/data/nor-deid-synth" and data["targets"] == []
         pytest.skip(
             f"needs the nor-deid-synth data files of ../shared, not in a clone (looked in {shared_dir()})"
         )
-    assert "Generalization" in done.stdout
+    assert "Generalization" in quick_run.stdout
     assert data["targets"] and all({"name", "value", "passed"} <= set(t) for t in data["targets"])
 
 
 def test_the_bf16_target_is_judged_beside_this_cpus_measured_linear_layer_ceiling(quick_run):
-    _, results = quick_run
-    inference = json.loads((results / "inference.json").read_text())
+    inference = quick_run.json("inference")
     ceiling = inference["bf16_linear_ceiling"]
     assert ceiling["fp32_gflops"] > 0 and ceiling["bf16_gflops"] > 0 and ceiling["bf16_vs_fp32"] > 0
     bf16 = next(t for t in inference["targets"] if t["name"] == "torch bf16 vs fp32 throughput (x)")
@@ -104,8 +154,7 @@ def test_the_bf16_target_is_judged_beside_this_cpus_measured_linear_layer_ceilin
 
 
 def test_openvino_and_onnx_int8_run_end_to_end_and_model_only_in_the_same_run(quick_run):
-    _, results = quick_run
-    inference = json.loads((results / "inference.json").read_text())
+    inference = quick_run.json("inference")
     throughput = {r["variant"] for r in inference["throughput"]}
     assert {"loraner openvino int8, defaults", "loraner onnx int8, defaults"} <= throughput
     assert any(v.startswith("loraner openvino fp32, bf16 hint (ran ") for v in throughput)
@@ -126,8 +175,7 @@ def test_openvino_and_onnx_int8_run_end_to_end_and_model_only_in_the_same_run(qu
 
 
 def test_when_no_trained_model_then_accuracy_says_skipped(quick_run):
-    _, results = quick_run
-    accuracy = json.loads((results / "inference.json").read_text())["accuracy"]
+    accuracy = quick_run.json("inference")["accuracy"]
     assert accuracy["skipped"].startswith("no trained model at")
 
 
@@ -225,8 +273,7 @@ def test_worker_evaluation_scores_through_the_predictor_and_feeds_the_bootstrap(
 
 
 def test_when_quick_mode_runs_then_adapters_covers_every_measurement(quick_run):
-    _, results = quick_run
-    data = json.loads((results / "adapters.json").read_text())
+    data = quick_run.json("adapters")
     assert {(r["dtype"], r["kind"]) for r in data["throughput"]["rows"]} == {
         (d, k) for d in ("fp32", "bf16", "int8", "onnx-int8") for k in ("merged", "mixed")
     }
@@ -240,9 +287,8 @@ def test_when_quick_mode_runs_then_adapters_covers_every_measurement(quick_run):
 
 
 def test_the_training_speed_rows_time_the_frozen_base_both_ways(quick_run):
-    done, results = quick_run
-    assert done.returncode == 0, done.stderr[-3000:]
-    speed = {r["variant"]: r for r in json.loads((results / "training.json").read_text())["speed"]}
+    quick_run.check()
+    speed = {r["variant"]: r for r in quick_run.json("training")["speed"]}
     assert speed["loraner-bf16"]["frozen_base"] == "bf16" and speed["loraner-bf16"]["bf16_autocast"]
     assert speed["loraner-bf16-fp32base"]["frozen_base"] == "fp32"
     assert speed["loraner-bf16-fp32base"]["bf16_autocast"] and speed["loraner"]["frozen_base"] == "fp32"

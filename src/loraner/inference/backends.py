@@ -14,6 +14,7 @@ import ctypes.util
 import importlib.util
 import os
 import pickle
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -124,12 +125,16 @@ class TorchBackend:
         was_training = self.model.training
         self.model.eval()
         autocast = torch.autocast(torch.device(device).type, torch.bfloat16, enabled=self.autocast)
+        ids = torch.from_numpy(input_ids).to(device)
+        mask = torch.from_numpy(attention_mask).to(device)
+        dynamo = sys.modules.get("torch._dynamo")  # not imported: the model cannot be a compiled one
+        if dynamo is not None and isinstance(self.model, dynamo.eval_frame.OptimizedModule):
+            # The batch size as a size known only at run time (compile_for_inference says why).
+            dynamo.decorators.mark_unbacked(ids, 0)
+            dynamo.decorators.mark_unbacked(mask, 0)
         try:
             with torch.inference_mode(), autocast:
-                out = self.model(
-                    input_ids=torch.from_numpy(input_ids).to(device),
-                    attention_mask=torch.from_numpy(attention_mask).to(device),
-                ).logits
+                out = self.model(input_ids=ids, attention_mask=mask).logits
         finally:
             self.model.train(was_training)
         return out.float().cpu().numpy()
@@ -137,11 +142,16 @@ class TorchBackend:
 
 def compile_for_inference(model: Any) -> Any:
     """``torch.compile`` for serving: inductor with the weights frozen as constants, so oneDNN packs them
-    once instead of on every call, and shapes dynamic, so batches of other sizes and lengths reuse the
-    first compilation. The first call compiles (about 50 s for RoBERTa-base on 2 cores; a C++ compiler
-    must be installed). Measured on Zen 4 (AVX512-BF16), 2 threads, RoBERTa-base shape, ``make bench``:
-    bf16 single-sentence p50 31.5 ms against 53.8 eager; 48.7 against 44.9 sentences/s in batches (2.24x
-    eager fp32). fp32 gained nothing in our runs, so compile where bf16 runs."""
+    once instead of on every call, and shapes dynamic. With ``dynamic=True`` alone Dynamo still
+    specializes a size of 0 or 1, so the one-window batch of the dry run a server makes before it
+    reports ready would compile a graph for batch size 1, and the first batch of two or more would
+    compile another one while requests wait; :meth:`TorchBackend.logits` marks the batch dimension as
+    known only at run time (``mark_unbacked``), so the first call's graph serves every batch size,
+    one included, and every length. The first call compiles (about 50 s for RoBERTa-base on 2 cores; a
+    C++ compiler must be installed). Measured on Zen 4 (AVX512-BF16), 2 threads, RoBERTa-base shape,
+    ``make bench``: bf16 single-sentence p50 31.5 ms against 53.8 eager; 48.7 against 44.9
+    sentences/s in batches (2.24x eager fp32). fp32 gained nothing in our runs, so compile where bf16
+    runs."""
     import torch._inductor.config as inductor_config  # present whenever a TorchBackend exists
 
     inductor_config.freezing = True  # process-wide: read when a compiled model is first called
