@@ -36,7 +36,7 @@ DEFAULT_TRAINED = Path("runs/conll-lora/merged")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="tiny model and sizes (the smoke test, < 1 minute)"
+        "--quick", action="store_true", help="tiny model and sizes (the smoke test, a few minutes)"
     )
     parser.add_argument(
         "--only",
