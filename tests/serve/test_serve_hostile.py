@@ -87,17 +87,20 @@ def test_when_inference_outlives_the_request_timeout_then_it_stops_and_answers_5
 
 def test_a_forward_pass_that_would_end_after_the_deadline_is_not_started():
     predictor = FakePredictor(per_text=0.5)  # one "forward pass" per text
-    settings = ServeSettings(request_timeout_s=1.4, max_batch=64)
+    settings = ServeSettings(request_timeout_s=1.9, max_batch=64)
     with running_server(create_app(settings, lambda s: predictor)) as url:
         wait_ready(url)
         fits = httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo"] * 2}, timeout=30)
         started = time.monotonic()
         late = httpx.post(f"{url}/predict/batch", json={"texts": ["Oslo"] * 5}, timeout=30)
         answered_after = time.monotonic() - started
-    assert fits.status_code == 200  # 1 s of passes inside 1.4 s
-    # The third pass would end at 1.5 s: the request is answered before its deadline, not after it.
-    assert late.status_code == 503 and answered_after < 1.4, answered_after
-    assert predictor.texts_done == 2 + 2
+    assert fits.status_code == 200  # 1 s of passes inside 1.9 s
+    # Passes end at 0.5, 1.0 and 1.5 s; the fourth would end at 2.0 s: the request is answered before
+    # its deadline, not after it.
+    assert late.status_code == 503 and answered_after < 1.9, answered_after
+    # Three passes of the late request fit; on a loaded machine a slow pass makes the estimate stop one
+    # pass earlier, never later.
+    assert 2 + 2 <= predictor.texts_done <= 2 + 3, predictor.texts_done
 
 
 def test_when_the_client_goes_away_then_its_work_stops_and_others_are_not_delayed():
