@@ -208,3 +208,25 @@ BAD_BATCH_BODIES = [
     ({"texts": ["ok", "y" * 1001]}, "texts[1] has 1001 characters"),  # one too long
     ({"text": "a"}, "texts: Field required"),  # single body to the batch endpoint
 ]
+
+
+def assert_a_broken_adapter_is_a_503(
+    client: httpx.Client, texts: Sequence[str], broken: str, working: str, reason: str, hidden: str
+) -> httpx.Response:
+    """Requests naming ``broken`` (alone, in a mixed batch, through de-identification) answer 503 naming it
+    and ``reason`` but not the server's path ``hidden``; ``working`` still answers: its response is
+    returned for the caller to check."""
+    for path, body in [
+        ("/predict", {"text": texts[0], "adapter": broken}),
+        ("/predict/batch", {"texts": texts[:3], "adapters": [working, broken, working]}),
+        ("/deidentify", {"text": texts[0], "adapter": broken}),
+    ]:
+        response = client.post(path, json=body)
+        assert response.status_code == 503, (path, response.text)
+        answer = response.json()
+        assert answer["adapter"] == broken and reason in answer["detail"], (path, answer)
+        assert hidden not in answer["detail"]  # clients are not told the server's paths
+        assert response.headers["Retry-After"]
+    fine = client.post("/predict", json={"text": texts[0], "adapter": working})
+    assert fine.status_code == 200, fine.text
+    return fine

@@ -87,7 +87,7 @@ def test_an_onnx_adapter_broken_after_start_up_is_a_503_naming_it_and_the_others
 ):
     import shutil
 
-    from serve_helpers import running_server, wait_ready
+    from serve_helpers import assert_a_broken_adapter_is_a_503, running_server, wait_ready
 
     from loraner.serve import ServeSettings, create_app
 
@@ -98,14 +98,7 @@ def test_an_onnx_adapter_broken_after_start_up_is_a_503_naming_it_and_the_others
         wait_ready(url)
         weights = late / "adapter.onnx_adapter"
         weights.write_bytes(weights.read_bytes()[:100])  # replaced by a broken copy after start-up
-        for path, body in [
-            ("/predict", {"text": TEXTS[0], "adapter": "late"}),
-            ("/predict/batch", {"texts": TEXTS, "adapters": ["clinical", "late", "clinical"]}),
-        ]:
-            response = client.post(path, json=body)
-            assert response.status_code == 503, (path, response.text)
-            assert response.json()["adapter"] == "late" and "cannot be read" in response.json()["detail"]
-            assert str(tmp_path) not in response.json()["detail"]
-        fine = client.post("/predict", json={"text": TEXTS[0], "adapter": "clinical"})
-        assert fine.status_code == 200
+        fine = assert_a_broken_adapter_is_a_503(
+            client, TEXTS, "late", "clinical", "cannot be read", str(tmp_path)
+        )
         assert spans(fine.json()["entities"]) == spans(local.predict(TEXTS[0], "clinical"))

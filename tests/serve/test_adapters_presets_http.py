@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import running_server, wait_process_ready, wait_ready
+from serve_helpers import assert_a_broken_adapter_is_a_503, running_server, wait_process_ready, wait_ready
 
 from loraner.inference import NERPredictor
 from loraner.serve import ServeSettings, create_app
@@ -128,19 +128,9 @@ def test_an_adapter_that_fails_at_first_load_is_a_503_naming_it_and_the_others_s
         wait_ready(url)
         weights = late / "adapter_model.safetensors"
         weights.write_bytes(weights.read_bytes()[:100])  # replaced by a broken copy after start-up
-        for path, body in [
-            ("/predict", {"text": TEXTS[0], "adapter": "late"}),
-            ("/predict/batch", {"texts": TEXTS, "adapters": ["clinical", "late", "clinical"]}),
-            ("/deidentify", {"text": TEXTS[0], "adapter": "late"}),
-        ]:
-            response = client.post(path, json=body)
-            assert response.status_code == 503, (path, response.text)
-            assert (
-                response.json()["adapter"] == "late" and "weights cannot be read" in response.json()["detail"]
-            )
-            assert response.headers["Retry-After"]
-        fine = client.post("/predict", json={"text": TEXTS[0], "adapter": "clinical"})
-        assert fine.status_code == 200
+        fine = assert_a_broken_adapter_is_a_503(
+            client, TEXTS, "late", "clinical", "weights cannot be read", str(tmp_path)
+        )
         assert spans(fine.json()["entities"]) == spans(merged["clinical"].predict(TEXTS[0]))
 
 
