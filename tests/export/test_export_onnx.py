@@ -79,7 +79,7 @@ def test_when_quantization_fails_then_raise(tmp_path, tiny_roberta_dir, monkeypa
 
 
 def test_when_fp32_logits_diverge_then_raise_with_report(tmp_path, tiny_roberta_dir, monkeypatch):
-    monkeypatch.setattr(onnx_export, "logits_parity", lambda *args: (0.5, 0.7))
+    monkeypatch.setattr(parity, "logits_parity", lambda *args: (0.5, 0.7))
     with pytest.raises(ModelError, match=r"differ from PyTorch by 5\.00e-01"):
         export_onnx(tiny_roberta_dir, tmp_path / "bad")
     assert json.loads((tmp_path / "bad" / "export_report.json").read_text())["fp32_max_abs_diff"] == 0.5

@@ -35,7 +35,6 @@ from loraner.export.parity import (
     DEFAULT_SAMPLE,
     ParityReport,
     entity_parity,
-    logits_parity,
     reference_predictor,
     sample_windows,
     traceable_model,
@@ -88,22 +87,19 @@ def export_onnx(
         fp32_path = Path(tmp) / "model.fp32.onnx"
         _torch_export(model.path, fp32_path, opset)
         fp32_backend = OnnxBackend.from_file(fp32_path, threads)
-        windows = sample_windows(torch_predictor, texts)
-        max_diff, agreement = logits_parity(
-            torch_predictor.backend, fp32_backend, windows, torch_predictor.pad_id
-        )
-        report = ExportReport(
-            source,
-            str(output_dir),
-            quantize,
-            len(texts),
-            len(windows),
-            max_diff,
-            agreement,
-            atol,
+        report = ExportReport.of_fp32_graph(
+            torch_predictor,
+            fp32_backend,
+            sample_windows(torch_predictor, texts),
+            runtime="ONNX",
+            folder=output_dir,
+            model_dir=source,
+            output_dir=output_dir,
+            quantization=quantize,
+            sample_texts=len(texts),
+            atol=atol,
             opset=opset,
         )
-        report.check_fp32("ONNX", output_dir)
         final_path = fp32_path
         if quantize == "int8":
             final_path = Path(tmp) / "model.int8.onnx"

@@ -34,7 +34,6 @@ from loraner.export.parity import (
     DEFAULT_SAMPLE,
     ParityReport,
     entity_parity,
-    logits_parity,
     reference_predictor,
     sample_windows,
     traceable_model,
@@ -122,22 +121,20 @@ def export_openvino(
         ov.save_model(fp32_graph, str(fp32_path), compress_to_fp16=False)
         # f32 hint: the check compares the graph's own numbers with PyTorch's, whatever the CPU.
         fp32_backend = OpenVinoBackend.from_file(fp32_path, threads, dtype="fp32")
-        max_diff, agreement = logits_parity(
-            torch_predictor.backend, fp32_backend, windows, torch_predictor.pad_id
-        )
-        report = OpenVinoReport(
-            source,
-            str(output),
-            quantize,
-            len(calibration.texts),
-            len(windows),
-            max_diff,
-            agreement,
-            atol,
+        report = OpenVinoReport.of_fp32_graph(
+            torch_predictor,
+            fp32_backend,
+            windows,
+            runtime="OpenVINO",
+            folder=target,
+            model_dir=source,
+            output_dir=output,
+            quantization=quantize,
+            sample_texts=len(calibration.texts),
+            atol=atol,
             calibration=calibration.source,
             openvino_version=ov.__version__,
         )
-        report.check_fp32("OpenVINO", target)
         final_path = fp32_path
         if quantize == "int8":
             final_path = Path(tmp) / "int8" / OPENVINO_MODEL_FILE

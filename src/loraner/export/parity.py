@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -75,6 +75,40 @@ class ParityReport:
         path = folder / EXPORT_REPORT_FILE
         path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
         return path
+
+    @classmethod
+    def of_fp32_graph(
+        cls,
+        reference: NERPredictor,
+        graph: Any,
+        windows: Sequence[tuple[int, ...]],
+        *,
+        runtime: str,
+        folder: Path,
+        model_dir: str,
+        output_dir: Path,
+        quantization: str | None,
+        sample_texts: int,
+        atol: float,
+        **fields: Any,
+    ) -> Self:
+        """The fp32 ``graph`` (a backend of ``runtime``) against ``reference`` in PyTorch on ``windows``,
+        with the export's own ``fields``; refused (:meth:`check_fp32`, the report written to ``folder``)
+        where the logits differ by more than ``atol``."""
+        max_diff, agreement = logits_parity(reference.backend, graph, windows, reference.pad_id)
+        report = cls(
+            model_dir,
+            str(output_dir),
+            quantization,
+            sample_texts,
+            len(windows),
+            max_diff,
+            agreement,
+            atol,
+            **fields,
+        )
+        report.check_fp32(runtime, folder)
+        return report
 
     def check_fp32(self, runtime: str, folder: Path) -> None:
         """Refuse the graph (:class:`ModelError`, this report written to ``folder`` first) where its fp32
