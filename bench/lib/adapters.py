@@ -242,3 +242,20 @@ def onnx_adapters(ctx: Context, base: BenchBase, aset: AdapterSet) -> Path:
             )
             (out / "done").write_text("ok", encoding="utf-8")
     return out
+
+
+def onnx_serve_args(ctx: Context, base: BenchBase, aset: AdapterSet, count: int) -> list[str]:
+    """``loraner serve`` options for ONNX Runtime's route, as the 1 GB box serves adapters: the
+    exported int8 base graph and the first ``count`` adapters in ONNX Runtime's form."""
+    graph = onnx_adapters(ctx, base, aset)
+    folder = aset.folder(count, source=f"{ONNX_ADAPTERS}/adapters")
+    return [
+        "--base",
+        str(graph),
+        "--adapters",
+        str(folder.resolve()),
+        "--backend",
+        "onnx",
+        "--base-quantization",
+        "int8",
+    ]

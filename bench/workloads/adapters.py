@@ -38,11 +38,11 @@ from typing import Any
 
 from bench.lib.adapters import (
     N_ADAPTERS,
-    ONNX_ADAPTERS,
     AdapterSet,
     build_adapters,
     merged_onnx_int8,
     onnx_adapters,
+    onnx_serve_args,
 )
 from bench.lib.common import (
     REPO_DIR,
@@ -362,10 +362,7 @@ def serving(ctx: Context, base: BenchBase, aset: AdapterSet, texts: list[str]) -
             ["--dtype", "fp32", "--base-quantization", "int8"] if dtype == "int8" else ["--dtype", dtype]
         )
         if dtype == ONNX_INT8:  # the exported base graph and the same adapters in ONNX Runtime's form
-            graph = onnx_adapters(ctx, base, aset)
-            folder = aset.folder(count, source=f"{ONNX_ADAPTERS}/adapters")
-            args = ["--base", str(graph), "--adapters", str(folder.resolve())]
-            base_args = ["--backend", "onnx", "--base-quantization", "int8"]
+            args, base_args = onnx_serve_args(ctx, base, aset, count), []
         # The settings of docker/Dockerfile (one inference at a time, two malloc arenas): the 1 GB
         # instance's configuration, as the memory workload measures the int8 server.
         log = ctx.work / f"adapters-serve-{dtype}-{count}.log"
