@@ -294,6 +294,7 @@ def run_churn_soak(
         row = soak(ctx, server, soak_bodies(ctx.seed, names), churn.poll)
     return {
         **row,
+        "startup_seconds": round(server.ready_seconds, 1),
         "adapters": len(names),
         "max_loaded_adapters": max_loaded,
         "server_env": CONTAINER_ENV,
