@@ -50,6 +50,10 @@ class Sizes:
     compile_steps: int  # steps of the torch.compile probe (0 = skip)
     soak_clients: int = 64  # soak: closed-loop clients, mixed lengths and some invalid requests
     soak_seconds: float = 120.0
+    # soak's parts: merged (one int8 model), churn (a base and adapters, more than it keeps loaded)
+    soak_sections: tuple[str, ...] = ("merged", "churn")
+    churn_adapters: int = 16  # churn: the adapters requests name at random (the adapters workload's 16)
+    churn_max_loaded: int = 4  # churn: `--max-loaded-adapters`, so that requests load and evict them
     overload_clients: int = 256  # overload: far more clients than the queue admits
     overload_seconds: float = 60.0
     overload_timeout_s: float = 10.0  # the server's LORANER_REQUEST_TIMEOUT_S in the overload run

@@ -1,10 +1,13 @@
 """Hostile clients against a real ``loraner serve`` (loopback), shared by the ``soak`` and ``overload``
 workloads.
 
-``run_soak``: ``soak_clients`` closed-loop clients for ``soak_seconds`` posting a mix of single
+``soak``: ``soak_clients`` closed-loop clients for ``soak_seconds`` posting a mix of single
 sentences, paragraphs, long notes, small batches and invalid bodies (an empty text, a lone surrogate, a
-batch over the limit). Reports errors (any 5xx or transport error; the invalid bodies must get their
-4xx), p50/p99 of the valid requests, and the server's RSS at start, 30 s, middle and end.
+batch over the limit, broken JSON) to a running server. Reports errors (any 5xx or transport error; the
+invalid bodies must get their 4xx), p50/p99 of the valid requests, and the server's RSS at start, 30 s,
+middle and end. ``run_soak`` soaks one model; ``run_churn_soak`` a multi-adapter server with a cap on
+the adapters kept loaded, each request naming a random adapter (and some an unknown one: 404), with the
+loads and evictions ``GET /adapters`` shows (``AdapterChurn``).
 
 ``run_overload``: ``overload_clients`` clients posting sentences with the server's request timeout set
 to ``overload_timeout_s``. Reports the share shed with 503 (+ Retry-After), other errors, and p50/p99 of
@@ -18,14 +21,20 @@ import json
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.lib.common import Context, percentile
 from bench.lib.data import generated_sentences
-from bench.lib.serving import Server, serve
+from bench.lib.serving import CONTAINER_ENV, Server, serve
+
+Body = tuple[str, dict[str, Any] | str, int]  # path, JSON body (a string: sent as is), expected status
+Probe = Callable[[httpx.AsyncClient], Awaitable[None]]
+UNKNOWN_ADAPTER = "no-such-adapter"  # named by some churn-soak requests: 404, listing the served ones
 
 
 @dataclass
@@ -46,28 +55,40 @@ class Tally:
             self.examples.append(what)
 
 
-def soak_bodies(seed: int) -> list[tuple[str, dict[str, Any] | str, int]]:
-    """(path, body, expected status) mixing lengths and some invalid requests."""
+def soak_bodies(seed: int, adapters: Sequence[str] = ()) -> list[Body]:
+    """(path, body, expected status) mixing lengths and some invalid requests. With ``adapters`` (a
+    multi-adapter server without a default adapter), each valid body names a random one of them (every
+    other batch one per text: a mixed batch), and one invalid body in five names an unknown adapter (the
+    first: a short run sends it too)."""
     sentences = generated_sentences(400, seed)
     rng = random.Random(seed)
-    bodies: list[tuple[str, dict[str, Any] | str, int]] = []
+
+    def routed(body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "adapter": rng.choice(adapters)} if adapters else body
+
+    bad: list[Body] = [
+        ("/predict", {"text": "   "}, 422),
+        ("/predict", '{"text": "Kari \\ud800 Nordmann"}', 422),
+        ("/predict/batch", {"texts": ["x"] * 65}, 422),
+        ("/predict", '{"text": ', 422),
+    ]
+    if adapters:
+        bad.insert(0, ("/predict", {"text": sentences[0], "adapter": UNKNOWN_ADAPTER}, 404))
+    bodies: list[Body] = []
     for i in range(400):
         kind = i % 10
         if kind < 5:
-            bodies.append(("/predict", {"text": rng.choice(sentences)}, 200))
+            bodies.append(("/predict", routed({"text": rng.choice(sentences)}), 200))
         elif kind < 7:
-            bodies.append(("/predict", {"text": " ".join(rng.sample(sentences, 8))}, 200))
+            bodies.append(("/predict", routed({"text": " ".join(rng.sample(sentences, 8))}), 200))
         elif kind == 7:
-            bodies.append(("/predict", {"text": " ".join(rng.sample(sentences, 60))}, 200))
+            bodies.append(("/predict", routed({"text": " ".join(rng.sample(sentences, 60))}), 200))
         elif kind == 8:
-            bodies.append(("/predict/batch", {"texts": rng.sample(sentences, 6)}, 200))
+            texts = rng.sample(sentences, 6)
+            mixed = bool(adapters) and i % 20 == 8
+            batch = {"texts": texts, "adapters": [rng.choice(adapters) for _ in texts]} if mixed else None
+            bodies.append(("/predict/batch", batch or routed({"texts": texts}), 200))
         else:
-            bad = [
-                ("/predict", {"text": "   "}, 422),
-                ("/predict", '{"text": "Kari \\ud800 Nordmann"}', 422),
-                ("/predict/batch", {"texts": ["x"] * 65}, 422),
-                ("/predict", '{"text": ', 422),
-            ]
             bodies.append(bad[(i // 10) % len(bad)])
     return bodies
 
@@ -79,10 +100,13 @@ async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any] | str
 
 
 async def closed_loop(
-    url: str, bodies: list[tuple[str, Any, int]], clients: int, seconds: float, on_tick: Any = None
+    url: str, bodies: list[Body], clients: int, seconds: float, on_tick: Probe | None = None
 ) -> tuple[Tally, float]:
+    """``clients`` workers posting ``bodies`` in turn until ``seconds`` have passed; ``on_tick`` is
+    awaited once a second with the client (one connection more than the workers is kept for it). A 503
+    is a shed (the client backs off), unless it names an adapter: one that cannot be loaded is an error."""
     tally = Tally()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
     sent = 0
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         deadline = time.perf_counter() + seconds
@@ -101,7 +125,7 @@ async def closed_loop(
                     continue
                 status = response.status_code
                 tally.count(str(status))
-                if status == 503:
+                if status == 503 and "adapter" not in error_fields(response):
                     tally.shed += 1
                     if "retry-after" not in response.headers:
                         tally.retry_after_missing += 1
@@ -113,12 +137,21 @@ async def closed_loop(
 
         async def ticker() -> None:
             while on_tick is not None and time.perf_counter() < deadline:
-                on_tick()
+                await on_tick(client)
                 await asyncio.sleep(1.0)
 
         started = time.perf_counter()
         await asyncio.gather(ticker(), *(worker() for _ in range(clients)))
         return tally, time.perf_counter() - started
+
+
+def error_fields(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of an error answer (``detail``, ``request_id``...), or ``{}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def server_latencies(
@@ -151,26 +184,32 @@ def rss_mb(server: Server) -> float | None:
     return server.memory_mb()["rss_mb"]
 
 
-def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
+def soak(ctx: Context, server: Server, bodies: list[Body], probe: Probe | None = None) -> dict[str, Any]:
+    """``soak_clients`` closed-loop clients posting ``bodies`` to ``server`` for ``soak_seconds``, its
+    RSS sampled once a second (``probe`` awaited after each sample): requests, statuses, errors, p50/p99
+    of the valid requests (client and server side), RSS at start, after the settling time (30 s, or a
+    quarter of a shorter run), in the middle and at the end, the growth from the settled RSS to the end,
+    and the peak."""
     sizes = ctx.sizes
-    log = ctx.work / "soak.log"
     samples: list[tuple[float, float | None]] = []
-    with serve(model_dir, "onnx", ctx.threads, log) as server:
-        start_rss = rss_mb(server)
-        began = time.perf_counter()
+    start_rss = rss_mb(server)
+    began = time.perf_counter()
 
-        def tick() -> None:
-            samples.append((time.perf_counter() - began, rss_mb(server)))
+    async def tick(client: httpx.AsyncClient) -> None:
+        samples.append((time.perf_counter() - began, rss_mb(server)))
+        if probe is not None:
+            await probe(client)
 
-        tally, seconds = asyncio.run(
-            closed_loop(server.url, soak_bodies(ctx.seed), sizes.soak_clients, sizes.soak_seconds, tick)
-        )
-        end_rss = rss_mb(server)
-        seen = server_latencies(log)
+    tally, seconds = asyncio.run(
+        closed_loop(server.url, bodies, sizes.soak_clients, sizes.soak_seconds, tick)
+    )
+    end = server.memory_mb()
+    seen = server_latencies(server.log)
     settle = min(30.0, sizes.soak_seconds / 4)
     after_settle = [m for t, m in samples if t >= settle and m is not None]
     middle = [m for t, m in samples if t >= sizes.soak_seconds / 2 and m is not None]
     at_settle = after_settle[0] if after_settle else None
+    end_rss = end["rss_mb"]
     growth = (end_rss - at_settle) / at_settle if at_settle and end_rss else None
     return {
         "clients": sizes.soak_clients,
@@ -179,6 +218,7 @@ def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
         "statuses": tally.statuses,
         "errors": tally.errors,
         "error_examples": tally.examples,
+        "shed_503": tally.shed,
         "p50_ms": round(1000 * percentile(tally.latencies, 50), 1),
         "p99_ms": round(1000 * percentile(tally.latencies, 99), 1),
         "server_side": seen,
@@ -190,6 +230,76 @@ def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
         },
         "rss_growth_after_settle": None if growth is None else round(growth, 4),
         "settle_seconds": settle,
+        "peak_rss_mb": end["peak_rss_mb"],
+    }
+
+
+def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
+    """The soak against ``loraner serve --model model_dir --backend onnx`` with the service defaults."""
+    with serve(model_dir, "onnx", ctx.threads, ctx.work / "soak.log") as server:
+        return soak(ctx, server, soak_bodies(ctx.seed))
+
+
+@dataclass
+class AdapterChurn:
+    """The adapters ``GET /adapters`` shows loaded, polled during a soak. The server counts no loads or
+    evictions, so these are lower bounds: an adapter loaded at one poll and not at the next was evicted
+    (at least once) in between; one not loaded at a poll and loaded at the next was loaded."""
+
+    polls: int = 0
+    failed_polls: int = 0
+    loads_seen: int = 0
+    evictions_seen: int = 0
+    most_loaded: int = 0
+    ever_loaded: set[str] = field(default_factory=set)
+    last: set[str] | None = None
+
+    async def poll(self, client: httpx.AsyncClient) -> None:
+        try:
+            response = await client.get("/adapters")
+            response.raise_for_status()
+            loaded = {a["name"] for a in response.json()["adapters"] if a["loaded"]}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            self.failed_polls += 1
+            return
+        self.polls += 1
+        if self.last is not None:
+            self.loads_seen += len(loaded - self.last)
+            self.evictions_seen += len(self.last - loaded)
+        self.last = loaded
+        self.most_loaded = max(self.most_loaded, len(loaded))
+        self.ever_loaded |= loaded
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "polls": self.polls,
+            "failed_polls": self.failed_polls,
+            "loads_seen": self.loads_seen,
+            "evictions_seen": self.evictions_seen,
+            "most_loaded_at_once": self.most_loaded,
+            "adapters_seen_loaded": len(self.ever_loaded),
+            "source": "GET /adapters polled once a second: lower bounds (the server counts no loads or "
+            "evictions); a mixed batch may hold more than the cap while it runs",
+        }
+
+
+def run_churn_soak(
+    ctx: Context, serve_args: Sequence[str], names: Sequence[str], max_loaded: int, log: Path
+) -> dict[str, Any]:
+    """The soak against ``loraner serve serve_args --max-loaded-adapters max_loaded`` (a base and its
+    adapters, no default adapter) with the container's settings, each valid request naming a random one
+    of ``names``; ``GET /adapters`` polled beside each RSS sample (``AdapterChurn``)."""
+    churn = AdapterChurn()
+    args = [*serve_args, "--max-loaded-adapters", str(max_loaded)]
+    with serve(None, "onnx", ctx.threads, log, env=CONTAINER_ENV, model_args=args) as server:
+        row = soak(ctx, server, soak_bodies(ctx.seed, names), churn.poll)
+    return {
+        **row,
+        "startup_seconds": round(server.ready_seconds, 1),
+        "adapters": len(names),
+        "max_loaded_adapters": max_loaded,
+        "server_env": CONTAINER_ENV,
+        "adapter_churn": churn.summary(),
     }
 
 

@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 # tests/train run those paths): a new workload is smoke-tested as soon as it is registered.
 WORKLOADS = tuple(name for name in ALL_WORKLOADS if name != "scale")
 # Two runs side by side, one per core: training and adapters (they need only the PyTorch model, so
-# they start while the first run builds the exports) with soak (it waits for them, and evens out the two
-# runs' CPU time: about 110 s each here), and every other workload.
+# they start while the first run builds the exports) with soak (it waits for them, then builds the
+# adapters the adapters workload reuses for its churn part; it evens out the two runs' CPU time), and
+# every other workload.
 SECOND_RUN = ("training", "soak", "adapters")
 GROUPS = (
     tuple(name for name in WORKLOADS if name not in SECOND_RUN),
@@ -33,6 +34,7 @@ TITLES = (
     "Service under load",
     "Training speed",
     "Soak (",
+    "Soak, adapter churn (",
     "Overload (",
     "Adapters: mixed stream",
     "Adapters: memory",
@@ -284,6 +286,29 @@ def test_when_quick_mode_runs_then_adapters_covers_every_measurement(quick_run):
     assert data["servers"] and all(s["load"]["errors"] == 0 for s in data["servers"])
     cold = data["cold_and_evictions"]
     assert cold["evictions"] == data["sizes"]["adapter_switches"] and cold["cold_ms"]
+
+
+def test_the_churn_soak_loads_and_evicts_adapters_under_load_without_errors(quick_run):
+    """The adapter route of the 1 GB box (ONNX Runtime's int8 base graph) with more adapters than it
+    keeps loaded: every request names a random one, so the loaded set turns over while clients post."""
+    soak = quick_run.json("soak")
+    churn = soak["churn"]
+    assert churn["adapters"] == soak["sizes"]["churn_adapters"] == 16
+    assert churn["max_loaded_adapters"] == soak["sizes"]["churn_max_loaded"] == 4
+    assert churn["errors"] == 0, churn["error_examples"]
+    assert churn["statuses"]["200"] > 0 and churn["statuses"]["422"] > 0
+    assert churn["statuses"]["404"] > 0  # the requests naming an unknown adapter
+    assert not {s for s in churn["statuses"] if s.startswith("5")}
+    seen = churn["adapter_churn"]
+    assert seen["polls"] >= 3 and seen["failed_polls"] == 0
+    assert seen["evictions_seen"] > 0 and seen["loads_seen"] > 0
+    assert seen["adapters_seen_loaded"] > churn["max_loaded_adapters"]
+    assert all(mb and mb > 0 for mb in churn["rss_mb"].values()) and churn["peak_rss_mb"] > 0
+    assert churn["rss_growth_after_settle"] is not None
+    checks = {t["name"]: t for t in soak["targets"]}
+    assert checks["churn soak errors (5xx, transport, wrong status, failed GET /adapters)"]["passed"]
+    assert checks["churn soak evictions seen (GET /adapters polls: a lower bound)"]["passed"]
+    assert "churn soak RSS growth after the first 30 s" in checks
 
 
 def test_the_training_speed_rows_time_the_frozen_base_both_ways(quick_run):
