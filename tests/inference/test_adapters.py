@@ -107,6 +107,10 @@ def test_when_the_cap_is_reached_then_the_least_recently_used_adapter_is_evicted
     assert multi.predict_batch(TEXTS, "general") == first  # reloaded, same answers
     assert multi.pool.evictions == 2
     assert [i.loaded for i in multi.adapter_info()] == [True, False]
+    assert [(i.name, i.loads, i.evictions) for i in multi.adapter_info()] == [
+        ("general", 2, 1),
+        ("places", 1, 1),
+    ]
     multi.pool.logits(*pad([[0, 2]], 1), ["places"])  # evicted by another caller: loaded again
     assert multi.pool.loaded == ["places"]
     with pytest.raises(ModelError, match="adapter 'medication' is not configured"):

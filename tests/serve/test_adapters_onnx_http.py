@@ -58,7 +58,16 @@ def test_loraner_serve_runs_the_int8_onnx_adapters_without_torch(onnx_adapters_d
             assert batch.status_code == 200, batch.text
             got = [spans(r["entities"]) for r in batch.json()["results"]]
             assert got == [spans(e) for e in local.predict_batch(texts, mixed)] and any(got)
-            assert sum(a["loaded"] for a in client.get("/adapters").json()["adapters"]) == 2
+            listed = client.get("/adapters").json()["adapters"]
+            assert sum(a["loaded"] for a in listed) == 2
+            loads = {a["name"]: a["loads"] for a in listed}
+            evictions = {a["name"]: a["evictions"] for a in listed}
+            # Every load but the two still loaded was undone by an eviction; four adapters, a cap of two.
+            assert sum(loads.values()) - sum(evictions.values()) == 2 and sum(evictions.values()) >= 2
+            metrics = client.get("/metrics").text
+            for name in names:
+                assert f'loraner_adapter_loads_total{{adapter="{name}"}} {loads[name]:.1f}' in metrics
+                assert f'loraner_adapter_evictions_total{{adapter="{name}"}} {evictions[name]:.1f}' in metrics
             unnamed = client.post("/predict", json={"text": TEXTS[0]})
             assert unnamed.status_code == 422 and sorted(unnamed.json()["available"]) == sorted(names)
             unknown = client.post("/predict", json={"text": TEXTS[0], "adapter": "medication"})

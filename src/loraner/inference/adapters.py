@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,8 @@ class AdapterInfo:
     base_model: str | None
     size_bytes: int
     loaded: bool
+    loads: int = 0  # since the pool was built: a reload after an eviction counts again
+    evictions: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,8 @@ class AdapterInfo:
             "base_model": self.base_model,
             "size_bytes": self.size_bytes,
             "loaded": self.loaded,
+            "loads": self.loads,
+            "evictions": self.evictions,
         }
 
 
@@ -174,7 +178,9 @@ class AdapterCache:
         self._loaded: OrderedDict[str, Any] = OrderedDict()  # in LRU order, least recent first
         self._lock = threading.RLock()
         self.evictions = 0
-        self.load_seconds: dict[str, float] = {}
+        self.load_seconds: dict[str, float] = {}  # each adapter's last load
+        self.load_counts: Counter[str] = Counter()
+        self.eviction_counts: Counter[str] = Counter()
 
     @property
     def loaded(self) -> list[str]:
@@ -198,6 +204,7 @@ class AdapterCache:
             started = time.perf_counter()
             self._loaded[name] = self._load(name, self.sources[name])
             self.load_seconds[name] = time.perf_counter() - started
+            self.load_counts[name] += 1
             self._trim(keep=[*keep, name])
 
     def _trim(self, keep: Sequence[str] = ()) -> None:
@@ -210,6 +217,7 @@ class AdapterCache:
         self._loaded.pop(name)
         self._forget(name)
         self.evictions += 1
+        self.eviction_counts[name] += 1
 
     def check(self, name: str, adapter: ModelDir) -> list[str]:
         raise NotImplementedError
@@ -616,8 +624,17 @@ class MultiAdapterPredictor:
         )
 
     def adapter_info(self) -> list[AdapterInfo]:
+        pool = self.pool
         return [
-            AdapterInfo(name, a.meta.labels, a.meta.base_model, dir_size(a.path), name in self.pool.loaded)
+            AdapterInfo(
+                name,
+                a.meta.labels,
+                a.meta.base_model,
+                dir_size(a.path),
+                name in pool.loaded,
+                pool.load_counts[name],
+                pool.eviction_counts[name],
+            )
             for name, a in self.adapters.items()
         ]
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from loraner.types import Entity
 
@@ -80,5 +83,39 @@ class Metrics:
             for entity in entities:
                 self.entities.labels(entity.type).inc()
 
+    def watch_adapters(self, adapters: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        """Expose each adapter's loads and evictions, read from ``adapters`` (what ``GET /adapters``
+        shows) at every scrape: the pool owns the counts, /metrics only reports them."""
+        self.registry.register(AdapterChurn(adapters))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class AdapterChurn(Collector):
+    """``loraner_adapter_loads_total`` and ``loraner_adapter_evictions_total`` per adapter: an adapter
+    loaded and evicted over and over (more adapters in use than LORANER_MAX_LOADED_ADAPTERS) shows as both
+    growing together. Nothing is exposed while no adapter is served."""
+
+    def __init__(self, adapters: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        self.adapters = adapters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        adapters = list(self.adapters())
+        if not adapters:
+            return
+        loads = CounterMetricFamily(
+            "loraner_adapter_loads",
+            "Adapter loads (a reload after an eviction counts again)",
+            labels=["adapter"],
+        )
+        evictions = CounterMetricFamily(
+            "loraner_adapter_evictions",
+            "Adapters evicted past LORANER_MAX_LOADED_ADAPTERS",
+            labels=["adapter"],
+        )
+        for adapter in adapters:
+            loads.add_metric([adapter["name"]], adapter["loads"])
+            evictions.add_metric([adapter["name"]], adapter["evictions"])
+        yield loads
+        yield evictions

@@ -369,6 +369,12 @@ class AdapterOut(BaseModel):
     loaded: bool = Field(
         ..., description="In memory now (adapters load on first use; the least recently used is evicted)"
     )
+    loads: int = Field(
+        ..., description="Times loaded since the server started (a reload after an eviction counts again)"
+    )
+    evictions: int = Field(
+        ..., description="Times evicted to keep at most LORANER_MAX_LOADED_ADAPTERS loaded"
+    )
 
 
 class AdaptersResponse(BaseModel):
