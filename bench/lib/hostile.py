@@ -7,7 +7,7 @@ batch over the limit, broken JSON) to a running server. Reports errors (any 5xx 
 invalid bodies must get their 4xx), p50/p99 of the valid requests, and the server's RSS at start, 30 s,
 middle and end. ``run_soak`` soaks one model; ``run_churn_soak`` a multi-adapter server with a cap on
 the adapters kept loaded, each request naming a random adapter (and some an unknown one: 404), with the
-loads and evictions ``GET /adapters`` shows (``AdapterChurn``).
+server's counts of adapter loads and evictions (``AdapterChurn``).
 
 ``run_overload``: ``overload_clients`` clients posting sentences with the server's request timeout set
 to ``overload_timeout_s``. Reports the share shed with 503 (+ Retry-After), other errors, and p50/p99 of
@@ -242,44 +242,46 @@ def run_soak(ctx: Context, model_dir: Any) -> dict[str, Any]:
 
 @dataclass
 class AdapterChurn:
-    """The adapters ``GET /adapters`` shows loaded, polled during a soak. The server counts no loads or
-    evictions, so these are lower bounds: an adapter loaded at one poll and not at the next was evicted
-    (at least once) in between; one not loaded at a poll and loaded at the next was loaded."""
+    """A multi-adapter server's ``GET /adapters`` during a soak: polled once a second for the adapters
+    loaded at once (a mixed batch may hold more than the cap while it runs), and read once at the end for
+    the server's own load and eviction counts."""
 
     polls: int = 0
     failed_polls: int = 0
-    loads_seen: int = 0
-    evictions_seen: int = 0
     most_loaded: int = 0
     ever_loaded: set[str] = field(default_factory=set)
-    last: set[str] | None = None
+    loads: int = 0
+    evictions: int = 0
 
     async def poll(self, client: httpx.AsyncClient) -> None:
         try:
             response = await client.get("/adapters")
             response.raise_for_status()
-            loaded = {a["name"] for a in response.json()["adapters"] if a["loaded"]}
+            adapters = response.json()["adapters"]
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             self.failed_polls += 1
             return
         self.polls += 1
-        if self.last is not None:
-            self.loads_seen += len(loaded - self.last)
-            self.evictions_seen += len(self.last - loaded)
-        self.last = loaded
+        loaded = {a["name"] for a in adapters if a["loaded"]}
         self.most_loaded = max(self.most_loaded, len(loaded))
         self.ever_loaded |= loaded
+
+    def count(self, url: str) -> None:
+        """The server's loads and evictions so far, summed over its adapters."""
+        adapters = httpx.get(f"{url}/adapters", timeout=30).raise_for_status().json()["adapters"]
+        self.loads = sum(a["loads"] for a in adapters)
+        self.evictions = sum(a["evictions"] for a in adapters)
 
     def summary(self) -> dict[str, Any]:
         return {
             "polls": self.polls,
             "failed_polls": self.failed_polls,
-            "loads_seen": self.loads_seen,
-            "evictions_seen": self.evictions_seen,
+            "loads": self.loads,
+            "evictions": self.evictions,
             "most_loaded_at_once": self.most_loaded,
             "adapters_seen_loaded": len(self.ever_loaded),
-            "source": "GET /adapters polled once a second: lower bounds (the server counts no loads or "
-            "evictions); a mixed batch may hold more than the cap while it runs",
+            "source": "loads and evictions: the server's counts (GET /adapters) at the end; loaded "
+            "adapters: GET /adapters polled once a second",
         }
 
 
@@ -293,6 +295,7 @@ def run_churn_soak(
     args = [*serve_args, "--max-loaded-adapters", str(max_loaded)]
     with serve(None, "onnx", ctx.threads, log, env=CONTAINER_ENV, model_args=args) as server:
         row = soak(ctx, server, soak_bodies(ctx.seed, names), churn.poll)
+        churn.count(server.url)
     return {
         **row,
         "startup_seconds": round(server.ready_seconds, 1),

@@ -6,9 +6,9 @@
   adapters (``loraner export onnx-adapters``; ``bench.lib.adapters``) and ``--max-loaded-adapters
   churn_max_loaded`` with the container's settings; each request names a random adapter, so adapters
   are loaded and evicted all the time, and some name an unknown one (404). The loads and evictions are
-  read from ``GET /adapters`` polled once a second.
+  the server's counts (``GET /adapters``).
 
-Targets: no errors, RSS growth after the first 30 s at most 10 %, and (churn) evictions seen."""
+Targets: no errors, RSS growth after the first 30 s at most 10 %, and (churn) at least one eviction."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def run(ctx: Context) -> dict[str, Any]:
             f"--max-loaded-adapters {c['max_loaded_adapters']}, {c['clients']} clients, {c['seconds']} s)",
             c,
             {
-                "loads seen": c["adapter_churn"]["loads_seen"],
-                "evictions seen": c["adapter_churn"]["evictions_seen"],
+                "loads": c["adapter_churn"]["loads"],
+                "evictions": c["adapter_churn"]["evictions"],
                 "most loaded": c["adapter_churn"]["most_loaded_at_once"],
             },
         )
@@ -82,11 +82,11 @@ def churn(ctx: Context) -> dict[str, Any]:
 
 
 def churn_targets(c: dict[str, Any]) -> list[dict[str, Any]]:
-    seen = c["adapter_churn"]
+    pool = c["adapter_churn"]
     return [
         target(
             "churn soak errors (5xx, transport, wrong status, failed GET /adapters)",
-            c["errors"] + seen["failed_polls"],
+            c["errors"] + pool["failed_polls"],
             "<=",
             0,
             f"{c['requests']} requests; an unknown adapter must get 404",
@@ -99,11 +99,11 @@ def churn_targets(c: dict[str, Any]) -> list[dict[str, Any]]:
             f"peak {c['peak_rss_mb']} MB",
         ),
         target(
-            "churn soak evictions seen (GET /adapters polls: a lower bound)",
-            seen["evictions_seen"],
+            "churn soak evictions (the server's count)",
+            pool["evictions"],
             ">=",
             1,
-            f"{seen['loads_seen']} loads seen in {seen['polls']} polls; at most "
+            f"{pool['loads']} loads; at most "
             f"{c['max_loaded_adapters']} of {c['adapters']} adapters kept loaded",
         ),
     ]

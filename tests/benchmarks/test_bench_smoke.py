@@ -301,13 +301,14 @@ def test_the_churn_soak_loads_and_evicts_adapters_under_load_without_errors(quic
     assert not {s for s in churn["statuses"] if s.startswith("5")}
     seen = churn["adapter_churn"]
     assert seen["polls"] >= 3 and seen["failed_polls"] == 0
-    assert seen["evictions_seen"] > 0 and seen["loads_seen"] > 0
+    # Every load but those still loaded (at most the cap) was undone by an eviction.
+    assert seen["evictions"] > 0 and 0 <= seen["loads"] - seen["evictions"] <= churn["max_loaded_adapters"]
     assert seen["adapters_seen_loaded"] > churn["max_loaded_adapters"]
     assert all(mb and mb > 0 for mb in churn["rss_mb"].values()) and churn["peak_rss_mb"] > 0
     assert churn["rss_growth_after_settle"] is not None
     checks = {t["name"]: t for t in soak["targets"]}
     assert checks["churn soak errors (5xx, transport, wrong status, failed GET /adapters)"]["passed"]
-    assert checks["churn soak evictions seen (GET /adapters polls: a lower bound)"]["passed"]
+    assert checks["churn soak evictions (the server's count)"]["passed"]
     assert "churn soak RSS growth after the first 30 s" in checks
 
 
