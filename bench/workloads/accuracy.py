@@ -40,6 +40,7 @@ CONLL_RUNS: dict[str, tuple[str, list[str]]] = {
     "minilm-lora": ("conll-minilm-lora", []),
     "minilm-full": ("conll-minilm-lora", FULL_FT),
 }
+PARTS = (*CONLL_RUNS, "export", "phi", "quickstart")  # what accuracy_parts may name
 TARGET_CHAR_RECALL = 0.995
 CONLL_LORA_F1_TARGET = 0.905
 LORA_GAP_POINTS = 1.0
@@ -70,12 +71,22 @@ def run(ctx: Context) -> dict[str, Any]:
     base_ready = ctx.quick or installed_snapshot(MPNET_BASE) is not None
     if not base_ready:
         ctx.log(f"accuracy: {MPNET} is not installed (make base-model): MiniLM rows only")
-    result = {"base_model": MPNET if not ctx.quick else f"{MINILM} (quick mode)"}
-    result["conll"] = conll_table(ctx, root, base_ready)
+    parts = ctx.sizes.accuracy_parts
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"accuracy_parts: unknown {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    result = {"base_model": MPNET if not ctx.quick else f"{MINILM} (quick mode)", "parts": list(parts)}
+    result["conll"] = conll_table(ctx, root, base_ready, [name for name in CONLL_RUNS if name in parts])
     if base_ready:
-        result["export"] = cached(root / "export.json", lambda: export_parity(ctx, root))
-        result["phi"] = cached(root / "phi.json", lambda: phi_deid(ctx, root))
-        result["quickstart"] = cached(root / "quickstart.json", lambda: quickstart_generalization(ctx, root))
+        if "export" in parts:
+            trained(ctx, root, "mpnet-lora", *CONLL_RUNS["mpnet-lora"])  # what the export part reads
+            result["export"] = cached(root / "export.json", lambda: export_parity(ctx, root))
+        if "phi" in parts:
+            result["phi"] = cached(root / "phi.json", lambda: phi_deid(ctx, root))
+        if "quickstart" in parts:
+            result["quickstart"] = cached(
+                root / "quickstart.json", lambda: quickstart_generalization(ctx, root)
+            )
     result["targets"] = targets(result)
     write_result(ctx, "accuracy", result)
     report(result)
@@ -120,12 +131,12 @@ def trained(ctx: Context, root: Path, name: str, preset: str, overrides: list[st
     return metrics
 
 
-def conll_table(ctx: Context, root: Path, base_ready: bool) -> dict[str, Any]:
+def conll_table(ctx: Context, root: Path, base_ready: bool, runs: list[str]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    for name, (preset, overrides) in CONLL_RUNS.items():
+    for name in runs:
         if name.startswith("mpnet") and not base_ready:
             continue
-        metrics = trained(ctx, root, name, preset, overrides)
+        metrics = trained(ctx, root, name, *CONLL_RUNS[name])
         test = metrics["test"]
         rows[name] = {
             "model": metrics["model"],
