@@ -34,18 +34,25 @@ from loraner.errors import ConfigError, ModelError
 from loraner.export.parity import (
     DEFAULT_SAMPLE,
     ParityReport,
+    check_quantization,
     entity_parity,
+    export_sample,
     reference_predictor,
     sample_windows,
     traceable_model,
 )
 from loraner.inference.backends import OnnxBackend
-from loraner.modeldir import ONNX_FILE, QUANTIZATIONS, ModelDir, copy_companions, make_readable
+from loraner.modeldir import ONNX_FILE, ModelDir, copy_companions, make_readable
 
 __all__ = ["DEFAULT_SAMPLE", "ExportReport", "export_onnx"]
 
 log = logging.getLogger(__name__)
 MIN_OPSET = 17  # the oldest opset the exported graph (attention, layer norm) and its checks are built for
+
+
+def check_opset(opset: int) -> None:
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset {opset} is too old: use {MIN_OPSET} or newer")
 
 
 @dataclass(kw_only=True)
@@ -73,13 +80,9 @@ def export_onnx(
     started = time.perf_counter()
     source = str(model_dir)  # as given: a hub id stays one in the report and loraner.json
     model, output_dir = ModelDir.find(model_dir), Path(output_dir)  # a hub id is downloaded
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {', '.join(QUANTIZATIONS)})")
-    if opset < MIN_OPSET:
-        raise ConfigError(f"opset {opset} is too old: use {MIN_OPSET} or newer")
-    texts = [t for t in (sample_texts or DEFAULT_SAMPLE) if t.strip()]
-    if not texts:
-        raise ConfigError("the export sample has no non-empty texts")
+    check_quantization(quantize)
+    check_opset(opset)
+    texts = export_sample(sample_texts)
 
     torch_predictor = reference_predictor(model, threads)
     output_dir.mkdir(parents=True, exist_ok=True)

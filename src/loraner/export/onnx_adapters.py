@@ -38,11 +38,12 @@ import numpy as np
 import torch
 
 from loraner import __version__, defaults
-from loraner.errors import ConfigError, ModelError
-from loraner.export.onnx import MIN_OPSET, quantize_int8
+from loraner.errors import ModelError
+from loraner.export.onnx import check_opset, quantize_int8
 from loraner.export.parity import (
-    DEFAULT_SAMPLE,
+    check_quantization,
     entity_parity,
+    export_sample,
     logits_parity,
     sample_windows,
     traceable_model,
@@ -62,7 +63,6 @@ from loraner.modeldir import (
     ONNX_ADAPTER_FILE,
     ONNX_ADAPTERS_DIR,
     ONNX_LORA_BASE_FILE,
-    QUANTIZATIONS,
     copy_companions,
     make_readable,
 )
@@ -114,16 +114,9 @@ def export_onnx_adapters(
     """Export ``base`` with ``adapters`` (name -> adapter directory, or a folder of them) to
     ``output_dir`` and verify each adapter through the graph against PyTorch."""
     started = time.perf_counter()
-    quantize = None if quantize == "none" else quantize
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(
-            f"quantize {quantize!r} is not supported (choose from: none, {', '.join(QUANTIZATIONS)})"
-        )
-    if opset < MIN_OPSET:
-        raise ConfigError(f"opset {opset} is too old: use {MIN_OPSET} or newer")
-    texts = [t for t in (sample_texts or DEFAULT_SAMPLE) if t.strip()]
-    if not texts:
-        raise ConfigError("the export sample has no non-empty texts")
+    quantize = check_quantization(quantize, none=True)
+    check_opset(opset)
+    texts = export_sample(sample_texts)
     sources = dict(adapters) if isinstance(adapters, Mapping) else adapter_dirs(adapters)
     output_dir = Path(output_dir)
 

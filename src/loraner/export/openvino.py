@@ -33,6 +33,7 @@ from loraner.errors import ConfigError, DataError, ModelError
 from loraner.export.parity import (
     DEFAULT_SAMPLE,
     ParityReport,
+    check_quantization,
     entity_parity,
     reference_predictor,
     sample_windows,
@@ -44,7 +45,6 @@ from loraner.modeldir import (
     OPENVINO_DIR,
     OPENVINO_MODEL_FILE,
     OPENVINO_WEIGHTS_FILE,
-    QUANTIZATIONS,
     ModelDir,
     copy_companions,
     copy_meta,
@@ -97,8 +97,7 @@ def export_openvino(
     (default: the model's validation split; the first ``calibration_size`` are used)."""
     started = time.perf_counter()
     ov, nncf = _import_openvino()
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {', '.join(QUANTIZATIONS)})")
+    check_quantization(quantize)
     if calibration_size < 1:
         raise ConfigError(f"calibration_size must be >= 1 (got {calibration_size})")
     source = str(model_dir)

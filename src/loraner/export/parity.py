@@ -21,10 +21,10 @@ from typing import Any, Self
 import numpy as np
 
 from loraner import __version__
-from loraner.errors import ModelError
+from loraner.errors import ConfigError, ModelError
 from loraner.inference.encoding import pad
 from loraner.inference.predictor import NERPredictor
-from loraner.modeldir import EXPORT_REPORT_FILE, ModelDir
+from loraner.modeldir import EXPORT_REPORT_FILE, QUANTIZATIONS, ModelDir
 from loraner.scores import entity_f1
 from loraner.types import Entity
 
@@ -46,6 +46,26 @@ DEFAULT_SAMPLE = [
     "Amazon opened a new office in Dublin, Ireland, led by Siobhán O'Brien.",
     "Fastlege Per Johansen, Sandvika legesenter, tlf. 67 55 44 33.",
 ]
+
+
+def check_quantization(quantize: str | None, *, none: bool = False) -> str | None:
+    """``quantize`` as the exporters take it (``"none"`` read as no quantization where ``none``), or a
+    :class:`ConfigError` listing the choices."""
+    if none and quantize == "none":
+        return None
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        choices = ", ".join([*(["none"] if none else []), *QUANTIZATIONS])
+        raise ConfigError(f"quantize {quantize!r} is not supported (choose from: {choices})")
+    return quantize
+
+
+def export_sample(sample_texts: Sequence[str] | None) -> list[str]:
+    """The texts an export is checked on: ``sample_texts`` (or :data:`DEFAULT_SAMPLE`) without blank
+    ones; none left is a :class:`ConfigError`."""
+    texts = [t for t in (sample_texts or DEFAULT_SAMPLE) if t.strip()]
+    if not texts:
+        raise ConfigError("the export sample has no non-empty texts")
+    return texts
 
 
 @dataclass
