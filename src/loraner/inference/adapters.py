@@ -177,7 +177,6 @@ class AdapterCache:
         self.sources: dict[str, ModelDir] = {}  # the adapters it may load, by name
         self._loaded: OrderedDict[str, Any] = OrderedDict()  # in LRU order, least recent first
         self._lock = threading.RLock()
-        self.evictions = 0
         self.load_seconds: dict[str, float] = {}  # each adapter's last load
         self.load_counts: Counter[str] = Counter()
         self.eviction_counts: Counter[str] = Counter()
@@ -185,6 +184,10 @@ class AdapterCache:
     @property
     def loaded(self) -> list[str]:
         return list(self._loaded)
+
+    @property
+    def evictions(self) -> int:
+        return self.eviction_counts.total()
 
     def register(self, name: str, adapter: ModelDir) -> None:
         """Make ``name`` loadable by this pool (checked now: :meth:`check`); it loads on first use."""
@@ -216,7 +219,6 @@ class AdapterCache:
     def _evict(self, name: str) -> None:
         self._loaded.pop(name)
         self._forget(name)
-        self.evictions += 1
         self.eviction_counts[name] += 1
 
     def check(self, name: str, adapter: ModelDir) -> list[str]:
