@@ -183,7 +183,6 @@ def export_parity(ctx: Context, root: Path) -> dict[str, Any]:
     found = {}
     for name, path, backend, dtype in (
         ("torch fp32", model_dir, "torch", "fp32"),
-        ("torch bf16", model_dir, "torch", "bf16"),
         ("onnx fp32", exports["onnx_fp32"], "onnx", "fp32"),
         ("onnx int8", exports["onnx_int8"], "onnx", "fp32"),
     ):
@@ -194,9 +193,30 @@ def export_parity(ctx: Context, root: Path) -> dict[str, Any]:
         result["f1"][name] = {"f1": round(entity_f1(gold, found[name]), 4), "seconds": round(sw.seconds, 1)}
     f1 = result["f1"]
     result["int8_drop_points"] = round(100 * (f1["onnx fp32"]["f1"] - f1["onnx int8"]["f1"]), 2)
-    result["bf16_entity_agreement"] = round(entity_f1(found["torch fp32"], found["torch bf16"]), 4)
+    result |= bf16_agreement(ctx, model_dir, texts, found["torch fp32"])
     result["speed"] = speed(ctx, model_dir, exports)
     return result
+
+
+def bf16_agreement(ctx: Context, model_dir: Path, texts: list[str], fp32: list[Any]) -> dict[str, Any]:
+    """Torch bf16's entities against fp32's on the test sentences: all of them where bf16 is native, the
+    first ``accuracy_emulated_bf16_sentences`` where it is emulated."""
+    from bench.lib.common import native_bf16
+    from loraner.inference import NERPredictor
+    from loraner.scores import entity_f1
+
+    native = native_bf16()
+    count = len(texts) if native else min(len(texts), ctx.sizes.accuracy_emulated_bf16_sentences)
+    predictor = NERPredictor.from_pretrained(model_dir, backend="torch", dtype="bf16", threads=ctx.threads)
+    ctx.log(
+        f"accuracy: {count} CoNLL test sentences through torch bf16 ({'native' if native else 'emulated'})"
+    )
+    with Stopwatch() as sw:
+        bf16 = predictor.predict_batch(texts[:count])
+    return {
+        "bf16_entity_agreement": round(entity_f1(fp32[:count], bf16), 4),
+        "bf16": {"sentences": count, "native": native, "seconds": round(sw.seconds, 1)},
+    }
 
 
 def speed(ctx: Context, model_dir: Path, exports: dict[str, Path]) -> dict[str, Any]:
@@ -419,9 +439,12 @@ def report(result: dict[str, Any]) -> None:
                 for name in dict.fromkeys([*speed_rows, *f1])
             ],
         )
+        bf16 = export.get("bf16", {})
         print(
             f"int8 F1 drop vs ONNX fp32: {export['int8_drop_points']} points; "
-            f"torch bf16 entity agreement with fp32: {export['bf16_entity_agreement']}"
+            f"torch bf16 entity agreement with fp32: {export['bf16_entity_agreement']} "
+            f"on {bf16.get('sentences', export['test_sentences'])} sentences"
+            f"{'' if bf16.get('native', True) else ' (bf16 emulated on this CPU)'}"
         )
     phi = result.get("phi")
     if phi:
