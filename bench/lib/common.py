@@ -88,7 +88,7 @@ class Sizes:
     openvino_calibration: int = 300  # texts the bench model's OpenVINO int8 IR is calibrated on (built once)
     # accuracy's bf16 agreement: test sentences where bf16 is emulated (AVX2: about 2 GFLOP/s, so the whole
     # CoNLL test set would take hours at base size); where bf16 is native it runs on all of them
-    accuracy_emulated_bf16_sentences: int = 200
+    accuracy_emulated_bf16_sentences: int = 100
     # accuracy's parts: its four CoNLL training runs, then export (needs mpnet-lora), phi and quickstart;
     # e.g. `--set accuracy_parts=mpnet-lora,export` scores one trained run without starting the others.
     accuracy_parts: tuple[str, ...] = (
