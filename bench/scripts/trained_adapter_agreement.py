@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.lib.adapters import agreement_of
 from bench.lib.common import (
     CACHE_DIR,
     FULL,
@@ -52,21 +53,6 @@ def texts_by_domain(notes: int, sentences: int) -> dict[str, list[str]]:
     return {
         "notes": [ex.text for ex in read_nor_deid_file(holdout)[:notes]],
         "sentences": [" ".join(ex.tokens) for ex in random.Random(0).sample(conll, sentences)],
-    }
-
-
-def agreement(reference: Sequence[Sequence[Any]], found: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    from loraner.scores import entity_f1
-
-    def spans(entities: Sequence[Any]) -> list[tuple[str, int, int]]:
-        return [(e.type, e.start, e.end) for e in entities]
-
-    identical = sum(spans(a) == spans(b) for a, b in zip(reference, found, strict=True))
-    return {
-        "entity_agreement": round(entity_f1(reference, found), 4),
-        "identical_texts": identical,
-        "texts": len(reference),
-        "entities": [sum(map(len, reference)), sum(map(len, found))],
     }
 
 
@@ -132,7 +118,7 @@ def measure(runs: dict[str, Path], texts: dict[str, list[str]], made: dict[str, 
             ("merged onnx int8", "merged fp32"),
         ):
             rows[f"{adapter}: {candidate} vs {reference}"] = {
-                domain: agreement(found[reference, adapter, domain], found[candidate, adapter, domain])
+                domain: agreement_of(found[candidate, adapter, domain], found[reference, adapter, domain])
                 for domain in texts
             }
     return {"rows": rows, "seconds": seconds}
@@ -143,11 +129,11 @@ def targets(rows: dict[str, Any]) -> list[dict[str, Any]]:
     agreement beside it."""
     checks = []
     for adapter, domain in DOMAINS.items():
-        merged = rows[f"{adapter}: merged onnx int8 vs merged fp32"][domain]["entity_agreement"]
+        merged = rows[f"{adapter}: merged onnx int8 vs merged fp32"][domain]["entity_f1"]
         checks.append(
             target(
                 f"{adapter} adapter, onnx int8 base: entity agreement with fp32 ({domain})",
-                rows[f"{adapter}: onnx int8 base vs fp32"][domain]["entity_agreement"],
+                rows[f"{adapter}: onnx int8 base vs fp32"][domain]["entity_f1"],
                 ">=",
                 AGREEMENT_TARGET,
                 f"merged onnx int8 vs merged fp32: {merged}",
@@ -165,9 +151,9 @@ def report(result: dict[str, Any]) -> None:
         table.append(
             [
                 name,
-                f"{mine['entity_agreement']:.4f}",
-                f"{mine['identical_texts']}/{mine['texts']}",
-                f"{other['entity_agreement']:.4f}",
+                f"{mine['entity_f1']:.4f}",
+                f"{mine['same_entities']}/{mine['texts']}",
+                f"{other['entity_f1']:.4f}",
             ]
         )
     print_table(

@@ -39,7 +39,9 @@ from typing import Any
 from bench.lib.adapters import (
     N_ADAPTERS,
     AdapterSet,
+    agreement_of,
     build_adapters,
+    entity_keys,
     merged_onnx_int8,
     onnx_adapters,
     onnx_serve_args,
@@ -201,26 +203,6 @@ def throughput(ctx: Context, base: BenchBase, aset: AdapterSet, sentences: TextS
         "int8_vs_fp32_agreement": int8_agreement.get("int8"),
         "onnx_int8_vs_fp32_agreement": int8_agreement.get(ONNX_INT8),
     }
-
-
-def agreement_of(got: Sequence[Any], want: Sequence[Any]) -> dict[str, Any]:
-    """Texts with identical entities, and entity F1 of ``got`` against ``want`` (exact span and type)."""
-    same = sum(entity_keys(g) == entity_keys(w) for g, w in zip(got, want, strict=True))
-    found = {(i, *k) for i, g in enumerate(got) for k in entity_keys(g)}
-    wanted = {(i, *k) for i, w in enumerate(want) for k in entity_keys(w)}
-    both = len(found & wanted)
-    f1 = 2 * both / (len(found) + len(wanted)) if found or wanted else 1.0
-    return {
-        "texts": len(want),
-        "same_entities": same,
-        "entities_fp32": len(wanted),
-        "entities_int8": len(found),
-        "entity_f1": round(f1, 4),
-    }
-
-
-def entity_keys(entities: Sequence[Any]) -> list[tuple[int, int, str]]:
-    return [(e.start, e.end, e.type) for e in entities]
 
 
 # --- 2. memory of loaded adapters, one process each ----------------------------------------------------
