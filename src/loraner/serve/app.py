@@ -114,7 +114,7 @@ def create_app(
     keys = load_api_keys(settings)  # a bad key or keys file fails here, before anything starts
     metrics = Metrics()
     service = Service(settings, predictor_factory or default_predictor_factory, metrics)
-    metrics.watch_adapters(service.adapters_info)
+    metrics.watch_adapters(service.adapter_churn)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -84,8 +84,8 @@ class Metrics:
                 self.entities.labels(entity.type).inc()
 
     def watch_adapters(self, adapters: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
-        """Expose each adapter's loads and evictions, read from ``adapters`` (what ``GET /adapters``
-        shows) at every scrape: the pool owns the counts, /metrics only reports them."""
+        """Expose each adapter's loads and evictions, read from ``adapters`` (name, loads, evictions)
+        at every scrape: the pool owns the counts, /metrics only reports them."""
         self.registry.register(AdapterChurn(adapters))
 
     def render(self) -> bytes:

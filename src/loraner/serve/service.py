@@ -374,6 +374,16 @@ class Service:
             "retry later or send less text"
         )
 
+    def adapter_churn(self) -> list[dict[str, Any]]:
+        """Each adapter's loads and evictions, as ``/metrics`` reads them at every scrape (no disk)."""
+        pool = getattr(self.predictor, "pool", None)
+        names = getattr(self.predictor, "names", None)
+        if pool is None or names is None:
+            return []
+        return [
+            {"name": n, "loads": pool.load_counts[n], "evictions": pool.eviction_counts[n]} for n in names
+        ]
+
     def adapters_info(self) -> list[dict[str, Any]]:
         info = getattr(self.predictor, "adapter_info", None)
         return [a.to_dict() for a in info()] if info is not None else []
