@@ -51,12 +51,30 @@ def test_int8_export_reports_agreement_and_loads(tmp_path, tiny_roberta_dir):
     assert 0.0 <= int8["token_agreement"] <= 1.0
     assert int8["size_mb_int8"] < int8["size_mb_fp32"]
     assert json.loads((out / "export_report.json").read_text())["int8"] == int8
+    assert int8["reduce_range"] is True
+    low, high = int8_weight_range(out / "model.onnx")
+    assert low >= -64 and high <= 64, "7-bit weights (full 8-bit ones saturate VPMADDUBSW on AVX2)"
     predictor = NERPredictor.from_pretrained(out)
     assert predictor.info.backend == "onnx"
     text = "José Müller bor i Tromsø."
     entities = predictor.predict(text)
     assert entities, "no entities: the offset check below would hold for nothing"
     assert all(e.text == text[e.start : e.end] for e in entities)
+
+
+def int8_weight_range(path):
+    """The smallest and largest value of the graph's int8 weight initializers."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [
+        numpy_helper.to_array(init)
+        for init in onnx.load(str(path)).graph.initializer
+        if init.data_type == onnx.TensorProto.INT8
+    ]
+    assert weights, "no int8 weights: the graph was not quantized"
+    return int(min(np.min(w) for w in weights)), int(max(np.max(w) for w in weights))
 
 
 def test_when_int8_below_floor_then_raise_and_ship_nothing(tmp_path, tiny_roberta_dir, monkeypatch):
