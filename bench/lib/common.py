@@ -450,11 +450,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def fmt(value: Any, digits: int = 1) -> str:
+    """A table cell: floats with ``digits`` decimals, except fractions (scores, shares, ratios under 1),
+    which keep three decimals: an F1 of 0.8986 is 0.899, not 0.9."""
     if value is None:
         return "-"
     if isinstance(value, float):
         if value != value:
             return "-"
+        if 0 < abs(value) < 1:
+            return f"{value:.3f}"
         return f"{value:,.{digits}f}"
     return str(value)
 
