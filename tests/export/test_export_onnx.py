@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -52,6 +53,7 @@ def test_int8_export_reports_agreement_and_loads(tmp_path, tiny_roberta_dir):
     assert int8["size_mb_int8"] < int8["size_mb_fp32"]
     assert json.loads((out / "export_report.json").read_text())["int8"] == int8
     assert int8["reduce_range"] is True
+    assert int8["fp32_matmuls"] == ["/model/roberta/encoder/layer.1/output/dense/MatMul"]
     low, high = int8_weight_range(out / "model.onnx")
     assert low >= -64 and high <= 64, "7-bit weights (full 8-bit ones saturate VPMADDUBSW on AVX2)"
     predictor = NERPredictor.from_pretrained(out)
@@ -75,6 +77,33 @@ def int8_weight_range(path):
     ]
     assert weights, "no int8 weights: the graph was not quantized"
     return int(min(np.min(w) for w in weights)), int(max(np.max(w) for w in weights))
+
+
+def test_the_upper_half_feed_forward_output_projections_stay_fp32(tmp_path):
+    """Found by shape in any graph: products back to the most common width from a wider input."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from loraner.export.onnx import precision_sensitive_matmuls
+
+    hidden, wide, labels = 8, 32, 3
+    shapes = {}
+    for layer in range(4):
+        shapes |= {
+            f"q{layer}": (hidden, hidden),
+            f"up{layer}": (hidden, wide),
+            f"down{layer}": (wide, hidden),
+        }
+    shapes["classifier"] = (hidden, labels)
+    weights = [numpy_helper.from_array(np.zeros(shape, np.float32), f"w_{n}") for n, shape in shapes.items()]
+    nodes, current = [], "x"
+    for name in shapes:
+        nodes.append(helper.make_node("MatMul", [current, f"w_{name}"], [name], name=name))
+        current = name
+    inputs = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, hidden])]
+    outputs = [helper.make_tensor_value_info(current, onnx.TensorProto.FLOAT, [1, labels])]
+    graph = helper.make_model(helper.make_graph(nodes, "encoder", inputs, outputs, weights))
+    assert precision_sensitive_matmuls(graph) == ["down2", "down3"]
 
 
 def test_when_int8_below_floor_then_raise_and_ship_nothing(tmp_path, tiny_roberta_dir, monkeypatch):

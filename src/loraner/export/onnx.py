@@ -20,11 +20,13 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -169,13 +171,14 @@ def _quantize_and_check(
     floor: float,
     threads: int | None,
 ) -> dict[str, Any]:
-    quantize_int8(fp32_path, int8_path, per_channel, preprocess)
+    kept_fp32 = quantize_int8(fp32_path, int8_path, per_channel, preprocess)
     fp32_backend = OnnxBackend.from_file(fp32_path, threads)
     int8_backend = OnnxBackend.from_file(int8_path, threads)
     return {
         "weight_type": "QInt8",
         "reduce_range": True,
         "per_channel": per_channel,
+        "fp32_matmuls": kept_fp32,
         "preprocessed": preprocess,
         **entity_parity(torch_predictor, fp32_backend, int8_backend, texts),
         "floor": floor,
@@ -184,9 +187,10 @@ def _quantize_and_check(
     }
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool, preprocess: bool) -> None:
+def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool, preprocess: bool) -> list[str]:
     """Dynamic int8 (onnxruntime.quantization): weights int8, activations quantized per call. Only
     matrix products with a constant weight are quantized: one whose weight is a graph input stays fp32.
+    Returns the names of the matrix products kept in fp32 (:func:`precision_sensitive_matmuls`).
 
     Weights use 7 bits (``reduce_range``): on CPUs without VNNI (AVX2 only) onnxruntime multiplies u8
     activations by s8 weights with VPMADDUBSW, whose 16-bit pair sums saturate at full 8-bit range. A
@@ -194,15 +198,40 @@ def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool, preproces
     with 7 bits), and a graph exported on a VNNI machine may be served on an AVX2 one."""
     source = _preprocess(fp32_path) if preprocess else fp32_path
     try:
+        kept_fp32 = precision_sensitive_matmuls(onnx.load(str(source)))
         quantize_dynamic(
             str(source),
             str(int8_path),
             weight_type=QuantType.QInt8,
             per_channel=per_channel,
             reduce_range=True,
+            nodes_to_exclude=kept_fp32,
         )
     except Exception as exc:  # onnxruntime.quantization raises untyped errors
         raise ModelError(f"int8 quantization failed: {exc}") from exc
+    return kept_fp32
+
+
+def precision_sensitive_matmuls(graph: onnx.ModelProto) -> list[str]:
+    """The feed-forward output projections of the encoder's upper half, in graph order.
+
+    Their inputs carry the few very large activations (outlier features) of trained encoders, and one
+    scale per tensor for the whole activation leaves the ordinary values a handful of int8 steps. Found
+    by shape, not by name, so any encoder's graph works: a projection back to the hidden size (the most
+    common output width of the constant-weight products) from a wider input. Keeping these 6 of MPNet-base's
+    97 products in fp32 cut its int8 F1 drop on 1,000 CoNLL dev sentences from 0.74 to -0.04 points
+    (agreement with fp32 0.967 to 0.980) for about 8 % of the int8 speed; the lower half's did not help."""
+    initializers = {init.name: tuple(init.dims) for init in graph.graph.initializer}
+    products = [
+        (node.name, initializers[node.input[1]])
+        for node in graph.graph.node
+        if node.op_type == "MatMul" and len(initializers.get(node.input[1], ())) == 2
+    ]
+    if not products:
+        return []
+    hidden = Counter(columns for _, (_, columns) in products).most_common(1)[0][0]
+    down = [name for name, (rows, columns) in products if columns == hidden and rows > hidden]
+    return down[len(down) // 2 :]
 
 
 def _preprocess(fp32_path: Path) -> Path:
