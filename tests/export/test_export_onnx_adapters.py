@@ -58,3 +58,5 @@ def test_an_int8_graph_below_the_agreement_floor_is_not_shipped(
     assert not (out / "lora_base.onnx").exists(), "no silent fall back to the fp32 graph"
     report = json.loads((out / "export_report.json").read_text())
     assert report["adapters"]["places"]["int8"]["entity_agreement"] == 0.5
+    (kept_fp32,) = report["fp32_matmuls"]  # the upper half's feed-forward output projection of 2 layers
+    assert "layer.1/output/dense" in kept_fp32

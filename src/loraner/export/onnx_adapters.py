@@ -78,7 +78,8 @@ TRACE_LABELS = 3
 class AdaptersExportReport:
     """What ``export_onnx_adapters`` checked, also written to ``export_report.json``: per adapter, the fp32
     graph's largest logit difference and token agreement with PyTorch, and the int8 graph's entity
-    agreement with the PyTorch fp32 adapter."""
+    agreement with the PyTorch fp32 adapter; with int8, the base's matrix products kept in fp32
+    (:func:`~loraner.export.onnx.precision_sensitive_matmuls`)."""
 
     base: str
     output_dir: str
@@ -89,6 +90,7 @@ class AdaptersExportReport:
     atol: float
     int8_floor: float
     adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fp32_matmuls: list[str] = field(default_factory=list)
     size_mb: float = 0.0
     seconds: float = 0.0
     loraner_version: str = __version__
@@ -187,7 +189,7 @@ def export_onnx_adapters(
             del graph
             if quantize == "int8":
                 int8_path = Path(tmp) / "int8.onnx"
-                quantize_int8(fp32_path, int8_path, per_channel, preprocess)
+                report.fp32_matmuls = quantize_int8(fp32_path, int8_path, per_channel, preprocess)
                 add_defaults(int8_path, output_dir / ONNX_LORA_BASE_FILE, defaults_of)
                 _write_companions(reference, output_dir, str(base), opset, "int8", lora)
                 graph = MultiAdapterPredictor.from_pretrained(
