@@ -1,7 +1,7 @@
 """The int8 bases of the multi-adapter path against fp32 on *trained* adapters (issue 24's agreement target).
 
-    python -m bench.scripts.trained_adapter_agreement --phi RUN --conll RUN [--threads 2]
-        [--notes 50] [--sentences 200]
+    python -m bench.scripts.trained_adapter_agreement --phi RUN --conll RUN [--mpnet RUN]
+        [--threads 2] [--notes 50] [--sentences 200]
 
 ``--phi``: a run of the quickstart preset (``loraner train quickstart -o RUN``); ``--conll``: a run of
 ``conll-minilm-lora`` (the accuracy bench keeps one in ``bench/.cache/accuracy/minilm-lora``). Both on
@@ -12,6 +12,10 @@ model exported to ONNX int8 (``loraner export onnx --quantize int8``) against th
 Texts: Nor-DeID holdout notes (the PHI adapter's domain) and CoNLL-2003 test sentences (the CoNLL
 adapter's); each adapter is judged on its own domain, the other shown beside it. Prints a table and
 writes ``bench/results/trained_adapter_agreement.json``.
+
+``--mpnet``: a run of ``conll-mpnet-lora`` (the accuracy bench keeps one in
+``bench/.cache/accuracy/mpnet-lora``), a CoNLL adapter on the base-size MPNet: measured the same way on
+its own base, on the sentences only.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from bench.lib.common import (
 from bench.lib.data import read_conll_examples
 
 AGREEMENT_TARGET = 0.99
-DOMAINS = {"phi": "notes", "conll": "sentences"}  # where each adapter is judged
+DOMAINS = {"phi": "notes", "conll": "sentences", "mpnet": "sentences"}  # where each adapter is judged
 
 
 def texts_by_domain(notes: int, sentences: int) -> dict[str, list[str]]:
@@ -56,15 +60,17 @@ def texts_by_domain(notes: int, sentences: int) -> dict[str, list[str]]:
     }
 
 
-def exports(runs: dict[str, Path], sample: list[str], out: Path, threads: int) -> dict[str, Path]:
-    """The adapters' ONNX Runtime form (one int8 base graph) and each merged model in ONNX int8, with
-    no agreement floor: this script measures the agreement the export would otherwise gate on."""
+def exports(
+    runs: dict[str, Path], sample: list[str], out: Path, threads: int, prefix: str = ""
+) -> dict[str, Path]:
+    """The adapters' ONNX Runtime form (one int8 base graph for ``runs``, which share a base) and each
+    merged model in ONNX int8, with no agreement floor: this script measures the agreement the export
+    would otherwise gate on."""
     from loraner.export.onnx import export_onnx
     from loraner.export.onnx_adapters import export_onnx_adapters
-    from loraner.modeldir import ModelDir
 
-    base = ModelDir.find(runs["conll"] / "adapter").meta.base_model
-    made = {"adapters": out / "onnx-adapters"}
+    base = base_of(runs)
+    made = {"adapters": out / f"{prefix}onnx-adapters"}
     if not (made["adapters"] / "export_report.json").is_file():
         adapters = {name: run / "adapter" for name, run in runs.items()}
         export_onnx_adapters(
@@ -77,12 +83,21 @@ def exports(runs: dict[str, Path], sample: list[str], out: Path, threads: int) -
     return made
 
 
+def base_of(runs: dict[str, Path]) -> str:
+    """The base model the runs' adapters share."""
+    from loraner.modeldir import ModelDir
+
+    bases = {ModelDir.find(run / "adapter").meta.base_model for run in runs.values()}
+    if len(bases) != 1:
+        raise SystemExit(f"these runs do not share a base model: {sorted(bases)}")
+    return bases.pop()
+
+
 def measure(runs: dict[str, Path], texts: dict[str, list[str]], made: dict[str, Path], threads: int) -> dict:
     from loraner.inference import NERPredictor
     from loraner.inference.adapters import MultiAdapterPredictor
-    from loraner.modeldir import ModelDir
 
-    base = ModelDir.find(runs["conll"] / "adapter").meta.base_model
+    base = base_of(runs)
     adapters = {name: run / "adapter" for name, run in runs.items()}
     pools: dict[str, Callable[[], Any]] = {
         "fp32": lambda: MultiAdapterPredictor.from_pretrained(base, adapters, dtype="fp32", threads=threads),
@@ -129,6 +144,8 @@ def targets(rows: dict[str, Any]) -> list[dict[str, Any]]:
     agreement beside it."""
     checks = []
     for adapter, domain in DOMAINS.items():
+        if f"{adapter}: merged onnx int8 vs merged fp32" not in rows:
+            continue
         merged = rows[f"{adapter}: merged onnx int8 vs merged fp32"][domain]["entity_f1"]
         checks.append(
             target(
@@ -146,18 +163,18 @@ def report(result: dict[str, Any]) -> None:
     table = []
     for name, row in result["rows"].items():
         own = DOMAINS[name.split(":")[0]]
-        (other,) = (v for domain, v in row.items() if domain != own)
+        others = [v for domain, v in row.items() if domain != own]
         mine = row[own]
         table.append(
             [
                 name,
                 f"{mine['entity_f1']:.4f}",
                 f"{mine['same_entities']}/{mine['texts']}",
-                f"{other['entity_f1']:.4f}",
+                f"{others[0]['entity_f1']:.4f}" if others else "-",
             ]
         )
     print_table(
-        "Entity agreement with fp32 on trained MiniLM adapters",
+        "Entity agreement with fp32 on trained adapters",
         ["adapter: candidate vs reference", "own domain", "identical texts", "other domain"],
         table,
     )
@@ -168,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--phi", type=Path, required=True, help="a quickstart run (adapter/ and merged/)")
     parser.add_argument("--conll", type=Path, default=CACHE_DIR / "accuracy" / "minilm-lora")
+    parser.add_argument("--mpnet", type=Path, help="a conll-mpnet-lora run: a CoNLL adapter on MPNet-base")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--notes", type=int, default=50)
     parser.add_argument("--sentences", type=int, default=200)
@@ -180,6 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     made = exports(runs, sample, CACHE_DIR / "trained-adapter-agreement", args.threads)
     result = {"runs": {k: str(v) for k, v in runs.items()}, "texts": {k: len(v) for k, v in texts.items()}}
     result |= measure(runs, texts, made, args.threads)
+    if args.mpnet:
+        base_size = {"mpnet": args.mpnet}
+        sentences = {"sentences": texts["sentences"]}
+        made = exports(
+            base_size, texts["sentences"], CACHE_DIR / "trained-adapter-agreement", args.threads, "mpnet-"
+        )
+        measured = measure(base_size, sentences, made, args.threads)
+        result["runs"]["mpnet"] = str(args.mpnet)
+        result["rows"] |= measured["rows"]
+        result["seconds"] |= {f"mpnet {pool}": seconds for pool, seconds in measured["seconds"].items()}
     result["targets"] = targets(result["rows"])
     report(result)
     write_result(ctx, "trained_adapter_agreement", result)
