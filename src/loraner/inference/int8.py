@@ -1,7 +1,7 @@
-"""An int8 base for many LoRA adapters: the base model's linear layers in int8, run by PyTorch's
-dynamically quantized linear kernel (FBGEMM / oneDNN: weights int8 per output channel, activations
-quantized per call), while everything an adapter brings (LoRA A and B, the classifier head, its biases)
-stays fp32.
+"""An int8 base for many LoRA adapters: the base model's linear layers in int8 (all but the few that
+:func:`kept_in_fp32` names), run by PyTorch's dynamically quantized linear kernel (FBGEMM / oneDNN:
+weights int8 per output channel, activations quantized per call), while everything an adapter brings
+(LoRA A and B, the classifier head, its biases) stays fp32.
 
 :class:`Int8Linear` is an ``nn.Linear`` to PEFT, so the pool wraps it in LoRA as it wraps any linear
 layer, before or after other adapters, and PEFT's mixed batches (``adapter_names``) work unchanged. It
