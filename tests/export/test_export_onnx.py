@@ -66,7 +66,6 @@ def test_int8_export_reports_agreement_and_loads(tmp_path, tiny_roberta_dir):
 
 def int8_weight_range(path):
     """The smallest and largest value of the graph's int8 weight initializers."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
